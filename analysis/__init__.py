@@ -1,0 +1,87 @@
+"""promptstate: make prompt rollbacks analysable.
+
+The public API is listed in ``__all__``; names are imported lazily on first use so that the
+``promptstate`` command starts quickly. See the README for a tour on the embedded sample.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    # errors
+    "PromptstateError": "analysis.errors",
+    "LedgerError": "analysis.errors",
+    "EventsError": "analysis.errors",
+    "BaselineError": "analysis.errors",
+    "StaleBaselineError": "analysis.errors",
+    "ResultsError": "analysis.errors",
+    # ledger
+    "Ledger": "analysis.ledger",
+    "Revision": "analysis.ledger",
+    "Experiment": "analysis.ledger",
+    "Transition": "analysis.ledger",
+    "Phase": "analysis.ledger",
+    "Revert": "analysis.ledger",
+    "RevisionState": "analysis.ledger",
+    "load_ledger": "analysis.ledger",
+    "revision_state": "analysis.ledger",
+    # events and split
+    "Events": "analysis.events",
+    "LoadReport": "analysis.events",
+    "load_events": "analysis.events",
+    "SplitResult": "analysis.split",
+    "ContaminationSummary": "analysis.split",
+    "split": "analysis.split",
+    "clean": "analysis.split",
+    "contamination_summary": "analysis.split",
+    "LABELS": "analysis.split",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'analysis' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from analysis.errors import (
+        BaselineError,
+        EventsError,
+        LedgerError,
+        PromptstateError,
+        ResultsError,
+        StaleBaselineError,
+    )
+    from analysis.events import Events, LoadReport, load_events
+    from analysis.ledger import (
+        Experiment,
+        Ledger,
+        Phase,
+        Revert,
+        Revision,
+        RevisionState,
+        Transition,
+        load_ledger,
+        revision_state,
+    )
+    from analysis.split import (
+        LABELS,
+        ContaminationSummary,
+        SplitResult,
+        clean,
+        contamination_summary,
+        split,
+    )

@@ -1,0 +1,263 @@
+"""Eval-results input: per-example (and per-sample) scores of one revision on an eval suite.
+
+A results file is Parquet, CSV or JSONL (``.parquet``/``.pq``, ``.csv``, ``.jsonl``/``.ndjson``)
+with one row per scored sample:
+
+=============  ==========  ======================================================================
+column         required    meaning
+=============  ==========  ======================================================================
+``example_id`` yes         id of the eval example (text; numbers are read as text)
+``sample``     no          sample index when an example was scored several times
+``grader``     no          grader id (one value for the whole file), checked against the suite
+metric columns yes         numeric or boolean scores, one column per metric of the suite
+=============  ==========  ======================================================================
+
+Validation is strict: a missing or empty id, a duplicated ``(example_id, sample)`` (or a
+duplicated ``example_id`` without a ``sample`` column), a non-numeric score, a NaN or missing
+score are errors (:class:`~analysis.errors.ResultsError`, exit code 2) naming the file, the
+column and the first offending rows.
+
+The eval-set hash is the SHA-256 of the sorted, distinct example ids joined by newlines: two
+runs over the same examples have the same hash whatever the order of their rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from analysis.errors import ResultsError
+
+if TYPE_CHECKING:
+    import polars as pl
+
+__all__ = ["EvalResults", "eval_set_hash", "load_results"]
+
+RESERVED = ("example_id", "sample", "grader")
+_SUFFIXES = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+}
+
+
+def eval_set_hash(example_ids: Sequence[str] | npt.NDArray[np.object_]) -> str:
+    """SHA-256 (hex) of the sorted distinct example ids joined by ``\\n``."""
+    ids = sorted({str(x) for x in example_ids})
+    return hashlib.sha256("\n".join(ids).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class EvalResults:
+    """Validated eval results of one run.
+
+    Attributes:
+        source: Where the results were read from (a path, or ``"<memory>"``).
+        table: Columns ``example_id`` (str), ``sample`` (int), then one Float64 column per metric,
+            sorted by ``example_id, sample``.
+        metrics: Names of the metric columns, in file order.
+        grader: The grader id carried by the file, or ``None``.
+    """
+
+    source: str
+    table: pl.DataFrame
+    metrics: tuple[str, ...]
+    grader: str | None = None
+
+    @property
+    def n_rows(self) -> int:
+        """Number of scored samples."""
+        return int(self.table.height)
+
+    @property
+    def n_examples(self) -> int:
+        """Number of distinct examples."""
+        return int(self.table.get_column("example_id").n_unique())
+
+    @property
+    def max_samples(self) -> int:
+        """Largest number of samples of one example."""
+        if self.table.height == 0:
+            return 0
+        counts = self.table.group_by("example_id").len()
+        return int(counts.get_column("len").max() or 0)  # type: ignore[arg-type]
+
+    @property
+    def eval_set_sha256(self) -> str:
+        """Hash of the distinct example ids (see :func:`eval_set_hash`)."""
+        return eval_set_hash(self.table.get_column("example_id").unique().to_list())
+
+    def example_means(self) -> pl.DataFrame:
+        """Example-level means: ``example_id``, ``n_samples`` and one mean column per metric.
+
+        The example-level mean is the unit of analysis of the gate (cluster by example).
+        """
+        import polars as pl
+
+        return (
+            self.table.group_by("example_id")
+            .agg(pl.len().alias("n_samples"), *(pl.col(m).mean() for m in self.metrics))
+            .sort("example_id")
+        )
+
+    def summary(self) -> dict[str, float]:
+        """Mean of each metric over examples (example-level means averaged)."""
+        means = self.example_means()
+        return {m: float(means.get_column(m).mean()) for m in self.metrics}  # type: ignore[arg-type]
+
+    def check_metrics(self, required: Sequence[str], binary: Sequence[str] = ()) -> None:
+        """Raise :class:`ResultsError` for a missing metric or a binary one that is not 0/1."""
+        missing = [m for m in required if m not in self.metrics]
+        if missing:
+            raise ResultsError(
+                f"{self.source}: missing metric column(s) {', '.join(missing)} required by the "
+                f"suite (file has: {', '.join(self.metrics) or 'none'})"
+            )
+        import polars as pl
+
+        for m in binary:
+            bad = self.table.filter(~pl.col(m).is_in([0.0, 1.0]))
+            if bad.height:
+                first = bad.head(3)
+                rows = ", ".join(
+                    f"{e}={v:g}"
+                    for e, v in zip(first["example_id"], first[m], strict=True)
+                )
+                raise ResultsError(
+                    f"{self.source}: metric {m!r} is binary in the suite but {bad.height} "
+                    f"score(s) are not 0/1 (e.g. {rows}); fix the scores or declare it "
+                    "kind: continuous"
+                )
+
+
+def _read(path: Path) -> pl.DataFrame:
+    import polars as pl
+
+    kind = _SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise ResultsError(
+            f"{path}: unknown results format {path.suffix!r}; use .parquet, .csv or .jsonl"
+        )
+    if not path.is_file():
+        raise ResultsError(f"{path}: results file not found")
+    try:
+        if kind == "parquet":
+            return pl.read_parquet(path)
+        if kind == "csv":
+            return pl.read_csv(
+                path,
+                schema_overrides={"example_id": pl.String, "grader": pl.String},
+                infer_schema_length=None,
+            )
+        return pl.read_ndjson(path, infer_schema_length=None)
+    except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
+        raise ResultsError(f"{path}: cannot read results ({type(exc).__name__}: {exc})") from exc
+
+
+def load_results(
+    source: str | Path | pl.DataFrame, *, metrics: Sequence[str] | None = None
+) -> EvalResults:
+    """Read and validate eval results.
+
+    Args:
+        source: A results file (Parquet/CSV/JSONL) or a polars DataFrame.
+        metrics: Metric columns to keep; default every column except ``example_id``, ``sample``
+            and ``grader``.
+
+    Returns:
+        The validated results.
+
+    Raises:
+        ResultsError: Missing/empty ids, duplicates, non-numeric or missing (null/NaN) scores,
+            several grader ids, unreadable file.
+    """
+    import polars as pl
+
+    if isinstance(source, pl.DataFrame):
+        df, name = source, "<memory>"
+    else:
+        path = Path(source)
+        df, name = _read(path), str(path)
+    if "example_id" not in df.columns:
+        raise ResultsError(
+            f"{name}: no 'example_id' column (columns: {', '.join(df.columns)}); every row needs "
+            "the id of its eval example"
+        )
+    ids = df.get_column("example_id")
+    if ids.dtype not in (pl.String, pl.Int64, pl.Int32, pl.UInt32, pl.UInt64, pl.Categorical):
+        raise ResultsError(f"{name}: 'example_id' must be text or integers, not {ids.dtype}")
+    df = df.with_columns(pl.col("example_id").cast(pl.String))
+    empty = df.with_row_index("_row").filter(
+        pl.col("example_id").is_null() | (pl.col("example_id").str.strip_chars() == "")
+    )
+    if empty.height:
+        rows = ", ".join(str(r + 1) for r in empty.get_column("_row").head(5).to_list())
+        raise ResultsError(f"{name}: {empty.height} row(s) without an example_id (rows {rows})")
+
+    if "sample" in df.columns:
+        s = df.get_column("sample")
+        if not s.dtype.is_integer() or s.null_count():
+            raise ResultsError(f"{name}: 'sample' must be a non-null integer column")
+        df = df.with_columns(pl.col("sample").cast(pl.Int64))
+    else:
+        df = df.with_columns(pl.lit(0, dtype=pl.Int64).alias("sample"))
+
+    dup = df.group_by("example_id", "sample").len().filter(pl.col("len") > 1)
+    if dup.height:
+        first = dup.sort("example_id").head(3).get_column("example_id").to_list()
+        hint = (
+            "each (example_id, sample) must appear once"
+            if "sample" in df.columns and df.get_column("sample").n_unique() > 1
+            else "add a 'sample' column when an example was scored several times"
+        )
+        raise ResultsError(
+            f"{name}: {dup.height} duplicated example id(s) (e.g. {', '.join(first)}); {hint}"
+        )
+
+    grader: str | None = None
+    if "grader" in df.columns:
+        graders = df.get_column("grader").cast(pl.String).drop_nulls().unique().to_list()
+        if len(graders) > 1:
+            raise ResultsError(
+                f"{name}: several graders in one results file ({', '.join(sorted(graders))}); "
+                "scores of different graders are not comparable — split the file"
+            )
+        grader = graders[0] if graders else None
+
+    available = [c for c in df.columns if c not in RESERVED]
+    wanted = list(available if metrics is None else metrics)
+    missing = [m for m in wanted if m not in df.columns]
+    if missing:
+        raise ResultsError(
+            f"{name}: missing metric column(s) {', '.join(missing)} "
+            f"(file has: {', '.join(available) or 'none'})"
+        )
+    if not wanted:
+        raise ResultsError(f"{name}: no metric columns besides example_id/sample/grader")
+    for m in wanted:
+        col = df.get_column(m)
+        if not (col.dtype.is_numeric() or col.dtype in (pl.Boolean, pl.Null)):
+            raise ResultsError(
+                f"{name}: metric column {m!r} is {col.dtype}, not numeric; scores must be numbers "
+                "or booleans"
+            )
+    df = df.select(
+        "example_id", "sample", *(pl.col(m).cast(pl.Float64) for m in wanted)
+    ).sort("example_id", "sample")
+    for m in wanted:
+        bad = df.filter(pl.col(m).is_null() | pl.col(m).is_nan() | pl.col(m).is_infinite())
+        if bad.height:
+            ex = ", ".join(bad.get_column("example_id").head(3).to_list())
+            raise ResultsError(
+                f"{name}: metric {m!r} has {bad.height} missing/NaN/infinite score(s) "
+                f"(e.g. example {ex}); re-grade or drop those examples"
+            )
+    return EvalResults(source=name, table=df, metrics=tuple(wanted), grader=grader)

@@ -32,12 +32,12 @@ _EXPORTS: dict[str, str] = {
     "Events": "analysis.events",
     "LoadReport": "analysis.events",
     "load_events": "analysis.events",
-    "SplitResult": "analysis.split",
-    "ContaminationSummary": "analysis.split",
-    "split": "analysis.split",
-    "clean": "analysis.split",
-    "contamination_summary": "analysis.split",
-    "LABELS": "analysis.split",
+    "SplitResult": "analysis.contamination",
+    "ContaminationSummary": "analysis.contamination",
+    "split": "analysis.contamination",
+    "clean": "analysis.contamination",
+    "contamination_summary": "analysis.contamination",
+    "LABELS": "analysis.contamination",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -77,7 +77,7 @@ if TYPE_CHECKING:  # pragma: no cover
         load_ledger,
         revision_state,
     )
-    from analysis.split import (
+    from analysis.contamination import (
         LABELS,
         ContaminationSummary,
         SplitResult,

@@ -63,6 +63,7 @@ _FILE_SUFFIXES = {
 }
 _OFFSET = re.compile(r"(Z|[+-]\d\d:?\d\d)$")
 _MAX_EXAMPLES = 5
+_UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/Universal", "Universal", "Zulu", "Etc/Zulu"})
 
 
 @dataclass(frozen=True)
@@ -347,7 +348,7 @@ def _open_path(path: Path | str) -> tuple[nw.LazyFrame[Any], str, str]:
             sep = "\t" if str(target).endswith(".tsv") else ","
             lf = pl.scan_csv(target, try_parse_dates=True, separator=sep)
         else:
-            lf = pl.scan_ndjson(target)
+            lf = pl.scan_ndjson(target, infer_schema_length=None)
         lf.collect_schema()
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise EventsError(f"{where}: cannot read as {fmt}: {str(exc).splitlines()[0]}") from None
@@ -418,7 +419,12 @@ def _normalise_types(frame: nw.LazyFrame[Any], where: str) -> tuple[nw.LazyFrame
             return frame.with_columns(nw.col("ts").dt.replace_time_zone("UTC")), (
                 "naive, read as UTC"
             )
-        if tz != "UTC":
+        if tz not in _UTC_NAMES:
+            if frame.implementation.is_duckdb():
+                raise EventsError(
+                    f"{where}: column 'ts' is in time zone {tz}; run SET TimeZone = 'UTC' on the "
+                    "DuckDB connection before passing the relation"
+                )
             return frame.with_columns(nw.col("ts").dt.convert_time_zone("UTC")), (
                 f"converted from {tz} to UTC"
             )

@@ -33,7 +33,7 @@ from scipy import stats as _st
 from analysis.stats.delta import Statistic, linear_cov
 from analysis.stats.moments import Moments
 
-__all__ = ["ArmEstimate", "EffectResult", "compare", "effect_from_arms"]
+__all__ = ["ArmEstimate", "EffectResult", "arm_estimates", "compare", "effect_from_arms"]
 
 
 class ArmEstimate(NamedTuple):
@@ -117,6 +117,23 @@ def cuped_theta(control: Moments, arm: Moments, f: Statistic, h: Statistic) -> f
     return num / den
 
 
+def arm_estimates(
+    control: Moments,
+    arm: Moments,
+    f: Statistic,
+    *,
+    covariate: Statistic | None = None,
+) -> tuple[ArmEstimate, ArmEstimate, float]:
+    """The two arms' (CUPED-adjusted when ``covariate`` is given) estimates, and ``θ``."""
+    theta, h_pool = 0.0, 0.0
+    if covariate is not None:
+        theta = cuped_theta(control, arm, f, covariate)
+        h_pool = covariate.value(control + arm)
+    c = _arm(control, f, covariate, theta, h_pool)
+    a = _arm(arm, f, covariate, theta, h_pool)
+    return c, a, theta
+
+
 def compare(
     control: Moments,
     arm: Moments,
@@ -137,12 +154,7 @@ def compare(
     Returns:
         The :class:`EffectResult`; fields are NaN when an arm has fewer than 2 units.
     """
-    theta, h_pool = 0.0, 0.0
-    if covariate is not None:
-        theta = cuped_theta(control, arm, f, covariate)
-        h_pool = covariate.value(control + arm)
-    c = _arm(control, f, covariate, theta, h_pool)
-    a = _arm(arm, f, covariate, theta, h_pool)
+    c, a, theta = arm_estimates(control, arm, f, covariate=covariate)
     return effect_from_arms(c, a, alpha=alpha, theta=theta)
 
 

@@ -1,0 +1,56 @@
+"""Shared fixtures: the embedded sample, its ledger and ground truth."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "data_samples"
+
+
+def sim_scale() -> float:
+    """Size factor of the slow simulations (env ``PROMPTSTATE_SIM_SCALE``, default 1.0)."""
+    return float(os.environ.get("PROMPTSTATE_SIM_SCALE", "1.0"))
+
+
+@pytest.fixture(scope="session")
+def sample_dir() -> Path:
+    return SAMPLES
+
+
+@pytest.fixture(scope="session")
+def events_path() -> Path:
+    return SAMPLES / "events.parquet"
+
+
+@pytest.fixture(scope="session")
+def ledger_path() -> Path:
+    return SAMPLES / "ledger.yaml"
+
+
+@pytest.fixture(scope="session")
+def sample_events(events_path: Path) -> pl.DataFrame:
+    return pl.read_parquet(events_path)
+
+
+@pytest.fixture(scope="session")
+def truth() -> pl.DataFrame:
+    return pl.read_parquet(SAMPLES / "truth.parquet")
+
+
+@pytest.fixture(scope="session")
+def truth_info() -> dict[str, Any]:
+    return json.loads((SAMPLES / "truth.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def ledger(ledger_path: Path) -> Any:
+    from analysis import load_ledger
+
+    return load_ledger(ledger_path)

@@ -1,0 +1,187 @@
+"""Property tests of the split on random ledgers and events (hypothesis).
+
+A brute-force labeller written from DESIGN.md's rules with plain Python loops is the reference;
+the properties of the issue are checked on top: one label per event, counts add up, clean events
+lie in exposure phases and are served by their arm's revision, a crossover unit has all its
+eligible events so labelled, and the result does not depend on row order.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import polars as pl
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from analysis import LABELS, contamination_summary, split
+from analysis.ledger import parse_ledger
+
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+REVS = ["r1", "r2", "r3"]
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> tuple[dict[str, Any], pl.DataFrame]:
+    n_arms = draw(st.integers(2, 3))
+    arms = {f"a{i}": REVS[i] for i in range(n_arms)}
+    start_h = draw(st.integers(1, 10))
+    n_ramps = draw(st.integers(0, 2))
+    ramp_hs = sorted(draw(st.lists(st.integers(start_h, start_h + 20), min_size=n_ramps,
+                                   max_size=n_ramps)))
+    end_kind = draw(st.sampled_from(["rollback", "promote", "stop", "open"]))
+    end_h = (ramp_hs[-1] if ramp_hs else start_h) + draw(st.integers(0, 10))
+
+    def alloc() -> dict[str, float]:
+        w = draw(st.lists(st.integers(1, 5), min_size=n_arms, max_size=n_arms))
+        return {a: x / sum(w) for a, x in zip(arms, w, strict=True)}
+
+    def at(h: int) -> str:
+        return (T0 + timedelta(hours=h)).isoformat()
+
+    transitions: list[dict[str, Any]] = [
+        {"at": at(0), "action": "deploy", "prompt": "p", "revision": "r1"},
+        {"at": at(start_h), "action": "start", "experiment": "e", "allocation": alloc()},
+    ]
+    transitions += [{"at": at(h), "action": "ramp", "experiment": "e", "allocation": alloc()}
+                    for h in ramp_hs]
+    if end_kind == "rollback":
+        transitions.append({"at": at(end_h), "action": "rollback", "experiment": "e", "to": "r1"})
+    elif end_kind == "promote":
+        transitions.append({"at": at(end_h), "action": "promote", "experiment": "e", "arm": "a1"})
+    elif end_kind == "stop":
+        transitions.append({"at": at(end_h), "action": "stop", "experiment": "e"})
+    ledger = {
+        "version": 1,
+        "prompts": {"p": {"revisions": {r: {} for r in REVS}}},
+        "experiments": {"e": {"prompt": "p", "arms": arms}},
+        "transitions": transitions,
+    }
+    n = draw(st.integers(1, 60))
+    rows = []
+    for i in range(n):
+        minute = draw(st.integers(0, 40 * 60))
+        tag = draw(st.sampled_from(["e", "e", "e", None, "other"]))
+        arm = draw(st.sampled_from(list(arms))) if tag == "e" else (
+            "x" if tag == "other" else None)
+        rows.append({
+            "event_id": f"ev{i}",
+            "ts": T0 + timedelta(minutes=minute),
+            "user_id": f"u{draw(st.integers(0, 6))}",
+            "experiment_id": tag,
+            "arm": arm,
+            "conversation_id": draw(st.sampled_from([None, "c0", "c1", "c2", "c3"])),
+            "revision_id": draw(st.sampled_from([None, *REVS])),
+            "response_revision_id": draw(st.sampled_from([None, None, *REVS])),
+        })
+    schema = {"event_id": pl.String, "ts": pl.Datetime("us", "UTC"), "user_id": pl.String,
+              "experiment_id": pl.String, "arm": pl.String, "conversation_id": pl.String,
+              "revision_id": pl.String, "response_revision_id": pl.String}
+    return ledger, pl.DataFrame(rows, schema=schema)
+
+
+def reference_labels(ledger: Any, events: pl.DataFrame) -> dict[str, tuple[int, str, str | None]]:
+    """Brute force from DESIGN.md: event_id -> (phase, label, served revision)."""
+    exp = ledger.experiments["e"]
+    phases = ledger.phases("e")
+    start, end = ledger.window("e")
+    rows = events.to_dicts()
+
+    def live_at(ts: datetime) -> str | None:
+        live = None
+        for t in ledger.transitions:
+            if t.at > ts:
+                break
+            if t.action == "deploy":
+                live = t.revision
+            elif t.action == "rollback":
+                live = t.to
+            elif t.action == "promote":
+                live = exp.arms[t.arm]
+        return live
+
+    def exposed(r: dict[str, Any]) -> bool:
+        return r["experiment_id"] == "e" and r["ts"] >= start and (end is None or r["ts"] < end)
+
+    served: dict[str, str | None] = {}
+    for r in rows:
+        inferred = exp.arms[r["arm"]] if exposed(r) else live_at(r["ts"])
+        served[r["event_id"]] = r["revision_id"] if r["revision_id"] is not None else inferred
+    arms_of_unit: dict[str, set[str]] = {}
+    for r in rows:
+        if exposed(r):
+            arms_of_unit.setdefault(r["user_id"], set()).add(r["arm"])
+    out = {}
+    for r in rows:
+        phase = max(p.id for p in phases if p.start is None or r["ts"] >= p.start)
+        s = served[r["event_id"]]
+        if r["experiment_id"] != "e" or r["ts"] < start:
+            label = "outside_window"
+        elif end is not None and r["ts"] >= end:
+            label = "after_end"
+        elif len(arms_of_unit.get(r["user_id"], set())) > 1:
+            label = "crossover"
+        elif s != exp.arms[r["arm"]]:
+            label = "served_mismatch"
+        elif r["response_revision_id"] is not None and r["response_revision_id"] != s:
+            label = "stale_cache"
+        elif r["conversation_id"] is not None and any(
+            o["conversation_id"] == r["conversation_id"]
+            and o["ts"] <= r["ts"]
+            and served[o["event_id"]] is not None and s is not None
+            and served[o["event_id"]] != s
+            for o in rows
+        ):
+            label = "carryover"
+        else:
+            label = "clean"
+        out[r["event_id"]] = (phase, label, s)
+    return out
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios())
+def test_split_properties(scenario: tuple[dict[str, Any], pl.DataFrame]) -> None:
+    raw_ledger, events = scenario
+    ledger = parse_ledger(raw_ledger)
+    if events.filter(pl.col("experiment_id") == "e").height == 0:
+        return
+    start, _ = ledger.window("e")
+    assert start is not None
+    result = split(events, ledger, "e")
+    got = result.frame.collect().to_polars()
+
+    # one label per event, from the list
+    assert got.height == events.height
+    assert set(got["contamination"].unique()) <= set(LABELS)
+    assert got["contamination"].null_count() == 0
+
+    # equal to the brute-force reference
+    ref = reference_labels(ledger, events)
+    for row in got.iter_rows(named=True):
+        assert (row["phase"], row["contamination"], row["served_revision"]) == ref[row["event_id"]]
+
+    # counts add up
+    summary = contamination_summary(result)
+    assert sum(t.n_events for t in summary.totals) == events.height
+    assert sum(r.n_events for r in summary.rows) == events.height
+
+    # clean events: in an exposure phase, served by their arm's revision
+    kinds = {p.id: p for p in result.phases}
+    for row in got.filter(pl.col("contamination") == "clean").iter_rows(named=True):
+        phase = kinds[row["phase"]]
+        assert phase.kind == "exposure"
+        assert row["served_revision"] == phase.arms[row["arm"]]
+
+    # a crossover unit has all its events that no earlier rule took labelled crossover
+    crossed = set(got.filter(pl.col("contamination") == "crossover")["user_id"])
+    for row in got.filter(pl.col("user_id").is_in(list(crossed))).iter_rows(named=True):
+        assert row["contamination"] in ("outside_window", "after_end", "crossover")
+
+    # independent of row order
+    shuffled = split(events.sample(fraction=1.0, shuffle=True, seed=1), ledger, "e")
+    again = shuffled.frame.collect().to_polars().sort("event_id")
+    assert again.select("event_id", "phase", "contamination").equals(
+        got.sort("event_id").select("event_id", "phase", "contamination")
+    )

@@ -40,7 +40,32 @@ _EXPORTS: dict[str, str] = {
     "LABELS": "analysis.contamination",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "LABELS",
+    "BaselineError",
+    "ContaminationSummary",
+    "Events",
+    "EventsError",
+    "Experiment",
+    "Ledger",
+    "LedgerError",
+    "LoadReport",
+    "Phase",
+    "PromptstateError",
+    "ResultsError",
+    "Revert",
+    "Revision",
+    "RevisionState",
+    "SplitResult",
+    "StaleBaselineError",
+    "Transition",
+    "clean",
+    "contamination_summary",
+    "load_events",
+    "load_ledger",
+    "revision_state",
+    "split",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -57,6 +82,14 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from analysis.contamination import (
+        LABELS,
+        ContaminationSummary,
+        SplitResult,
+        clean,
+        contamination_summary,
+        split,
+    )
     from analysis.errors import (
         BaselineError,
         EventsError,
@@ -76,12 +109,4 @@ if TYPE_CHECKING:  # pragma: no cover
         Transition,
         load_ledger,
         revision_state,
-    )
-    from analysis.contamination import (
-        LABELS,
-        ContaminationSummary,
-        SplitResult,
-        clean,
-        contamination_summary,
-        split,
     )

@@ -16,7 +16,11 @@ def sample_dir() -> Path:
     installed wheel (``analysis/_data_samples``), then ``./data_samples`` in the working directory.
     """
     here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "data_samples", here / "_data_samples", Path.cwd() / "data_samples"):
+    for candidate in (
+        here.parent / "data_samples",
+        here / "_data_samples",
+        Path.cwd() / "data_samples",
+    ):
         if (candidate / "ledger.yaml").is_file():
             return candidate
     raise PromptstateError(
@@ -26,5 +30,5 @@ def sample_dir() -> Path:
 
 
 def sample_path(name: str) -> Path:
-    """Return the path of one file of the embedded sample, e.g. ``sample_path("events.parquet")``."""
+    """Return the path of one file of the embedded sample, e.g. ``events.parquet``."""
     return sample_dir() / name

@@ -30,12 +30,14 @@ def fmt(value: Any, *, digits: int = 3, percent: bool = False) -> str:
         if math.isinf(value):
             return "inf" if value > 0 else "-inf"
         if percent:
-            return f"{value * 100:.{max(digits - 2, 1)}g}%" if abs(value) < 0.01 else (
-                f"{value * 100:.{digits}g}%"
+            return (
+                f"{value * 100:.{max(digits - 2, 1)}g}%"
+                if abs(value) < 0.01
+                else (f"{value * 100:.{digits}g}%")
             )
         if value == 0:
             return "0"
-        if abs(value) >= 10 ** digits:
+        if abs(value) >= 10**digits:
             return f"{value:,.0f}"
         return f"{value:.{digits}g}"
     if hasattr(value, "isoformat"):

@@ -36,7 +36,7 @@ import narwhals as nw
 
 from analysis import _render
 from analysis.errors import EventsError
-from analysis.events import Events, LoadReport, load_events, to_kind
+from analysis.events import LoadReport, load_events, to_kind
 from analysis.ledger import Experiment, Ledger, Phase, load_ledger
 
 __all__ = [
@@ -260,9 +260,7 @@ def _label(
         phase = phase + (ts >= nw.lit(p.start)).cast(nw.Int32)
 
     inferred = _inferred_revision(ledger, exp)
-    served = (
-        nw.coalesce(nw.col("revision_id"), inferred) if checks["served_mismatch"] else inferred
-    )
+    served = nw.coalesce(nw.col("revision_id"), inferred) if checks["served_mismatch"] else inferred
     frame = frame.with_columns(
         phase.alias("phase"),
         served.alias("served_revision"),
@@ -280,34 +278,46 @@ def _label(
     mismatch = (served_col != nw.col("__arm_revision")).fill_null(value=False)
     stale = nw.lit(value=False)
     if checks["stale_cache"]:
-        stale = (
-            ~nw.col("response_revision_id").is_null()
-            & (nw.col("response_revision_id") != served_col).fill_null(value=True)
-        )
+        stale = ~nw.col("response_revision_id").is_null() & (
+            nw.col("response_revision_id") != served_col
+        ).fill_null(value=True)
     mixed = nw.lit(value=False)
     if checks["carryover"]:
         conv = "conversation_id"
         frame = frame.with_columns(nw.col("ts").min().over(conv).alias("__t1"))
         frame = frame.with_columns(
-            nw.when(nw.col("ts") == nw.col("__t1")).then(served_col).min().over(conv)
+            nw.when(nw.col("ts") == nw.col("__t1"))
+            .then(served_col)
+            .min()
+            .over(conv)
             .alias("__first_rev")
         )
         frame = frame.with_columns(
-            nw.when(served_col != nw.col("__first_rev")).then(nw.col("ts")).min().over(conv)
+            nw.when(served_col != nw.col("__first_rev"))
+            .then(nw.col("ts"))
+            .min()
+            .over(conv)
             .alias("__t2")
         )
-        mixed = (
-            ~nw.col(conv).is_null() & (nw.col("ts") >= nw.col("__t2"))
-        ).fill_null(value=False)
+        mixed = (~nw.col(conv).is_null() & (nw.col("ts") >= nw.col("__t2"))).fill_null(value=False)
 
     after = nw.col("__tagged") & ~in_window & (ts >= nw.lit(start))
     label = (
-        nw.when(~nw.col("__tagged") | (ts < nw.lit(start))).then(nw.lit("outside_window"))
+        nw.when(~nw.col("__tagged") | (ts < nw.lit(start)))
+        .then(nw.lit("outside_window"))
         .otherwise(
-            nw.when(after).then(nw.lit("after_end")).otherwise(
-                nw.when(nw.col("__crossed")).then(nw.lit("crossover")).otherwise(
-                    nw.when(mismatch).then(nw.lit("served_mismatch")).otherwise(
-                        nw.when(stale).then(nw.lit("stale_cache")).otherwise(
+            nw.when(after)
+            .then(nw.lit("after_end"))
+            .otherwise(
+                nw.when(nw.col("__crossed"))
+                .then(nw.lit("crossover"))
+                .otherwise(
+                    nw.when(mismatch)
+                    .then(nw.lit("served_mismatch"))
+                    .otherwise(
+                        nw.when(stale)
+                        .then(nw.lit("stale_cache"))
+                        .otherwise(
                             nw.when(mixed).then(nw.lit("carryover")).otherwise(nw.lit("clean"))
                         )
                     )
@@ -358,7 +368,14 @@ class LabelTotal:
 
 
 _ROW_COLUMNS = (
-    "phase", "phase_kind", "arm", "label", "n_events", "share", "n_units", "n_conversations",
+    "phase",
+    "phase_kind",
+    "arm",
+    "label",
+    "n_events",
+    "share",
+    "n_units",
+    "n_conversations",
 )
 _TOTAL_COLUMNS = ("label", "n_events", "share", "n_units", "n_conversations")
 
@@ -397,7 +414,8 @@ class ContaminationSummary:
     def contaminated_share(self, arm: str | None = None) -> float:
         """Share of the experiment's tagged events (after its start) that are not ``clean``."""
         rows = [
-            r for r in self.rows
+            r
+            for r in self.rows
             if r.arm is not None and r.label != "outside_window" and (arm is None or r.arm == arm)
         ]
         n = sum(r.n_events for r in rows)
@@ -424,8 +442,13 @@ class ContaminationSummary:
         import polars as pl
 
         schema = {
-            "phase": pl.Int32, "phase_kind": pl.String, "arm": pl.String, "label": pl.String,
-            "n_events": pl.Int64, "share": pl.Float64, "n_units": pl.Int64,
+            "phase": pl.Int32,
+            "phase_kind": pl.String,
+            "arm": pl.String,
+            "label": pl.String,
+            "n_events": pl.Int64,
+            "share": pl.Float64,
+            "n_units": pl.Int64,
             "n_conversations": pl.Int64,
         }
         return pl.DataFrame(self.to_dicts(), schema=schema)
@@ -446,11 +469,13 @@ class ContaminationSummary:
         parts = [
             head,
             "",
-            _render.to_text(self._totals_rows(), _TOTAL_COLUMNS, percent=("share",),
-                            title="By label"),
+            _render.to_text(
+                self._totals_rows(), _TOTAL_COLUMNS, percent=("share",), title="By label"
+            ),
             "",
-            _render.to_text(self.to_dicts(), _ROW_COLUMNS, percent=("share",),
-                            title="By phase x arm x label"),
+            _render.to_text(
+                self.to_dicts(), _ROW_COLUMNS, percent=("share",), title="By phase x arm x label"
+            ),
         ]
         if self.notes:
             parts += ["", "Notes:", *(f"- {n}" for n in self.notes)]
@@ -570,4 +595,3 @@ def _collect_all(frames: Sequence[nw.LazyFrame[Any]]) -> list[list[dict[str, Any
         outs = pl.collect_all([f.to_native() for f in frames])
         return [o.to_dicts() for o in outs]
     return [f.collect().rows(named=True) for f in frames]
-

@@ -272,8 +272,9 @@ def check_tags(report: LoadReport, ledger: Ledger) -> LoadReport:
             f"{report.source}: arm tag(s) the ledger does not define — {listed}. Fix the tags "
             "or add the arm to the experiment in the ledger"
         )
-    return replace(report, unknown_experiments=dict(sorted(unknown.items())),
-                   arm_without_experiment=orphan)
+    return replace(
+        report, unknown_experiments=dict(sorted(unknown.items())), arm_without_experiment=orphan
+    )
 
 
 # ------------------------------------------------------------------------------------------
@@ -360,7 +361,8 @@ def _format_of(path: Path, where: str) -> str:
     suffix = suffixes[-1] if suffixes else ""
     if suffix not in _FILE_SUFFIXES:
         raise EventsError(
-            f"{where}: unknown file type {suffix or '(none)'}; use .parquet, .csv, .ndjson or .jsonl"
+            f"{where}: unknown file type {suffix or '(none)'}; "
+            "use .parquet, .csv, .ndjson or .jsonl"
         )
     return _FILE_SUFFIXES[suffix]
 
@@ -398,14 +400,20 @@ def _normalise_types(frame: nw.LazyFrame[Any], where: str) -> tuple[nw.LazyFrame
     casts = [
         nw.col(c).cast(nw.String)
         for c in _TEXT_COLUMNS
-        if c in schema and schema[c] != nw.String
-        and (schema[c].is_numeric() or schema[c] in (nw.Unknown, nw.Categorical, nw.Enum)
-             or str(schema[c]) == "Null")
+        if c in schema
+        and schema[c] != nw.String
+        and (
+            schema[c].is_numeric()
+            or schema[c] in (nw.Unknown, nw.Categorical, nw.Enum)
+            or str(schema[c]) == "Null"
+        )
     ]
     for c in _TEXT_COLUMNS:
         if c in schema and not (
-            schema[c] == nw.String or schema[c].is_numeric()
-            or schema[c] in (nw.Unknown, nw.Categorical, nw.Enum) or str(schema[c]) == "Null"
+            schema[c] == nw.String
+            or schema[c].is_numeric()
+            or schema[c] in (nw.Unknown, nw.Categorical, nw.Enum)
+            or str(schema[c]) == "Null"
         ):
             raise EventsError(
                 f"{where}: column {c!r} has type {schema[c]}; expected text (or integers)"

@@ -498,9 +498,7 @@ class Ledger:
                 else:
                     before = live.get(t.prompt)
                     reverted = [before] if before is not None and before != t.to else []
-                out.extend(
-                    Revert(t.at, t.prompt, r, t.to, t.index, t.experiment) for r in reverted
-                )
+                out.extend(Revert(t.at, t.prompt, r, t.to, t.index, t.experiment) for r in reverted)
             if t.action == "deploy":
                 live[t.prompt] = t.revision
             elif t.action == "rollback" and t.to is not None:
@@ -573,7 +571,12 @@ class Ledger:
                 for p in self.prompts.values()
             },
             "experiments": {
-                e.id: {"prompt": e.prompt, "unit": e.unit, "arms": dict(e.arms), "control": e.control}
+                e.id: {
+                    "prompt": e.prompt,
+                    "unit": e.unit,
+                    "arms": dict(e.arms),
+                    "control": e.control,
+                }
                 for e in self.experiments.values()
             },
             "consumers": {
@@ -609,7 +612,8 @@ def revision_state(ledger: Ledger, revision_id: str, at: datetime | None = None)
 
     if running is not None and experiment == running.experiment and revision_id != live:
         share = sum(
-            s for a, s in running.allocation.items()
+            s
+            for a, s in running.allocation.items()
             if ledger.experiments[running.experiment].arms[a] == revision_id
         )
         state = f"canary {_percent(share)}"
@@ -650,9 +654,10 @@ def _past_state(ledger: Ledger, rev: Revision, relevant: list[Transition]) -> st
             elif rev.id in ledger.experiments[t.experiment].arms.values() and live != rev.id:
                 last = "stopped"
         elif t.action == "rollback":
-            in_exp = t.experiment is not None and rev.id in ledger.experiments[
-                t.experiment
-            ].arms.values()
+            in_exp = (
+                t.experiment is not None
+                and rev.id in ledger.experiments[t.experiment].arms.values()
+            )
             if (in_exp or was_live) and t.to != rev.id:
                 last = "rolled_back"
             live = t.to if t.to is not None else live
@@ -716,7 +721,7 @@ def _parse_text(path: Path, text: str) -> Any:
         for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -942,9 +947,7 @@ class _Builder:
         exp = experiments.get(t.experiment)
         if exp is None:
             known = ", ".join(sorted(experiments)) or "none"
-            raise self.fail(
-                entry, f"experiment {t.experiment!r} is not defined (defined: {known})"
-            )
+            raise self.fail(entry, f"experiment {t.experiment!r} is not defined (defined: {known})")
         if t.prompt is not None and t.prompt != exp.prompt:
             raise self.fail(
                 entry, f"prompt {t.prompt!r} differs from the experiment's prompt {exp.prompt!r}"
@@ -979,9 +982,7 @@ class _Builder:
         if t.action == "rollback":
             self._forbid(entry, t, ("arm",))
             if t.to is not None and t.to not in prompts[exp.prompt].revisions:
-                raise self.fail(
-                    entry, f"`to` {t.to!r} is not a revision of prompt {exp.prompt!r}"
-                )
+                raise self.fail(entry, f"`to` {t.to!r} is not a revision of prompt {exp.prompt!r}")
         elif t.action == "promote":
             self._forbid(entry, t, ("to",))
             if t.arm is None or t.arm not in exp.arms:
@@ -1002,8 +1003,9 @@ class _Builder:
         self._forbid(entry, t, ("allocation", "arm", "revision"))
         if t.prompt is None or t.to is None:
             raise self.fail(
-                entry, "a rollback without `experiment` needs `prompt` and `to` (the revision "
-                "the prompt reverts to)"
+                entry,
+                "a rollback without `experiment` needs `prompt` and `to` (the revision "
+                "the prompt reverts to)",
             )
         if t.prompt not in prompts:
             raise self.fail(entry, f"prompt {t.prompt!r} is not defined under prompts")

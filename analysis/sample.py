@@ -41,7 +41,7 @@ import argparse
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,13 @@ def _t(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+_WINDOW_START = _t("2026-11-01T00:00:00Z")
+_WINDOW_END = _t("2026-11-04T12:00:00Z")
+_START = _t("2026-11-02T09:00:00Z")
+_RAMP = _t("2026-11-02T21:00:00Z")
+_ROLLBACK = _t("2026-11-03T08:15:00Z")
+
+
 @dataclass(frozen=True)
 class SampleSpec:
     """Parameters of the generated story (defaults make the committed sample).
@@ -65,11 +72,11 @@ class SampleSpec:
 
     n_users: int = 2500
     seed: int = 17
-    window_start: datetime = _t("2026-11-01T00:00:00Z")
-    window_end: datetime = _t("2026-11-04T12:00:00Z")
-    start: datetime = _t("2026-11-02T09:00:00Z")
-    ramp: datetime = _t("2026-11-02T21:00:00Z")
-    rollback: datetime = _t("2026-11-03T08:15:00Z")
+    window_start: datetime = _WINDOW_START
+    window_end: datetime = _WINDOW_END
+    start: datetime = _START
+    ramp: datetime = _RAMP
+    rollback: datetime = _ROLLBACK
     share_start: float = 0.10
     share_ramp: float = 0.25
     conversations_per_day: float = 2.0
@@ -159,8 +166,8 @@ def generate(spec: SampleSpec | None = None) -> Sample:
     share_at_enrol = np.where(first_exposure < t_ramp, s.share_start, s.share_ramp)
     treated_user = enrolled & (bucket < share_at_enrol)
     arm_idx = np.where(treated_user[user], 1, 0)  # 0 control, 1 treatment
-    tagged = enrolled[user] & (ts >= first_exposure[user]) & (
-        (ts < t_end) | (ts < stale_until[user])
+    tagged = (
+        enrolled[user] & (ts >= first_exposure[user]) & ((ts < t_end) | (ts < stale_until[user]))
     )
     flip = switcher[user] & exposed_time & tagged & (rng.random(m) < s.crossover_event_share)
     tag_arm = np.where(flip, 1 - arm_idx, arm_idx)
@@ -238,9 +245,11 @@ def generate(spec: SampleSpec | None = None) -> Sample:
     cached_tokens = np.where(cache_hit, 800, 0)
     output_tokens = rng.poisson(np.where(response == 1, 260, 220))
     cost = (prompt_tokens - cached_tokens) * 3e-6 + cached_tokens * 0.3e-6 + output_tokens * 15e-6
-    latency = rng.lognormal(np.log(np.where(response == 1, 1500.0, 1400.0)), 0.35) * np.where(
-        cache_hit, 0.8, 1.0
-    ) * np.where(sem_hit_final, 0.2, 1.0)
+    latency = (
+        rng.lognormal(np.log(np.where(response == 1, 1500.0, 1400.0)), 0.35)
+        * np.where(cache_hit, 0.8, 1.0)
+        * np.where(sem_hit_final, 0.2, 1.0)
+    )
     contract = np.where(response == 1, "v4", "v3").astype(object)
     first_42 = np.full(n, big)
     np.minimum.at(first_42, user[served == 1], ts[served == 1])
@@ -251,12 +260,14 @@ def generate(spec: SampleSpec | None = None) -> Sample:
 
     # --- tags as text, unknown experiment, labels ---------------------------------------------
     arm_names = np.array(["control", "treatment"], dtype=object)
-    exp_col = np.where(tagged, "exp-17", None).astype(object)
-    arm_col = np.where(tagged, arm_names[tag_arm], None).astype(object)
+    none = np.array(None, dtype=object)
+    exp_col = np.where(tagged, np.array("exp-17", dtype=object), none)
+    arm_col = np.where(tagged, arm_names[tag_arm], none)
     pre_untagged = np.flatnonzero(~tagged & (ts < t_start))
     if pre_untagged.size and s.unknown_experiment_rows:
-        chosen = rng.choice(pre_untagged, size=min(s.unknown_experiment_rows, pre_untagged.size),
-                            replace=False)
+        chosen = rng.choice(
+            pre_untagged, size=min(s.unknown_experiment_rows, pre_untagged.size), replace=False
+        )
         exp_col[chosen] = "exp-09"
         arm_col[chosen] = "b"
     is_exp17 = exp_col == "exp-17"
@@ -298,7 +309,8 @@ def generate(spec: SampleSpec | None = None) -> Sample:
             "conversation_id": ids("c", ev_conv, 6),
             "revision_id": pl.Series(revs[served].tolist(), dtype=pl.String),
             "response_revision_id": pl.Series(
-                np.where(sem_hit_final, revs[response], None).tolist(), dtype=pl.String
+                np.where(sem_hit_final, revs[response], np.array(None, dtype=object)).tolist(),
+                dtype=pl.String,
             ),
             "semantic_cache_hit": sem_hit_final,
             "cache_key": ids("sk-", cache_key, 7),
@@ -329,8 +341,9 @@ def generate(spec: SampleSpec | None = None) -> Sample:
     # rows in a shuffled order, as warehouse exports come
     events = events.sample(fraction=1.0, shuffle=True, seed=s.seed)
     info = {
-        "spec": {k: (v.isoformat() if isinstance(v, datetime) else v)
-                 for k, v in asdict(s).items()},
+        "spec": {
+            k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(s).items()
+        },
         "n_rows": events.height,
         "n_events": m,
         "true_effect": {"helpfulness": s.effect},
@@ -338,8 +351,9 @@ def generate(spec: SampleSpec | None = None) -> Sample:
         "enrolled_units": int(enrolled.sum()),
         "treatment_units": int(treated_user.sum()),
         "crossover_units": int(crossed_user.sum()),
-        "label_counts": {k: int(v) for k, v in zip(*np.unique(label, return_counts=True),
-                                                   strict=True)},
+        "label_counts": {
+            k: int(v) for k, v in zip(*np.unique(label, return_counts=True), strict=True)
+        },
         "prompt_cache": {
             "warmup_minutes": s.cache_warmup_minutes,
             "hit_ceiling": s.cache_hit_ceiling,
@@ -347,7 +361,9 @@ def generate(spec: SampleSpec | None = None) -> Sample:
         },
         "semantic_cache_keys_written_by_r42": sorted(
             f"sk-{k:07d}" for k in keys[write_idx[served[write_idx] == 1]]
-        ) if m <= 1_000_000 else None,
+        )
+        if m <= 1_000_000
+        else None,
     }
     return Sample(events=events, truth=truth, info=info)
 
@@ -356,8 +372,7 @@ def write_sample(out_dir: Path, spec: SampleSpec | None = None, *, truth: bool =
     """Write ``events.parquet`` (and ``truth.parquet`` + ``truth.json``) into ``out_dir``."""
     sample = generate(spec)
     out_dir.mkdir(parents=True, exist_ok=True)
-    sample.events.write_parquet(out_dir / "events.parquet", compression="zstd",
-                                statistics=True)
+    sample.events.write_parquet(out_dir / "events.parquet", compression="zstd", statistics=True)
     if truth:
         sample.truth.write_parquet(out_dir / "truth.parquet", compression="zstd")
         (out_dir / "truth.json").write_text(json.dumps(sample.info, indent=2) + "\n")

@@ -85,7 +85,9 @@ def test_column_map() -> None:
 
 
 def test_missing_required_column() -> None:
-    with pytest.raises(EventsError, match=r"required column\(s\) user_id missing.*--column user_id="):
+    with pytest.raises(
+        EventsError, match=r"required column\(s\) user_id missing.*--column user_id="
+    ):
         load_events(frame().drop("user_id"))
 
 
@@ -95,12 +97,19 @@ def test_wrong_ts_type() -> None:
 
 
 def test_unparseable_text_ts() -> None:
-    with pytest.raises(EventsError, match=r"1 value\(s\) are not ISO-8601 timestamps, e.g. 'yesterday'"):
+    with pytest.raises(
+        EventsError, match=r"1 value\(s\) are not ISO-8601 timestamps, e.g. 'yesterday'"
+    ):
         load_events(frame(ts=["2026-11-02T10:00:00Z", "yesterday", "2026-11-02T11:00:00Z"]))
 
 
 def test_text_ts_with_offset_is_parsed() -> None:
-    ev = load_events(frame(ts=["2026-11-02T10:00:00Z", "2026-11-02T11:00:00+01:00", None][:2] + ["2026-11-02T12:00:00Z"]))
+    ev = load_events(
+        frame(
+            ts=["2026-11-02T10:00:00Z", "2026-11-02T11:00:00+01:00", None][:2]
+            + ["2026-11-02T12:00:00Z"]
+        )
+    )
     got = ev.frame.collect()["ts"].to_list()
     assert got[1] == TS
     assert ev.report.timestamps == "parsed from text"

@@ -32,12 +32,24 @@ BASE: dict[str, Any] = {
         "analytics-etl": {"prompt": "support-assistant", "accepts": ["v3", "v4"]},
     },
     "transitions": [
-        {"at": "2026-11-01T00:00:00Z", "action": "deploy", "prompt": "support-assistant",
-         "revision": "r41"},
-        {"at": "2026-11-02T09:00:00Z", "action": "start", "experiment": "exp-17",
-         "allocation": {"control": 0.9, "treatment": 0.1}},
-        {"at": "2026-11-02T21:00:00Z", "action": "ramp", "experiment": "exp-17",
-         "allocation": {"control": 0.75, "treatment": 0.25}},
+        {
+            "at": "2026-11-01T00:00:00Z",
+            "action": "deploy",
+            "prompt": "support-assistant",
+            "revision": "r41",
+        },
+        {
+            "at": "2026-11-02T09:00:00Z",
+            "action": "start",
+            "experiment": "exp-17",
+            "allocation": {"control": 0.9, "treatment": 0.1},
+        },
+        {
+            "at": "2026-11-02T21:00:00Z",
+            "action": "ramp",
+            "experiment": "exp-17",
+            "allocation": {"control": 0.75, "treatment": 0.25},
+        },
         {"at": "2026-11-03T08:15:00Z", "action": "rollback", "experiment": "exp-17", "to": "r41"},
     ],
 }
@@ -89,7 +101,10 @@ def test_phases(ledger: Any) -> None:
     assert phases[0].end == T("2026-11-02T09:00:00Z")
     assert phases[0].end_action == "start"
     assert phases[1].allocation == {"control": 0.9, "treatment": 0.1}
-    assert (phases[1].start, phases[1].end) == (T("2026-11-02T09:00:00Z"), T("2026-11-02T21:00:00Z"))
+    assert (phases[1].start, phases[1].end) == (
+        T("2026-11-02T09:00:00Z"),
+        T("2026-11-02T21:00:00Z"),
+    )
     assert phases[1].end_action == "ramp"
     assert phases[2].allocation == {"control": 0.75, "treatment": 0.25}
     assert phases[2].end_action == "rollback"
@@ -129,10 +144,20 @@ def test_revision_state(ledger: Any, at: str, r41: str, r42: str) -> None:
 
 def test_promote_and_prompt_rollback(tmp_path: Path) -> None:
     data = copy.deepcopy(BASE)
-    data["transitions"][3] = {"at": "2026-11-03T08:15:00Z", "action": "promote",
-                              "experiment": "exp-17", "arm": "treatment"}
-    data["transitions"].append({"at": "2026-11-04T00:00:00Z", "action": "rollback",
-                                "prompt": "support-assistant", "to": "r41"})
+    data["transitions"][3] = {
+        "at": "2026-11-03T08:15:00Z",
+        "action": "promote",
+        "experiment": "exp-17",
+        "arm": "treatment",
+    }
+    data["transitions"].append(
+        {
+            "at": "2026-11-04T00:00:00Z",
+            "action": "rollback",
+            "prompt": "support-assistant",
+            "to": "r41",
+        }
+    )
     ledger = load_ledger(write(tmp_path, data))
     assert ledger.live_revision("support-assistant", T("2026-11-03T09:00:00Z")) == "r42"
     assert ledger.phases("exp-17")[-1].served_after_end == "r42"
@@ -143,8 +168,9 @@ def test_promote_and_prompt_rollback(tmp_path: Path) -> None:
 
 
 def test_stop_keeps_live_revision(tmp_path: Path) -> None:
-    data = with_change("transitions.3", {"at": "2026-11-03T08:15:00Z", "action": "stop",
-                                         "experiment": "exp-17"})
+    data = with_change(
+        "transitions.3", {"at": "2026-11-03T08:15:00Z", "action": "stop", "experiment": "exp-17"}
+    )
     ledger = load_ledger(write(tmp_path, data))
     assert ledger.live_revision("support-assistant") == "r41"
     assert revision_state(ledger, "r42").rollout_state == "stopped"
@@ -154,13 +180,37 @@ def test_stop_keeps_live_revision(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("path", "value", "message"),
     [
-        ("transitions.1.at", "2026-11-02T09:00:00", "transitions[1].at: Value error, time has no timezone"),
-        ("transitions.2.at", "2026-11-02T08:00:00Z", "transitions[2] (ramp at 2026-11-02T08:00:00+00:00): time goes backwards"),
-        ("transitions.1.allocation", {"control": 0.9, "treatment": 0.2}, "shares sum to 1.1, not 1"),
-        ("transitions.1.allocation", {"control": 0.9, "placebo": 0.1}, "arm(s) 'placebo' not in experiment 'exp-17'"),
+        (
+            "transitions.1.at",
+            "2026-11-02T09:00:00",
+            "transitions[1].at: Value error, time has no timezone",
+        ),
+        (
+            "transitions.2.at",
+            "2026-11-02T08:00:00Z",
+            "transitions[2] (ramp at 2026-11-02T08:00:00+00:00): time goes backwards",
+        ),
+        (
+            "transitions.1.allocation",
+            {"control": 0.9, "treatment": 0.2},
+            "shares sum to 1.1, not 1",
+        ),
+        (
+            "transitions.1.allocation",
+            {"control": 0.9, "placebo": 0.1},
+            "arm(s) 'placebo' not in experiment 'exp-17'",
+        ),
         ("transitions.1.experiment", "exp-99", "experiment 'exp-99' is not defined"),
-        ("transitions.0.revision", "r99", "revision 'r99' is not a revision of prompt 'support-assistant'"),
-        ("experiments.exp-17.arms.treatment", "r99", "experiments.exp-17.arms.treatment: revision 'r99'"),
+        (
+            "transitions.0.revision",
+            "r99",
+            "revision 'r99' is not a revision of prompt 'support-assistant'",
+        ),
+        (
+            "experiments.exp-17.arms.treatment",
+            "r99",
+            "experiments.exp-17.arms.treatment: revision 'r99'",
+        ),
         ("experiments.exp-17.prompt", "other", "experiments.exp-17: prompt 'other' is not defined"),
         ("prompts.support-assistant.revisions.r42.parent", "r00", "parent 'r00' is not a revision"),
         ("consumers.ticket-router.prompt", "other", "consumers.ticket-router: prompt 'other'"),
@@ -189,18 +239,32 @@ def test_transition_before_start_is_refused(tmp_path: Path) -> None:
 
 def test_transition_after_end_is_refused(tmp_path: Path) -> None:
     data = copy.deepcopy(BASE)
-    data["transitions"].append({"at": "2026-11-04T00:00:00Z", "action": "ramp",
-                                "experiment": "exp-17",
-                                "allocation": {"control": 0.5, "treatment": 0.5}})
+    data["transitions"].append(
+        {
+            "at": "2026-11-04T00:00:00Z",
+            "action": "ramp",
+            "experiment": "exp-17",
+            "allocation": {"control": 0.5, "treatment": 0.5},
+        }
+    )
     with pytest.raises(LedgerError, match=r"transitions\[4\].*has already ended"):
         parse_ledger(data)
 
 
 def test_one_live_revision_at_a_time(tmp_path: Path) -> None:
     data = copy.deepcopy(BASE)
-    data["transitions"].insert(2, {"at": "2026-11-02T10:00:00Z", "action": "deploy",
-                                   "prompt": "support-assistant", "revision": "r42"})
-    with pytest.raises(LedgerError, match=r"transitions\[2\].*still running; a prompt has one live"):
+    data["transitions"].insert(
+        2,
+        {
+            "at": "2026-11-02T10:00:00Z",
+            "action": "deploy",
+            "prompt": "support-assistant",
+            "revision": "r42",
+        },
+    )
+    with pytest.raises(
+        LedgerError, match=r"transitions\[2\].*still running; a prompt has one live"
+    ):
         parse_ledger(data)
 
 

@@ -35,7 +35,9 @@ def test_every_sample_label_equals_ground_truth(
     assert set(got["contamination"].unique()) == set(LABELS)
 
 
-def test_summary_matches_truth_counts(events_path: Path, ledger: Any, truth_info: dict[str, Any]) -> None:
+def test_summary_matches_truth_counts(
+    events_path: Path, ledger: Any, truth_info: dict[str, Any]
+) -> None:
     summary = contamination_summary(split(events_path, ledger))
     assert {t.label: t.n_events for t in summary.totals if t.n_events} == truth_info["label_counts"]
     assert sum(r.n_events for r in summary.rows) == truth_info["n_events"]
@@ -68,9 +70,9 @@ def test_same_labels_for_every_engine(
 
     source: Any = {
         "polars": lambda: sample_events,
-        "polars-lazy": lambda: sample_events.lazy(),
-        "pandas": lambda: sample_events.to_pandas(),
-        "pyarrow": lambda: sample_events.to_arrow(),
+        "polars-lazy": sample_events.lazy,
+        "pandas": sample_events.to_pandas,
+        "pyarrow": sample_events.to_arrow,
         "duckdb": lambda: duckdb.connect().from_arrow(sample_events.to_arrow()),
     }[kind]()
     result = split(source, ledger)
@@ -80,8 +82,13 @@ def test_same_labels_for_every_engine(
     assert got["contamination"].to_list() == expected["label"].to_list()
     assert got["phase"].to_list() == expected["phase"].to_list()
     native = result.to_native()
-    module = {"polars": "polars", "polars-lazy": "polars", "pandas": "pandas",
-              "pyarrow": "pyarrow", "duckdb": "duckdb"}[kind]
+    module = {
+        "polars": "polars",
+        "polars-lazy": "polars",
+        "pandas": "pandas",
+        "pyarrow": "pyarrow",
+        "duckdb": "duckdb",
+    }[kind]
     assert type(native).__module__.split(".")[0] == module
     if kind == "polars-lazy":
         assert isinstance(native, pl.LazyFrame)
@@ -109,7 +116,9 @@ def test_without_conversations_carryover_is_not_checked(
     assert "carryover" not in labels_of(result)["contamination"].to_list()
 
 
-def test_split_with_column_map(sample_events: pl.DataFrame, ledger: Any, truth: pl.DataFrame) -> None:
+def test_split_with_column_map(
+    sample_events: pl.DataFrame, ledger: Any, truth: pl.DataFrame
+) -> None:
     renamed = sample_events.rename({"user_id": "account", "ts": "event_time"})
     result = split(renamed, ledger, columns={"user_id": "account", "ts": "event_time"})
     got = labels_of(result)
@@ -118,7 +127,10 @@ def test_split_with_column_map(sample_events: pl.DataFrame, ledger: Any, truth: 
 
 def test_experiment_without_tagged_events(sample_events: pl.DataFrame, ledger: Any) -> None:
     untagged = sample_events.filter(pl.col("experiment_id") != "exp-17")
-    with pytest.raises(EventsError, match=r"no event is tagged with experiment 'exp-17'; the export holds: exp-09 \(40 events\)"):
+    with pytest.raises(
+        EventsError,
+        match=r"no event is tagged with experiment 'exp-17'; the export holds: exp-09 \(40 events\)",
+    ):
         split(untagged, ledger, "exp-17")
 
 
@@ -136,23 +148,42 @@ def test_cli_split_on_sample_by_default(capsys: pytest.CaptureFixture[str]) -> N
 
 @pytest.mark.parametrize("suffix", [".parquet", ".csv", ".ndjson"])
 def test_cli_split_writes_labelled_events(
-    tmp_path: Path, events_path: Path, ledger_path: Path, truth: pl.DataFrame, suffix: str,
+    tmp_path: Path,
+    events_path: Path,
+    ledger_path: Path,
+    truth: pl.DataFrame,
+    suffix: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     out = tmp_path / f"labelled{suffix}"
-    code = main(["split", str(events_path), "--ledger", str(ledger_path), "--out", str(out),
-                 "--format", "markdown"])
+    code = main(
+        [
+            "split",
+            str(events_path),
+            "--ledger",
+            str(ledger_path),
+            "--out",
+            str(out),
+            "--format",
+            "markdown",
+        ]
+    )
     assert code == 0
     assert "| after_end |" in capsys.readouterr().out
-    reader = {".parquet": pl.read_parquet, ".csv": pl.read_csv,
-              ".ndjson": lambda p: pl.read_ndjson(p, infer_schema_length=None)}[suffix]
+    reader = {
+        ".parquet": pl.read_parquet,
+        ".csv": pl.read_csv,
+        ".ndjson": lambda p: pl.read_ndjson(p, infer_schema_length=None),
+    }[suffix]
     written = reader(out).select("event_id", "contamination").sort("event_id")
     assert written["contamination"].to_list() == truth.sort("event_id")["label"].to_list()
     assert [p.name for p in tmp_path.iterdir()] == [out.name]  # no temporary left behind
 
 
 def test_cli_bad_input_exit_2_and_writes_nothing(
-    tmp_path: Path, sample_events: pl.DataFrame, ledger_path: Path,
+    tmp_path: Path,
+    sample_events: pl.DataFrame,
+    ledger_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     bad = tmp_path / "bad.parquet"
@@ -160,24 +191,44 @@ def test_cli_bad_input_exit_2_and_writes_nothing(
     out = tmp_path / "out.parquet"
     assert main(["split", str(bad), "--ledger", str(ledger_path), "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("promptstate: error: ") and err.count("\n") == 1
+    assert err.startswith("promptstate: error: ")
+    assert err.count("\n") == 1
     assert "required column(s) user_id missing" in err
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.parquet"]
 
 
-def test_cli_bad_ledger_exit_2(tmp_path: Path, events_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_bad_ledger_exit_2(
+    tmp_path: Path, events_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     ledger = tmp_path / "ledger.yaml"
     ledger.write_text("version: 1\nprompts: {}\n")
     assert main(["split", str(events_path), "--ledger", str(ledger)]) == 2
     assert "prompts" in capsys.readouterr().err
 
 
-def test_cli_column_option(tmp_path: Path, sample_events: pl.DataFrame, ledger_path: Path,
-                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_column_option(
+    tmp_path: Path,
+    sample_events: pl.DataFrame,
+    ledger_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     path = tmp_path / "renamed.parquet"
     sample_events.rename({"user_id": "account"}).write_parquet(path)
-    assert main(["split", str(path), "--ledger", str(ledger_path), "--column", "user_id=account",
-                 "--format", "json"]) == 0
+    assert (
+        main(
+            [
+                "split",
+                str(path),
+                "--ledger",
+                str(ledger_path),
+                "--column",
+                "user_id=account",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["load"]["renamed"] == {"user_id": "account"}
     assert main(["split", str(path), "--ledger", str(ledger_path), "--column", "nonsense"]) == 2

@@ -28,8 +28,9 @@ def scenarios(draw: st.DrawFn) -> tuple[dict[str, Any], pl.DataFrame]:
     arms = {f"a{i}": REVS[i] for i in range(n_arms)}
     start_h = draw(st.integers(1, 10))
     n_ramps = draw(st.integers(0, 2))
-    ramp_hs = sorted(draw(st.lists(st.integers(start_h, start_h + 20), min_size=n_ramps,
-                                   max_size=n_ramps)))
+    ramp_hs = sorted(
+        draw(st.lists(st.integers(start_h, start_h + 20), min_size=n_ramps, max_size=n_ramps))
+    )
     end_kind = draw(st.sampled_from(["rollback", "promote", "stop", "open"]))
     end_h = (ramp_hs[-1] if ramp_hs else start_h) + draw(st.integers(0, 10))
 
@@ -44,8 +45,9 @@ def scenarios(draw: st.DrawFn) -> tuple[dict[str, Any], pl.DataFrame]:
         {"at": at(0), "action": "deploy", "prompt": "p", "revision": "r1"},
         {"at": at(start_h), "action": "start", "experiment": "e", "allocation": alloc()},
     ]
-    transitions += [{"at": at(h), "action": "ramp", "experiment": "e", "allocation": alloc()}
-                    for h in ramp_hs]
+    transitions += [
+        {"at": at(h), "action": "ramp", "experiment": "e", "allocation": alloc()} for h in ramp_hs
+    ]
     if end_kind == "rollback":
         transitions.append({"at": at(end_h), "action": "rollback", "experiment": "e", "to": "r1"})
     elif end_kind == "promote":
@@ -63,21 +65,29 @@ def scenarios(draw: st.DrawFn) -> tuple[dict[str, Any], pl.DataFrame]:
     for i in range(n):
         minute = draw(st.integers(0, 40 * 60))
         tag = draw(st.sampled_from(["e", "e", "e", None, "other"]))
-        arm = draw(st.sampled_from(list(arms))) if tag == "e" else (
-            "x" if tag == "other" else None)
-        rows.append({
-            "event_id": f"ev{i}",
-            "ts": T0 + timedelta(minutes=minute),
-            "user_id": f"u{draw(st.integers(0, 6))}",
-            "experiment_id": tag,
-            "arm": arm,
-            "conversation_id": draw(st.sampled_from([None, "c0", "c1", "c2", "c3"])),
-            "revision_id": draw(st.sampled_from([None, *REVS])),
-            "response_revision_id": draw(st.sampled_from([None, None, *REVS])),
-        })
-    schema = {"event_id": pl.String, "ts": pl.Datetime("us", "UTC"), "user_id": pl.String,
-              "experiment_id": pl.String, "arm": pl.String, "conversation_id": pl.String,
-              "revision_id": pl.String, "response_revision_id": pl.String}
+        arm = draw(st.sampled_from(list(arms))) if tag == "e" else ("x" if tag == "other" else None)
+        rows.append(
+            {
+                "event_id": f"ev{i}",
+                "ts": T0 + timedelta(minutes=minute),
+                "user_id": f"u{draw(st.integers(0, 6))}",
+                "experiment_id": tag,
+                "arm": arm,
+                "conversation_id": draw(st.sampled_from([None, "c0", "c1", "c2", "c3"])),
+                "revision_id": draw(st.sampled_from([None, *REVS])),
+                "response_revision_id": draw(st.sampled_from([None, None, *REVS])),
+            }
+        )
+    schema = {
+        "event_id": pl.String,
+        "ts": pl.Datetime("us", "UTC"),
+        "user_id": pl.String,
+        "experiment_id": pl.String,
+        "arm": pl.String,
+        "conversation_id": pl.String,
+        "revision_id": pl.String,
+        "response_revision_id": pl.String,
+    }
     return ledger, pl.DataFrame(rows, schema=schema)
 
 
@@ -129,7 +139,8 @@ def reference_labels(ledger: Any, events: pl.DataFrame) -> dict[str, tuple[int, 
         elif r["conversation_id"] is not None and any(
             o["conversation_id"] == r["conversation_id"]
             and o["ts"] <= r["ts"]
-            and served[o["event_id"]] is not None and s is not None
+            and served[o["event_id"]] is not None
+            and s is not None
             and served[o["event_id"]] != s
             for o in rows
         ):

@@ -46,8 +46,8 @@ def run(args: argparse.Namespace) -> int:
 
     from analysis._cli._common import write_output
     from analysis._paths import sample_path
-    from analysis.errors import PromptstateError
     from analysis.contamination import contamination_summary, split
+    from analysis.errors import PromptstateError
 
     events = args.events if args.events is not None else sample_path("events.parquet")
     ledger = args.ledger if args.ledger is not None else sample_path("ledger.yaml")

@@ -1,0 +1,103 @@
+"""Eval-results input: formats, validation errors, eval-set hash, example-level means."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from analysis.errors import ResultsError
+from analysis.evalresults import eval_set_hash, load_results
+
+ROWS = {
+    "example_id": ["a", "a", "b", "b", "c", "c"],
+    "sample": [0, 1, 0, 1, 0, 1],
+    "correct": [1, 0, 1, 1, 0, 0],
+    "rubric": [4.0, 3.0, 5.0, 4.5, 2.0, 2.5],
+}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
+def test_formats_load_the_same(tmp_path: Path, fmt: str) -> None:
+    df = pl.DataFrame(ROWS)
+    path = tmp_path / f"r.{fmt}"
+    {"csv": df.write_csv, "parquet": df.write_parquet, "jsonl": df.write_ndjson}[fmt](path)
+    res = load_results(path)
+    assert res.metrics == ("correct", "rubric")
+    assert res.n_rows == 6 and res.n_examples == 3 and res.max_samples == 2
+    means = res.example_means()
+    assert means.get_column("correct").to_list() == [0.5, 1.0, 0.0]
+    assert means.get_column("rubric").to_list() == [3.5, 4.75, 2.25]
+    assert res.summary() == pytest.approx({"correct": 0.5, "rubric": 3.5})
+
+
+def test_eval_set_hash_ignores_order_and_samples() -> None:
+    a = load_results(pl.DataFrame(ROWS))
+    b = load_results(pl.DataFrame(ROWS).reverse())
+    assert a.eval_set_sha256 == b.eval_set_sha256 == eval_set_hash(["c", "b", "a"])
+    assert eval_set_hash(["a", "b", "c"]) == hashlib.sha256(b"a\nb\nc").hexdigest()
+
+
+def test_numeric_ids_and_booleans() -> None:
+    res = load_results(pl.DataFrame({"example_id": [1, 2], "ok": [True, False]}))
+    assert res.table.get_column("example_id").to_list() == ["1", "2"]
+    assert res.table.get_column("ok").to_list() == [1.0, 0.0]
+    assert res.max_samples == 1
+
+
+def test_grader_column(tmp_path: Path) -> None:
+    res = load_results(pl.DataFrame({**ROWS, "grader": ["g"] * 6}))
+    assert res.grader == "g"
+    with pytest.raises(ResultsError, match="several graders"):
+        load_results(pl.DataFrame({**ROWS, "grader": ["g"] * 5 + ["h"]}))
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        ({"id": ["a"], "x": [1.0]}, "no 'example_id' column"),
+        ({"example_id": ["a", None], "x": [1.0, 2.0]}, "without an example_id"),
+        ({"example_id": ["a", " "], "x": [1.0, 2.0]}, r"rows 2\)"),
+        ({"example_id": ["a", "a"], "x": [1.0, 2.0]}, "add a 'sample' column"),
+        ({"example_id": ["a", "a"], "sample": [1, 1], "x": [1.0, 2.0]}, "duplicated"),
+        ({"example_id": ["a", "b"], "x": ["good", "bad"]}, "not numeric"),
+        ({"example_id": ["a", "b"], "x": [1.0, float("nan")]}, "missing/NaN"),
+        ({"example_id": ["a", "b"], "x": [1.0, None]}, "missing/NaN"),
+        ({"example_id": ["a", "b"], "x": [1.0, float("inf")]}, "infinite"),
+        ({"example_id": ["a"]}, "no metric columns"),
+        ({"example_id": ["a"], "sample": [0.5], "x": [1.0]}, "'sample' must be"),
+    ],
+)
+def test_validation_errors(frame: dict[str, list[object]], message: str) -> None:
+    with pytest.raises(ResultsError, match=message):
+        load_results(pl.DataFrame(frame, strict=False))
+
+
+def test_errors_name_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "cand.csv"
+    path.write_text("example_id,x\na,1\na,2\n")
+    with pytest.raises(ResultsError, match=r"cand\.csv: 1 duplicated example id\(s\) \(e\.g\. a\)"):
+        load_results(path)
+    with pytest.raises(ResultsError, match="unknown results format"):
+        load_results(tmp_path / "cand.xlsx")
+    with pytest.raises(ResultsError, match="not found"):
+        load_results(tmp_path / "missing.csv")
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"not parquet")
+    with pytest.raises(ResultsError, match="cannot read"):
+        load_results(bad)
+
+
+def test_metric_selection_and_checks() -> None:
+    res = load_results(pl.DataFrame(ROWS), metrics=["rubric"])
+    assert res.metrics == ("rubric",)
+    with pytest.raises(ResultsError, match="missing metric column"):
+        load_results(pl.DataFrame(ROWS), metrics=["nope"])
+    full = load_results(pl.DataFrame(ROWS))
+    full.check_metrics(["correct"], ["correct"])
+    with pytest.raises(ResultsError, match="binary in the suite"):
+        full.check_metrics(["rubric"], ["rubric"])
+    with pytest.raises(ResultsError, match="missing metric column"):
+        full.check_metrics(["latency"])

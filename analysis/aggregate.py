@@ -24,7 +24,7 @@ from typing import Any
 
 import narwhals as nw
 
-from analysis.metrics import Metric, Quantile
+from analysis.metrics import Metric, MomentMetric, Quantile
 from analysis.stats.moments import Moments
 
 __all__ = [
@@ -48,7 +48,7 @@ def prefix(i: int) -> str:
     return f"m{i}_"
 
 
-def moment_metrics(metrics: Sequence[Metric]) -> list[tuple[int, Metric]]:
+def moment_metrics(metrics: Sequence[Metric]) -> list[tuple[int, MomentMetric]]:
     """The metrics computed from moments (all but quantiles), with their index."""
     return [(i, m) for i, m in enumerate(metrics) if not isinstance(m, Quantile)]
 
@@ -90,9 +90,8 @@ def unit_level(
     return out
 
 
-def variables(metric: Metric, i: int, *, use_covariates: bool = True) -> tuple[str, ...]:
+def variables(metric: MomentMetric, i: int, *, use_covariates: bool = True) -> tuple[str, ...]:
     """The unit-level variables of metric ``i`` that enter its moments."""
-    assert not isinstance(metric, Quantile)
     p = prefix(i)
     names = metric.variables(p)
     if not use_covariates:
@@ -160,7 +159,7 @@ def pre_exposure(
     cuped = [(i, m) for i, m in moment_metrics(metrics) if m.cuped]
     if not cuped:
         return None
-    by_days: dict[float, list[tuple[int, Metric]]] = {}
+    by_days: dict[float, list[tuple[int, MomentMetric]]] = {}
     for i, m in cuped:
         by_days.setdefault(m.cuped_days, []).append((i, m))
     joined = events.join(first_exposure.select(unit, "first_ts"), on=unit, how="inner")
@@ -170,9 +169,13 @@ def pre_exposure(
             (nw.col("ts") < nw.col("first_ts"))
             & (nw.col("ts") >= nw.col("first_ts") - timedelta(days=days))
         )
-        aggs = [e for i, m in group for e in m.pre_aggs(prefix(i))]  # type: ignore[union-attr]
+        aggs = [e for i, m in group for e in m.pre_aggs(prefix(i))]
         part = window.group_by(unit).agg(*aggs)
-        out = part if out is None else out.join(part, on=unit, how="full", coalesce=True)
+        if out is None:
+            out = part
+        else:  # every unit of either part: the union of units, then both parts
+            units = nw.concat([out.select(unit), part.select(unit)]).unique()
+            out = units.join(out, on=unit, how="left").join(part, on=unit, how="left")
     return out
 
 

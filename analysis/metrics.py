@@ -39,7 +39,7 @@ import narwhals as nw
 from analysis.errors import PromptstateError
 from analysis.stats.delta import Identity, RatioOf, Statistic
 
-__all__ = ["Mean", "Metric", "Proportion", "Quantile", "Ratio", "load_metrics"]
+__all__ = ["Mean", "Metric", "MomentMetric", "Proportion", "Quantile", "Ratio", "load_metrics"]
 
 Direction = Literal["higher", "lower"]
 Bounds = tuple[float | None, float | None]
@@ -206,8 +206,10 @@ class Ratio(_Options):
 
     def _pair(self, p: str, y: str, x: str) -> list[nw.Expr]:
         num = self.value_expr(self.num)
-        den = num.is_null().__invert__().cast(nw.Float64) if self.den is None else (
-            nw.col(self.den).cast(nw.Float64)
+        den = (
+            num.is_null().__invert__().cast(nw.Float64)
+            if self.den is None
+            else (nw.col(self.den).cast(nw.Float64))
         )
         return [num.sum().alias(f"{p}{y}"), den.sum().alias(f"{p}{x}")]
 
@@ -276,6 +278,8 @@ class Quantile(_Options):
 
 
 Metric = Mean | Proportion | Ratio | Quantile
+#: Metrics computed from unit-level moments (every kind but quantiles).
+MomentMetric = Mean | Proportion | Ratio
 
 
 def with_bounds(metric: Metric, lower: float | None, upper: float | None) -> Metric:

@@ -14,9 +14,11 @@ the experiment — every event of the after-end phase, tagged or not):
 - ``exposed_fresh`` − ``never_exposed``: after-end turns of exposed units in other conversations;
 - the same per time bin since the rollback (the recovery curve), with Welch / delta-method CIs.
 
-The exposed cohort is *back within the margin* from the first bin after which every bin's
-confidence interval of the difference lies inside ``[−margin, +margin]`` (an equivalence
-criterion; the default margin is 5% of the never-exposed overall value).
+The exposed cohort is *back within the margin* from the first time bin after which, in every bin,
+the estimated difference lies inside ``[−margin, +margin]`` and is not significant at ``alpha``
+(default margin: 5% of the never-exposed overall value). This is a practical reading of a
+noisy curve, not an equivalence test: bins are small, so a strict equivalence criterion (whole
+CI inside the margin) rarely holds; bins with fewer than two units in a group are skipped.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ class RecoveryRow(NamedTuple):
         effect_ci_upper: Upper bound.
         pvalue: Two-sided p-value of no difference.
         margin: The equivalence margin of the metric.
-        within_margin: The CI lies inside ``[−margin, margin]``.
+        within_margin: ``|effect| < margin`` and not significant at ``alpha``.
     """
 
     metric: str
@@ -119,7 +121,9 @@ def after_end_events(
             value=False
         )
     exposed_units = (
-        frame.filter(nw.col("phase").is_in(list(exposure_phases)) & nw.col("served_revision").is_in(rolled))
+        frame.filter(
+            nw.col("phase").is_in(list(exposure_phases)) & nw.col("served_revision").is_in(rolled)
+        )
         .select(unit)
         .unique()
         .with_columns(nw.lit(value=True).alias("_exposed"))
@@ -128,7 +132,9 @@ def after_end_events(
     exposed = nw.col("_exposed").fill_null(value=False)
     if has_conversations:
         tainted = (
-            frame.filter((nw.col("ts") < nw.lit(end)) & served_rolled & ~nw.col("conversation_id").is_null())
+            frame.filter(
+                (nw.col("ts") < nw.lit(end)) & served_rolled & ~nw.col("conversation_id").is_null()
+            )
             .select("conversation_id")
             .unique()
             .with_columns(nw.lit(value=True).alias("_tainted"))
@@ -143,7 +149,10 @@ def after_end_events(
         detail = nw.when(exposed).then(nw.lit("exposed_fresh")).otherwise(nw.lit(REFERENCE))
     minutes = bin_width.total_seconds() / 60.0
     after = after.with_columns(
-        ((nw.col("ts") - nw.lit(end)).dt.total_minutes() / minutes).floor().cast(nw.Int64).alias("bin")
+        ((nw.col("ts") - nw.lit(end)).dt.total_minutes() / minutes)
+        .floor()
+        .cast(nw.Int64)
+        .alias("bin")
     )
     return nw.concat(
         [

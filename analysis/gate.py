@@ -634,10 +634,10 @@ def gate(
             raise ResultsError("--anchor-on-pass needs --revision (the candidate's revision)")
         if verdict != "pass":
             notes.append(f"not anchored: verdict is {verdict}")
-        elif not better:
-            notes.append(f"not anchored: not better than the reference on {cfg.primary}")
         elif ref.pinned:
             notes.append(f"not anchored: reference {ref.version} is pinned (unpin first)")
+        elif not better:
+            notes.append(f"not anchored: not better than the reference on {cfg.primary}")
         else:
             version, _ = s.anchor(
                 revision, cand.table.select("example_id", "sample", *names).pipe(

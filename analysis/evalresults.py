@@ -93,7 +93,9 @@ class EvalResults:
     @property
     def eval_set_sha256(self) -> str:
         """Hash of the distinct example ids (see :func:`eval_set_hash`)."""
-        return eval_set_hash(self.table.get_column("example_id").unique().to_list())
+        ids = self.table.get_column("example_id").unique().sort().to_list()
+        # polars sorts UTF-8 bytewise, which is code-point order: same as eval_set_hash
+        return hashlib.sha256("\n".join(ids).encode("utf-8")).hexdigest()
 
     def example_means(self) -> pl.DataFrame:
         """Example-level means: ``example_id``, ``n_samples`` and one mean column per metric.
@@ -123,9 +125,14 @@ class EvalResults:
             )
         import polars as pl
 
-        for m in binary:
-            bad = self.table.filter(~pl.col(m).is_in([0.0, 1.0]))
-            if bad.height:
+        if not binary:
+            return
+        counts = self.table.select(
+            (~pl.col(m).is_in([0.0, 1.0])).sum() for m in binary
+        ).row(0)
+        for m, count in zip(binary, counts, strict=True):
+            if count:
+                bad = self.table.filter(~pl.col(m).is_in([0.0, 1.0]))
                 first = bad.head(3)
                 rows = ", ".join(
                     f"{e}={v:g}"
@@ -252,9 +259,13 @@ def load_results(
     df = df.select(
         "example_id", "sample", *(pl.col(m).cast(pl.Float64) for m in wanted)
     ).sort("example_id", "sample")
-    for m in wanted:
-        bad = df.filter(pl.col(m).is_null() | pl.col(m).is_nan() | pl.col(m).is_infinite())
-        if bad.height:
+    bad_counts = df.select(
+        (pl.col(m).is_null() | pl.col(m).is_nan() | pl.col(m).is_infinite()).sum()
+        for m in wanted
+    ).row(0)
+    for m, count in zip(wanted, bad_counts, strict=True):
+        if count:
+            bad = df.filter(pl.col(m).is_null() | pl.col(m).is_nan() | pl.col(m).is_infinite())
             ex = ", ".join(bad.get_column("example_id").head(3).to_list())
             raise ResultsError(
                 f"{name}: metric {m!r} has {bad.height} missing/NaN/infinite score(s) "

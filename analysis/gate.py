@@ -614,10 +614,8 @@ def gate(
                             f"{joined.height} common examples ({coverage:.1%} of the reference's "
                             f"{n_ref}; candidate has {cand_means.height})"))
 
-    single = (
-        meta.max_samples <= 1
-        and cand.max_samples <= 1
-    )
+    cand_max = cand_means.get_column("n_samples").max()
+    single = meta.max_samples <= 1 and isinstance(cand_max, int) and cand_max <= 1
     ref_arrays = {n: joined.get_column(n).to_numpy() for n in names}
     cand_arrays = {n: joined.get_column(f"{n}__cand").to_numpy() for n in names}
     metrics = compare_metrics(

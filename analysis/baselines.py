@@ -31,26 +31,36 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from analysis._baseline_store import (
     append_line,
     check_suite_name,
     file_sha256,
-    iso,
     locked,
-    parse_iso,
     read_journal_lines,
     resolve_actor,
     to_json,
+)
+from analysis._baseline_types import (
+    BaselineVersion,
+    JournalEntry,
+    MetricSpec,
+    Policy,
+    Reference,
+    SuiteConfig,
+    SyncItem,
+    SyncReport,
 )
 from analysis._io import atomic_path, atomic_write_text
 from analysis.errors import BaselineError, ResultsError
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from analysis.evalresults import EvalResults
     from analysis.ledger import Ledger
 
@@ -68,410 +78,6 @@ __all__ = [
 ]
 
 DEFAULT_STORE = "baselines"
-Policy = Literal["pin", "reanchor"]
-
-
-# ----------------------------------------------------------------------------- config
-
-
-@dataclass(frozen=True)
-class MetricSpec:
-    """One metric of a suite.
-
-    Attributes:
-        name: Column name in the eval results.
-        kind: ``binary`` (0/1 scores; exact McNemar reported) or ``continuous``.
-        direction: ``higher`` or ``lower`` is better.
-        margin: Non-inferiority margin, absolute, in the metric's units (> 0).
-    """
-
-    name: str
-    kind: Literal["binary", "continuous"]
-    direction: Literal["higher", "lower"]
-    margin: float
-
-    @property
-    def sign(self) -> int:
-        """+1 when higher is better, −1 when lower is better (orients differences)."""
-        return 1 if self.direction == "higher" else -1
-
-
-@dataclass(frozen=True)
-class SuiteConfig:
-    """A suite's configuration (``suite.yaml``).
-
-    Attributes:
-        prompt: The prompt (ledger name) the suite evaluates.
-        grader: Grader id; results graded by another grader are not comparable.
-        on_revert: ``pin`` or ``reanchor`` — what ``sync`` does when the ledger reverts the
-            reference's revision.
-        metrics: The metrics, in order.
-        primary: The metric ``--anchor-on-pass`` looks at (default: the first).
-    """
-
-    prompt: str
-    grader: str
-    on_revert: Policy
-    metrics: tuple[MetricSpec, ...]
-    primary: str
-
-    @classmethod
-    def from_mapping(cls, data: Any, *, where: str = "suite config") -> SuiteConfig:
-        """Validate a parsed ``suite.yaml``; errors name the file and the entry."""
-        if not isinstance(data, Mapping):
-            raise BaselineError(f"{where}: expected a mapping with prompt, grader, metrics")
-        unknown = set(data) - {"prompt", "grader", "on_revert", "metrics", "primary"}
-        if unknown:
-            raise BaselineError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
-        for key in ("prompt", "grader"):
-            if not isinstance(data.get(key), str) or not data[key]:
-                raise BaselineError(f"{where}: '{key}' is required and must be a non-empty string")
-        on_revert = data.get("on_revert", "pin")
-        if on_revert not in ("pin", "reanchor"):
-            raise BaselineError(
-                f"{where}: on_revert must be 'pin' or 'reanchor', not {on_revert!r}"
-            )
-        raw = data.get("metrics")
-        if not isinstance(raw, Mapping) or not raw:
-            raise BaselineError(f"{where}: 'metrics' must map metric names to their settings")
-        metrics: list[MetricSpec] = []
-        for name, spec in raw.items():
-            entry = f"{where}: metrics.{name}"
-            if not isinstance(name, str) or name in ("example_id", "sample", "grader"):
-                raise BaselineError(f"{entry}: invalid metric name")
-            if not isinstance(spec, Mapping):
-                raise BaselineError(f"{entry}: expected {{kind, direction, margin}}")
-            extra = set(spec) - {"kind", "direction", "margin"}
-            if extra:
-                raise BaselineError(f"{entry}: unknown key(s) {', '.join(sorted(map(str, extra)))}")
-            kind = spec.get("kind", "continuous")
-            direction = spec.get("direction", "higher")
-            margin = spec.get("margin")
-            if kind not in ("binary", "continuous"):
-                raise BaselineError(f"{entry}: kind must be binary or continuous, not {kind!r}")
-            if direction not in ("higher", "lower"):
-                raise BaselineError(
-                    f"{entry}: direction must be higher or lower, not {direction!r}"
-                )
-            if isinstance(margin, bool) or not isinstance(margin, int | float) or margin <= 0:
-                raise BaselineError(f"{entry}: margin must be a positive number, not {margin!r}")
-            metrics.append(MetricSpec(name, kind, direction, float(margin)))
-        primary = data.get("primary", metrics[0].name)
-        if primary not in {m.name for m in metrics}:
-            raise BaselineError(f"{where}: primary {primary!r} is not one of the metrics")
-        return cls(data["prompt"], data["grader"], on_revert, tuple(metrics), primary)
-
-    @classmethod
-    def load(cls, path: str | Path) -> SuiteConfig:
-        """Read and validate a suite YAML file."""
-        import yaml
-
-        p = Path(path)
-        try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise BaselineError(f"{p}: suite config not found") from None
-        except yaml.YAMLError as exc:
-            raise BaselineError(f"{p}: not valid YAML: {exc}") from exc
-        return cls.from_mapping(data, where=str(p))
-
-    def to_mapping(self) -> dict[str, Any]:
-        """The config in its file schema."""
-        out: dict[str, Any] = {
-            "prompt": self.prompt,
-            "grader": self.grader,
-            "on_revert": self.on_revert,
-            "metrics": {
-                m.name: {"kind": m.kind, "direction": m.direction, "margin": m.margin}
-                for m in self.metrics
-            },
-        }
-        if self.primary != self.metrics[0].name:
-            out["primary"] = self.primary
-        return out
-
-    def metric(self, name: str) -> MetricSpec:
-        """The spec of one metric."""
-        for m in self.metrics:
-            if m.name == name:
-                return m
-        raise KeyError(name)
-
-
-# ----------------------------------------------------------------------------- values
-
-
-@dataclass(frozen=True)
-class Reference:
-    """The pointer a gate grades against.
-
-    Attributes:
-        version: Version id, or ``None`` before the first anchor.
-        revision: Revision the version is anchored to.
-        pinned: Whether anchoring new versions leaves it in place.
-    """
-
-    version: str | None
-    revision: str | None
-    pinned: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        return {"version": self.version, "revision": self.revision, "pinned": self.pinned}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> Reference:
-        """Parse the JSON form."""
-        if not data:
-            return cls(None, None, False)
-        return cls(data.get("version"), data.get("revision"), bool(data.get("pinned", False)))
-
-
-@dataclass(frozen=True)
-class BaselineVersion:
-    """One immutable baseline version (``versions/<id>/meta.json``).
-
-    Attributes:
-        id: Version id (``v0001``, ...).
-        seq: Its number.
-        suite: Suite name.
-        revision: Revision the scores were produced by.
-        eval_set_sha256: Hash of the distinct example ids.
-        grader: Grader id of the scores.
-        parent: The reference version when it was created (``None`` for the first).
-        created_at: Creation time (UTC).
-        actor: Who anchored it.
-        reason: Why.
-        scores_sha256: SHA-256 of ``scores.parquet``.
-        n_examples: Distinct examples.
-        n_rows: Scored samples.
-        max_samples: Largest number of samples of one example.
-        summary: Metric → mean over examples.
-        source: The results file it was anchored from.
-    """
-
-    id: str
-    seq: int
-    suite: str
-    revision: str
-    eval_set_sha256: str
-    grader: str
-    parent: str | None
-    created_at: datetime
-    actor: str
-    reason: str
-    scores_sha256: str
-    n_examples: int
-    n_rows: int
-    max_samples: int
-    summary: Mapping[str, float]
-    source: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form (the content of ``meta.json``)."""
-        return {
-            "version": self.id,
-            "seq": self.seq,
-            "suite": self.suite,
-            "revision": self.revision,
-            "eval_set_sha256": self.eval_set_sha256,
-            "grader": self.grader,
-            "parent": self.parent,
-            "created_at": iso(self.created_at),
-            "actor": self.actor,
-            "reason": self.reason,
-            "scores_file": "scores.parquet",
-            "scores_sha256": self.scores_sha256,
-            "n_examples": self.n_examples,
-            "n_rows": self.n_rows,
-            "max_samples": self.max_samples,
-            "summary": dict(self.summary),
-            "source": self.source,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> BaselineVersion:
-        """Parse ``meta.json``."""
-        return cls(
-            id=data["version"],
-            seq=int(data["seq"]),
-            suite=data["suite"],
-            revision=data["revision"],
-            eval_set_sha256=data["eval_set_sha256"],
-            grader=data["grader"],
-            parent=data.get("parent"),
-            created_at=parse_iso(data["created_at"]),
-            actor=data.get("actor", ""),
-            reason=data.get("reason", ""),
-            scores_sha256=data["scores_sha256"],
-            n_examples=int(data["n_examples"]),
-            n_rows=int(data["n_rows"]),
-            max_samples=int(data.get("max_samples", 1)),
-            summary={k: float(v) for k, v in data.get("summary", {}).items()},
-            source=data.get("source", ""),
-        )
-
-
-@dataclass(frozen=True)
-class JournalEntry:
-    """One line of ``journal.jsonl``.
-
-    Attributes:
-        seq: 1-based position in the journal.
-        at: When (UTC).
-        actor: Who (``--actor``, ``$PROMPTSTATE_ACTOR`` or ``$USER``).
-        action: ``init``, ``anchor``, ``reanchor``, ``pin``, ``unpin`` or ``revert``.
-        reason: Free text.
-        reference: The reference after the action.
-        version: The version created or targeted (if any).
-        revision: Its revision.
-        created: Whether the action created ``version``.
-        scores_sha256: Hash of the created version's scores.
-        ledger_key: ``"<transition index>:<reverted>"`` for reverts that follow the ledger.
-        reverted: Reverted revision (``revert``).
-        restored: Restored revision (``revert``).
-        policy: ``pin`` or ``reanchor`` (``revert``).
-    """
-
-    seq: int
-    at: datetime
-    actor: str
-    action: str
-    reason: str
-    reference: Reference
-    version: str | None = None
-    revision: str | None = None
-    created: bool = False
-    scores_sha256: str | None = None
-    ledger_key: str | None = None
-    reverted: str | None = None
-    restored: str | None = None
-    policy: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form (``None`` fields left out)."""
-        out: dict[str, Any] = {
-            "seq": self.seq,
-            "at": iso(self.at),
-            "actor": self.actor,
-            "action": self.action,
-            "reason": self.reason,
-            "reference": self.reference.to_dict(),
-        }
-        for key in ("version", "revision", "scores_sha256", "ledger_key", "reverted", "restored",
-                    "policy"):
-            value = getattr(self, key)
-            if value is not None:
-                out[key] = value
-        if self.created:
-            out["created"] = True
-        return out
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> JournalEntry:
-        """Parse one journal line."""
-        return cls(
-            seq=int(data["seq"]),
-            at=parse_iso(data["at"]),
-            actor=data.get("actor", ""),
-            action=data["action"],
-            reason=data.get("reason", ""),
-            reference=Reference.from_dict(data.get("reference")),
-            version=data.get("version"),
-            revision=data.get("revision"),
-            created=bool(data.get("created", False)),
-            scores_sha256=data.get("scores_sha256"),
-            ledger_key=data.get("ledger_key"),
-            reverted=data.get("reverted"),
-            restored=data.get("restored"),
-            policy=data.get("policy"),
-        )
-
-
-@dataclass(frozen=True)
-class SyncItem:
-    """What ``sync`` did (or could not do) for one ledger revert of one suite.
-
-    Attributes:
-        suite: Suite name.
-        ledger_key: ``"<transition index>:<reverted>"``.
-        at: Time of the rollback.
-        reverted: Reverted revision.
-        restored: Restored revision.
-        policy: The suite's ``on_revert``.
-        status: ``applied`` (reference changed), ``noop`` (the reference was not the reverted
-            revision's; recorded), ``already`` (applied before) or ``pending`` (needs fresh
-            results; see ``command``).
-        version: Reference version after the action.
-        message: Human-readable explanation.
-        command: The command to run when ``pending``.
-    """
-
-    suite: str
-    ledger_key: str
-    at: datetime
-    reverted: str
-    restored: str
-    policy: str
-    status: Literal["applied", "noop", "already", "pending"]
-    version: str | None
-    message: str
-    command: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        return {
-            "suite": self.suite,
-            "ledger_key": self.ledger_key,
-            "at": iso(self.at),
-            "reverted": self.reverted,
-            "restored": self.restored,
-            "policy": self.policy,
-            "status": self.status,
-            "version": self.version,
-            "message": self.message,
-            "command": self.command,
-        }
-
-
-@dataclass(frozen=True)
-class SyncReport:
-    """Result of :meth:`BaselineStore.sync`.
-
-    Attributes:
-        items: One item per (suite, ledger revert).
-    """
-
-    items: tuple[SyncItem, ...] = field(default_factory=tuple)
-
-    @property
-    def pending(self) -> tuple[SyncItem, ...]:
-        """Reverts that still need action (fresh results for a re-anchor)."""
-        return tuple(i for i in self.items if i.status == "pending")
-
-    @property
-    def applied(self) -> tuple[SyncItem, ...]:
-        """Reverts applied by this sync (reference changed or no-op recorded)."""
-        return tuple(i for i in self.items if i.status in ("applied", "noop"))
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        return {"items": [i.to_dict() for i in self.items], "pending": len(self.pending)}
-
-    def rows(self) -> list[dict[str, Any]]:
-        """Tidy rows for tables."""
-        return [
-            {
-                "suite": i.suite,
-                "rollback": iso(i.at),
-                "reverted": i.reverted,
-                "restored": i.restored,
-                "policy": i.policy,
-                "status": i.status,
-                "reference": i.version,
-            }
-            for i in self.items
-        ]
 
 
 # ----------------------------------------------------------------------------- store
@@ -502,9 +108,7 @@ class BaselineStore:
         """Names of the suites in the store (directories holding a ``suite.yaml``)."""
         if not self.root.is_dir():
             return ()
-        return tuple(
-            sorted(p.name for p in self.root.iterdir() if (p / "suite.yaml").is_file())
-        )
+        return tuple(sorted(p.name for p in self.root.iterdir() if (p / "suite.yaml").is_file()))
 
     def suite(self, name: str) -> Suite:
         """Open an existing suite; the error lists the suites the store holds."""
@@ -550,7 +154,11 @@ class BaselineStore:
             return suite
 
     def sync(
-        self, ledger: Ledger, suites: Sequence[str] | None = None, *, actor: str | None = None,
+        self,
+        ledger: Ledger,
+        suites: Sequence[str] | None = None,
+        *,
+        actor: str | None = None,
         at: datetime | None = None,
     ) -> SyncReport:
         """Apply the ledger's reverts to the named suites (default: every suite)."""
@@ -562,8 +170,10 @@ class BaselineStore:
 
     def store_option(self) -> str:
         """``--store DIR`` for commands printed to the user (empty for the default store)."""
-        return "" if str(self.root) in (DEFAULT_STORE, f"{DEFAULT_STORE}/") else (
-            f" --store {self.root}"
+        return (
+            ""
+            if str(self.root) in (DEFAULT_STORE, f"{DEFAULT_STORE}/")
+            else (f" --store {self.root}")
         )
 
 
@@ -646,8 +256,9 @@ class Suite:
                 "from git"
             ) from None
         except (ValueError, KeyError, TypeError) as exc:
-            raise BaselineError(f"{meta_path}: malformed metadata ({exc!r}); restore it from git"
-                                ) from exc
+            raise BaselineError(
+                f"{meta_path}: malformed metadata ({exc!r}); restore it from git"
+            ) from exc
         created = state.versions[version]
         if meta.scores_sha256 != created.scores_sha256:
             raise BaselineError(
@@ -663,8 +274,9 @@ class Suite:
         meta = self.version(version)
         path = self.path / "versions" / version / "scores.parquet"
         if not path.is_file():
-            raise BaselineError(f"{path}: scores of version {version} are missing; restore them "
-                                "from git")
+            raise BaselineError(
+                f"{path}: scores of version {version} are missing; restore them from git"
+            )
         digest = file_sha256(path)
         if digest != meta.scores_sha256:
             raise BaselineError(
@@ -731,7 +343,7 @@ class Suite:
         return entry
 
     def _prepare_results(
-        self, results: EvalResults | str | Path, grader: str | None
+        self, results: EvalResults | pl.DataFrame | str | Path, grader: str | None
     ) -> EvalResults:
         from analysis.evalresults import EvalResults, load_results
 
@@ -750,8 +362,15 @@ class Suite:
         return EvalResults(res.source, res.table.select(keep), tuple(keep[2:]), cfg.grader)
 
     def _create_version(
-        self, state: _State, revision: str, res: EvalResults, *, actor: str, reason: str,
-        at: datetime, parent: str | None,
+        self,
+        state: _State,
+        revision: str,
+        res: EvalResults,
+        *,
+        actor: str,
+        reason: str,
+        at: datetime,
+        parent: str | None,
     ) -> BaselineVersion:
         seq = 1 + max((int(v[1:]) for v in state.versions), default=0)
         vid = f"v{seq:04d}"
@@ -785,7 +404,7 @@ class Suite:
     def anchor(
         self,
         revision: str,
-        results: EvalResults | str | Path,
+        results: EvalResults | pl.DataFrame | str | Path,
         *,
         actor: str | None = None,
         reason: str = "",
@@ -835,14 +454,25 @@ class Suite:
                 ref = Reference(meta.id, revision, False)
                 action = "anchor" if current.version is None else "reanchor"
             self._append(
-                action=action, actor=who, reason=reason, at=when, reference=ref, state=state,
-                version=meta.id, revision=revision, created=True,
+                action=action,
+                actor=who,
+                reason=reason,
+                at=when,
+                reference=ref,
+                state=state,
+                version=meta.id,
+                revision=revision,
+                created=True,
                 scores_sha256=meta.scores_sha256,
             )
             return meta, ref
 
     def pin(
-        self, version: str | None = None, *, actor: str | None = None, reason: str = "",
+        self,
+        version: str | None = None,
+        *,
+        actor: str | None = None,
+        reason: str = "",
         at: datetime | None = None,
     ) -> Reference:
         """Pin the reference (to ``version``, default the current reference)."""
@@ -856,8 +486,16 @@ class Suite:
                 )
             meta = self._read_meta(target, state)
             ref = Reference(meta.id, meta.revision, True)
-            self._append(action="pin", actor=actor, reason=reason, at=at, reference=ref,
-                         state=state, version=meta.id, revision=meta.revision)
+            self._append(
+                action="pin",
+                actor=actor,
+                reason=reason,
+                at=at,
+                reference=ref,
+                state=state,
+                version=meta.id,
+                revision=meta.revision,
+            )
             return ref
 
     def unpin(
@@ -868,8 +506,16 @@ class Suite:
             state = self._recover()
             current = state.entries[-1].reference if state.entries else Reference(None, None)
             ref = Reference(current.version, current.revision, False)
-            self._append(action="unpin", actor=actor, reason=reason, at=at, reference=ref,
-                         state=state, version=current.version, revision=current.revision)
+            self._append(
+                action="unpin",
+                actor=actor,
+                reason=reason,
+                at=at,
+                reference=ref,
+                state=state,
+                version=current.version,
+                revision=current.revision,
+            )
             return ref
 
     def revert(
@@ -878,7 +524,7 @@ class Suite:
         restored: str,
         *,
         policy: Policy | None = None,
-        results: EvalResults | str | Path | None = None,
+        results: EvalResults | pl.DataFrame | str | Path | None = None,
         ledger_key: str | None = None,
         actor: str | None = None,
         reason: str = "",
@@ -910,7 +556,9 @@ class Suite:
                 )
             current = state.entries[-1].reference if state.entries else Reference(None, None)
             common: dict[str, Any] = {
-                "ledger_key": ledger_key, "reverted": reverted, "restored": restored,
+                "ledger_key": ledger_key,
+                "reverted": reverted,
+                "restored": restored,
                 "policy": pol,
             }
             if pol == "pin":
@@ -926,18 +574,42 @@ class Suite:
                         f"--results FILE{opt}`"
                     )
                 ref = Reference(target, restored, True)
-                self._append(action="revert", actor=who, reason=reason, at=when, reference=ref,
-                             state=state, version=target, revision=restored, **common)
+                self._append(
+                    action="revert",
+                    actor=who,
+                    reason=reason,
+                    at=when,
+                    reference=ref,
+                    state=state,
+                    version=target,
+                    revision=restored,
+                    **common,
+                )
                 return ref
             assert res is not None
             meta = self._create_version(
-                state, restored, res, actor=who, reason=reason or f"re-anchor after revert of "
-                f"{reverted}", at=when, parent=current.version,
+                state,
+                restored,
+                res,
+                actor=who,
+                reason=reason or f"re-anchor after revert of {reverted}",
+                at=when,
+                parent=current.version,
             )
             ref = Reference(meta.id, restored, False)
-            self._append(action="revert", actor=who, reason=reason, at=when, reference=ref,
-                         state=state, version=meta.id, revision=restored, created=True,
-                         scores_sha256=meta.scores_sha256, **common)
+            self._append(
+                action="revert",
+                actor=who,
+                reason=reason,
+                at=when,
+                reference=ref,
+                state=state,
+                version=meta.id,
+                revision=restored,
+                created=True,
+                scores_sha256=meta.scores_sha256,
+                **common,
+            )
             return ref
 
     def sync(
@@ -956,28 +628,59 @@ class Suite:
         items: list[SyncItem] = []
         for rv in ledger.reverts(prompt=cfg.prompt):
             key = f"{rv.transition_index}:{rv.reverted}"
-            base: dict[str, Any] = {"suite": self.name, "ledger_key": key, "at": rv.at, "reverted": rv.reverted,
-                    "restored": rv.restored, "policy": cfg.on_revert}
+            base: dict[str, Any] = {
+                "suite": self.name,
+                "ledger_key": key,
+                "at": rv.at,
+                "reverted": rv.reverted,
+                "restored": rv.restored,
+                "policy": cfg.on_revert,
+            }
             with locked(self.path):
                 state = self._recover()
                 current = state.entries[-1].reference if state.entries else Reference(None, None)
                 if any(e.ledger_key == key for e in state.entries):
-                    items.append(SyncItem(**base, status="already", version=current.version,
-                                          message="applied before"))
+                    items.append(
+                        SyncItem(
+                            **base,
+                            status="already",
+                            version=current.version,
+                            message="applied before",
+                        )
+                    )
                     continue
-                reason = (f"{ledger.path or 'ledger'}: transition {rv.transition_index} rolled "
-                          f"back {rv.reverted} to {rv.restored}")
-                common = {"ledger_key": key, "reverted": rv.reverted, "restored": rv.restored,
-                          "policy": cfg.on_revert}
+                reason = (
+                    f"{ledger.path or 'ledger'}: transition {rv.transition_index} rolled "
+                    f"back {rv.reverted} to {rv.restored}"
+                )
+                common = {
+                    "ledger_key": key,
+                    "reverted": rv.reverted,
+                    "restored": rv.restored,
+                    "policy": cfg.on_revert,
+                }
                 if current.revision != rv.reverted:
-                    self._append(action="revert", actor=actor, reason=reason + "; reference "
-                                 "not anchored to the reverted revision, unchanged", at=at,
-                                 reference=current, state=state, version=current.version,
-                                 revision=current.revision, **common)
-                    items.append(SyncItem(
-                        **base, status="noop", version=current.version,
-                        message=f"reference {current.version} ({current.revision}) is not a "
-                        f"baseline of {rv.reverted}; unchanged"))
+                    self._append(
+                        action="revert",
+                        actor=actor,
+                        reason=reason + "; reference "
+                        "not anchored to the reverted revision, unchanged",
+                        at=at,
+                        reference=current,
+                        state=state,
+                        version=current.version,
+                        revision=current.revision,
+                        **common,
+                    )
+                    items.append(
+                        SyncItem(
+                            **base,
+                            status="noop",
+                            version=current.version,
+                            message=f"reference {current.version} ({current.revision}) is not a "
+                            f"baseline of {rv.reverted}; unchanged",
+                        )
+                    )
                     continue
                 after = rv.at if cfg.on_revert == "reanchor" else None
                 target = None
@@ -986,21 +689,45 @@ class Suite:
                     if meta.revision == rv.restored and (after is None or meta.created_at > after):
                         target = vid
                 if target is None:
-                    cmd = (f"promptstate baseline revert {self.name} --reverted {rv.reverted} "
-                           f"--restored {rv.restored} --policy reanchor --results FILE "
-                           f"--ledger-transition {rv.transition_index}{opt}")
-                    why = ("on_revert is reanchor" if cfg.on_revert == "reanchor"
-                           else f"no baseline of {rv.restored} to pin")
-                    items.append(SyncItem(
-                        **base, status="pending", version=current.version,
-                        message=f"{why}: evaluate {rv.restored} and run the command",
-                        command=cmd))
+                    cmd = (
+                        f"promptstate baseline revert {self.name} --reverted {rv.reverted} "
+                        f"--restored {rv.restored} --policy reanchor --results FILE "
+                        f"--ledger-transition {rv.transition_index}{opt}"
+                    )
+                    why = (
+                        "on_revert is reanchor"
+                        if cfg.on_revert == "reanchor"
+                        else f"no baseline of {rv.restored} to pin"
+                    )
+                    items.append(
+                        SyncItem(
+                            **base,
+                            status="pending",
+                            version=current.version,
+                            message=f"{why}: evaluate {rv.restored} and run the command",
+                            command=cmd,
+                        )
+                    )
                     continue
                 ref = Reference(target, rv.restored, cfg.on_revert == "pin")
-                self._append(action="revert", actor=actor, reason=reason, at=at, reference=ref,
-                             state=state, version=target, revision=rv.restored, **common)
-                items.append(SyncItem(
-                    **base, status="applied", version=target,
-                    message=f"reference {current.version} ({rv.reverted}) -> {target} "
-                    f"({rv.restored}){', pinned' if ref.pinned else ''}"))
+                self._append(
+                    action="revert",
+                    actor=actor,
+                    reason=reason,
+                    at=at,
+                    reference=ref,
+                    state=state,
+                    version=target,
+                    revision=rv.restored,
+                    **common,
+                )
+                items.append(
+                    SyncItem(
+                        **base,
+                        status="applied",
+                        version=target,
+                        message=f"reference {current.version} ({rv.reverted}) -> {target} "
+                        f"({rv.restored}){', pinned' if ref.pinned else ''}",
+                    )
+                )
         return SyncReport(tuple(items))

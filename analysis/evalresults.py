@@ -127,16 +127,13 @@ class EvalResults:
 
         if not binary:
             return
-        counts = self.table.select(
-            (~pl.col(m).is_in([0.0, 1.0])).sum() for m in binary
-        ).row(0)
+        counts = self.table.select((~pl.col(m).is_in([0.0, 1.0])).sum() for m in binary).row(0)
         for m, count in zip(binary, counts, strict=True):
             if count:
                 bad = self.table.filter(~pl.col(m).is_in([0.0, 1.0]))
                 first = bad.head(3)
                 rows = ", ".join(
-                    f"{e}={v:g}"
-                    for e, v in zip(first["example_id"], first[m], strict=True)
+                    f"{e}={v:g}" for e, v in zip(first["example_id"], first[m], strict=True)
                 )
                 raise ResultsError(
                     f"{self.source}: metric {m!r} is binary in the suite but {bad.height} "
@@ -256,12 +253,11 @@ def load_results(
                 f"{name}: metric column {m!r} is {col.dtype}, not numeric; scores must be numbers "
                 "or booleans"
             )
-    df = df.select(
-        "example_id", "sample", *(pl.col(m).cast(pl.Float64) for m in wanted)
-    ).sort("example_id", "sample")
+    df = df.select("example_id", "sample", *(pl.col(m).cast(pl.Float64) for m in wanted)).sort(
+        "example_id", "sample"
+    )
     bad_counts = df.select(
-        (pl.col(m).is_null() | pl.col(m).is_nan() | pl.col(m).is_infinite()).sum()
-        for m in wanted
+        (pl.col(m).is_null() | pl.col(m).is_nan() | pl.col(m).is_infinite()).sum() for m in wanted
     ).row(0)
     for m, count in zip(wanted, bad_counts, strict=True):
         if count:

@@ -260,8 +260,18 @@ def compare_metrics(
 
 
 _TABLE_COLUMNS = (
-    "metric", "n", "reference_mean", "candidate_mean", "diff", "ci_lower", "ci_upper", "margin",
-    "p_regression_adjusted", "pvalue", "mde", "verdict",
+    "metric",
+    "n",
+    "reference_mean",
+    "candidate_mean",
+    "diff",
+    "ci_lower",
+    "ci_upper",
+    "margin",
+    "p_regression_adjusted",
+    "pvalue",
+    "mde",
+    "verdict",
 )
 
 
@@ -351,9 +361,11 @@ class GateResult:
         from analysis._render import to_text
 
         lines = [to_text(self.rows(), _TABLE_COLUMNS, title=self._title())]
-        lines.append(f"CI: two-sided {1 - 2 * self.alpha:.0%}; decisions one-sided at "
-                     f"alpha={self.alpha:g}, regression p Holm-adjusted; mde at power "
-                     f"{self.power:.0%}")
+        lines.append(
+            f"CI: two-sided {1 - 2 * self.alpha:.0%}; decisions one-sided at "
+            f"alpha={self.alpha:g}, regression p Holm-adjusted; mde at power "
+            f"{self.power:.0%}"
+        )
         lines.extend(f"check {c.name}: {c.status} — {c.detail}" for c in self.checks)
         lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)
@@ -369,8 +381,10 @@ class GateResult:
         out = [f"### {icon} {self._title()}", ""]
         out.append(to_markdown(self.rows(), _TABLE_COLUMNS))
         out.append("")
-        out.append(f"_CI two-sided {1 - 2 * self.alpha:.0%}; pass = lower bound above −margin; "
-                   "regression = Holm-adjusted one-sided p below alpha._")
+        out.append(
+            f"_CI two-sided {1 - 2 * self.alpha:.0%}; pass = lower bound above −margin; "
+            "regression = Holm-adjusted one-sided p below alpha._"
+        )
         out.append("")
         out.extend(f"- **{c.name}** ({c.status}): {c.detail}" for c in self.checks)
         out.extend(f"- note: {n}" for n in self.notes)
@@ -388,24 +402,29 @@ class GateResult:
             body = ""
             if m.verdict != "pass":
                 failures += 1
-                msg = (f"{m.metric}: {m.verdict}: diff {fmt(m.diff)} "
-                       f"[{fmt(m.ci_lower)}, {fmt(m.ci_upper)}], margin {fmt(m.margin)}, "
-                       f"p_regression_adjusted {fmt(m.p_regression_adjusted)}, mde {fmt(m.mde)}")
+                msg = (
+                    f"{m.metric}: {m.verdict}: diff {fmt(m.diff)} "
+                    f"[{fmt(m.ci_lower)}, {fmt(m.ci_upper)}], margin {fmt(m.margin)}, "
+                    f"p_regression_adjusted {fmt(m.p_regression_adjusted)}, mde {fmt(m.mde)}"
+                )
                 body = f"<failure type={quoteattr(m.verdict)} message={quoteattr(msg)}/>"
             cases.append(
-                f'  <testcase classname={quoteattr("promptstate.gate." + self.suite)} '
+                f"  <testcase classname={quoteattr('promptstate.gate.' + self.suite)} "
                 f"name={quoteattr(m.metric)}>{body}</testcase>"
             )
         head = (
             f'<?xml version="1.0" encoding="UTF-8"?>\n<testsuite '
-            f"name={quoteattr('promptstate.gate.' + self.suite)} tests=\"{len(self.metrics)}\" "
+            f'name={quoteattr("promptstate.gate." + self.suite)} tests="{len(self.metrics)}" '
             f'failures="{failures}" errors="0">'
         )
         props = "".join(
             f"<property name={quoteattr(k)} value={quoteattr(str(v))}/>"
-            for k, v in (("verdict", self.verdict), ("reference", self.reference.version),
-                         ("reference_revision", self.reference.revision),
-                         ("candidate_revision", self.revision))
+            for k, v in (
+                ("verdict", self.verdict),
+                ("reference", self.reference.version),
+                ("reference_revision", self.reference.revision),
+                ("candidate_revision", self.revision),
+            )
         )
         return "\n".join([head, f"  <properties>{props}</properties>", *cases, "</testsuite>"])
 
@@ -427,9 +446,7 @@ class GateResult:
         return to_html(self.rows(), _TABLE_COLUMNS, title=self._title())
 
 
-def _check_live(
-    suite: Suite, ref: Reference, ledger: Ledger, store: BaselineStore
-) -> Check:
+def _check_live(suite: Suite, ref: Reference, ledger: Ledger, store: BaselineStore) -> Check:
     """Stale-baseline guard: refuse a reference that is not a baseline of the live revision."""
     from analysis._baseline_store import iso
 
@@ -439,8 +456,12 @@ def _check_live(
     opt = store.store_option()
     live = ledger.live_revision(cfg.prompt)
     if ref.revision == live:
-        return Check("ledger", "ok", f"reference {ref.version} is a baseline of {live}, the live "
-                     f"revision of {cfg.prompt} in {where}")
+        return Check(
+            "ledger",
+            "ok",
+            f"reference {ref.version} is a baseline of {live}, the live "
+            f"revision of {cfg.prompt} in {where}",
+        )
     head = f"suite {suite.name}: reference {ref.version} is anchored to {ref.revision}"
     reverts = [r for r in ledger.reverts(cfg.prompt) if r.reverted == ref.revision]
     if reverts:
@@ -479,7 +500,7 @@ def _check_live(
 
 def gate(
     suite: str,
-    candidate: str | Path | EvalResults,
+    candidate: str | Path | EvalResults | pl.DataFrame,
     *,
     revision: str | None = None,
     ledger: Ledger | str | Path | None = None,
@@ -544,14 +565,20 @@ def gate(
             f"{suite} --revision R --results FILE{opt}`"
         )
     checks: list[Check] = [
-        Check("reference", "ok", f"{ref.version} ({ref.revision})"
-              f"{', pinned' if ref.pinned else ''}")
+        Check(
+            "reference", "ok", f"{ref.version} ({ref.revision}){', pinned' if ref.pinned else ''}"
+        )
     ]
     led: Ledger | None
     if ledger is None:
         led = None
-        checks.append(Check("ledger", "skipped", "no ledger given: the stale-baseline guard did "
-                            "not run (pass --ledger)"))
+        checks.append(
+            Check(
+                "ledger",
+                "skipped",
+                "no ledger given: the stale-baseline guard did not run (pass --ledger)",
+            )
+        )
     else:
         if isinstance(ledger, str | Path):
             from analysis.ledger import load_ledger
@@ -570,8 +597,9 @@ def gate(
 
     ref_res = s.scores(ref.version)
     meta = s.version(ref.version)
-    checks.append(Check("integrity", "ok", f"scores of {ref.version} match sha256 "
-                        f"{meta.scores_sha256[:12]}…"))
+    checks.append(
+        Check("integrity", "ok", f"scores of {ref.version} match sha256 {meta.scores_sha256[:12]}…")
+    )
     if meta.grader != cfg.grader:
         raise BaselineError(
             f"{s.path}: reference {ref.version} was graded by {meta.grader!r} but the suite now "
@@ -581,12 +609,24 @@ def gate(
     names = [m.name for m in cfg.metrics]
     cand.check_metrics(names, [m.name for m in cfg.metrics if m.kind == "binary"])
     extra = [m for m in cand.metrics if m not in names]
-    checks.append(Check("schema", "ok", f"metrics {', '.join(names)} present"
-                        + (f"; ignored extra column(s) {', '.join(extra)}" if extra else "")))
+    checks.append(
+        Check(
+            "schema",
+            "ok",
+            f"metrics {', '.join(names)} present"
+            + (f"; ignored extra column(s) {', '.join(extra)}" if extra else ""),
+        )
+    )
     cand_grader = grader or cand.grader
     if cand_grader is None:
-        checks.append(Check("grader", "warn", f"candidate results name no grader; assumed "
-                            f"{cfg.grader} (add a grader column or pass --grader)"))
+        checks.append(
+            Check(
+                "grader",
+                "warn",
+                f"candidate results name no grader; assumed "
+                f"{cfg.grader} (add a grader column or pass --grader)",
+            )
+        )
     elif cand_grader != cfg.grader:
         raise ResultsError(
             f"{cand.source}: graded by {cand_grader!r} but suite {suite!r} and reference "
@@ -600,8 +640,9 @@ def gate(
     joined = ref_means.join(cand_means, on="example_id", how="inner", suffix="__cand")
     n_ref = ref_means.height
     if cand.eval_set_sha256 == meta.eval_set_sha256:
-        checks.append(Check("eval_set", "ok", f"same {n_ref} examples "
-                            f"(sha256 {meta.eval_set_sha256[:12]}…)"))
+        checks.append(
+            Check("eval_set", "ok", f"same {n_ref} examples (sha256 {meta.eval_set_sha256[:12]}…)")
+        )
     else:
         coverage = joined.height / n_ref if n_ref else 0.0
         if coverage < min_coverage:
@@ -610,17 +651,30 @@ def gate(
                 f"{ref.version} ({coverage:.1%} < {min_coverage:.0%}); run the candidate on the "
                 f"suite's eval set or lower --min-coverage"
             )
-        checks.append(Check("eval_set", "warn", f"eval sets differ; comparing the "
-                            f"{joined.height} common examples ({coverage:.1%} of the reference's "
-                            f"{n_ref}; candidate has {cand_means.height})"))
+        checks.append(
+            Check(
+                "eval_set",
+                "warn",
+                f"eval sets differ; comparing the "
+                f"{joined.height} common examples ({coverage:.1%} of the reference's "
+                f"{n_ref}; candidate has {cand_means.height})",
+            )
+        )
 
     cand_max = cand_means.get_column("n_samples").max()
     single = meta.max_samples <= 1 and isinstance(cand_max, int) and cand_max <= 1
     ref_arrays = {n: joined.get_column(n).to_numpy() for n in names}
     cand_arrays = {n: joined.get_column(f"{n}__cand").to_numpy() for n in names}
     metrics = compare_metrics(
-        ref_arrays, cand_arrays, cfg.metrics, alpha=alpha, power=power, method=method,
-        n_resamples=n_resamples, seed=seed, binary_single_sample=single,
+        ref_arrays,
+        cand_arrays,
+        cfg.metrics,
+        alpha=alpha,
+        power=power,
+        method=method,
+        n_resamples=n_resamples,
+        seed=seed,
+        binary_single_sample=single,
     )
     verdict = _overall([m.verdict for m in metrics])
     anchored: str | None = None
@@ -638,10 +692,13 @@ def gate(
             notes.append(f"not anchored: not better than the reference on {cfg.primary}")
         else:
             version, _ = s.anchor(
-                revision, cand.table.select("example_id", "sample", *names).pipe(
+                revision,
+                cand.table.select("example_id", "sample", *names).pipe(
                     lambda t: EvalResults(cand.source, t, tuple(names), cfg.grader)
                 ),
-                actor=actor, at=at, expect_reference=ref.version,
+                actor=actor,
+                at=at,
+                expect_reference=ref.version,
                 reason=f"gate --anchor-on-pass: passed against {ref.version}, {cfg.primary} "
                 f"{primary.diff:+.4g}",
             )

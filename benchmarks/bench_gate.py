@@ -23,6 +23,10 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import polars as pl
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "benchmarks" / "data"
@@ -43,7 +47,7 @@ transitions:
 """
 
 
-def _results(n: int, seed: int, shift: float) -> object:
+def _results(n: int, seed: int, shift: float) -> pl.DataFrame:
     import numpy as np
     import polars as pl
 
@@ -71,7 +75,7 @@ def prepare(n: int) -> tuple[Path, Path, Path]:
     DATA.mkdir(parents=True)
     ref, cand = _results(n, 1, 0.0), _results(n, 2, 0.0)
     cand_path = DATA / "candidate.parquet"
-    cand.write_parquet(cand_path)  # type: ignore[attr-defined]
+    cand.write_parquet(cand_path)
     ledger = DATA / "ledger.yaml"
     ledger.write_text(LEDGER)
     store = BaselineStore(DATA / "baselines")
@@ -79,8 +83,12 @@ def prepare(n: int) -> tuple[Path, Path, Path]:
         {"prompt": "bench-prompt", "grader": "bench-grader", "metrics": METRICS}
     )
     store.init("bench", cfg, actor="bench")
-    store.suite("bench").anchor("b1", ref, actor="bench",  # type: ignore[arg-type]
-                                at=datetime(2026, 11, 1, tzinfo=UTC))
+    store.suite("bench").anchor(
+        "b1",
+        ref,
+        actor="bench",
+        at=datetime(2026, 11, 1, tzinfo=UTC),
+    )
     return store.root, ledger, cand_path
 
 
@@ -107,14 +115,28 @@ def main() -> int:
     store, ledger, cand = prepare(args.examples)
     cli = [sys.executable, "-m", "analysis.cli"]
     help_times = _time([*cli, "--help"], args.repeat, ok=(0,))
-    gate_cmd = [*cli, "gate", "bench", "--candidate", str(cand), "--revision", "b2",
-                "--ledger", str(ledger), "--store", str(store), "--allow-inconclusive"]
+    gate_cmd = [
+        *cli,
+        "gate",
+        "bench",
+        "--candidate",
+        str(cand),
+        "--revision",
+        "b2",
+        "--ledger",
+        str(ledger),
+        "--store",
+        str(store),
+        "--allow-inconclusive",
+    ]
     gate_times = _time(gate_cmd, args.repeat)
     h, g = statistics.median(help_times), statistics.median(gate_times)
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
     print(f"promptstate --help: median {h:.3f} s (min {min(help_times):.3f}) target < 0.5 s")
-    print(f"gate {args.examples:,} examples x {len(METRICS)} metrics: median {g:.3f} s "
-          f"(min {min(gate_times):.3f}) target < 2 s")
+    print(
+        f"gate {args.examples:,} examples x {len(METRICS)} metrics: median {g:.3f} s "
+        f"(min {min(gate_times):.3f}) target < 2 s"
+    )
     missed = h >= 0.5 or (args.examples >= 100_000 and g >= 2.0)
     return 1 if args.check and missed else 0
 

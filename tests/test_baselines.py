@@ -21,8 +21,9 @@ SUITE_YAML = EVALS / "support-qa.suite.yaml"
 LEDGER = ROOT / "data_samples" / "ledger.yaml"
 
 
-def results(n: int = 50, shift: float = 0.0, seed: int = 0, grader: str | None = None
-            ) -> pl.DataFrame:
+def results(
+    n: int = 50, shift: float = 0.0, seed: int = 0, grader: str | None = None
+) -> pl.DataFrame:
     import numpy as np
 
     rng = np.random.default_rng(seed)
@@ -58,24 +59,36 @@ def write(df: pl.DataFrame, path: Path) -> Path:
 
 def test_suite_config_validation(tmp_path: Path) -> None:
     cfg = SuiteConfig.load(SUITE_YAML)
-    assert cfg.prompt == "support-assistant" and cfg.on_revert == "pin"
+    assert cfg.prompt == "support-assistant"
+    assert cfg.on_revert == "pin"
     assert [m.name for m in cfg.metrics] == ["correct", "rubric"]
-    assert cfg.metric("correct").kind == "binary" and cfg.metric("rubric").margin == 0.1
+    assert cfg.metric("correct").kind == "binary"
+    assert cfg.metric("rubric").margin == 0.1
     assert SuiteConfig.from_mapping(cfg.to_mapping()) == cfg
     bad = [
         ({"grader": "g", "metrics": {"x": {"margin": 1}}}, "'prompt' is required"),
         ({"prompt": "p", "grader": "g", "metrics": {}}, "'metrics' must map"),
         ({"prompt": "p", "grader": "g", "metrics": {"x": {"margin": 0}}}, "margin must be"),
-        ({"prompt": "p", "grader": "g", "metrics": {"x": {"margin": 1, "kind": "ordinal"}}},
-         "kind must be"),
-        ({"prompt": "p", "grader": "g", "metrics": {"x": {"margin": 1, "direction": "up"}}},
-         "direction must be"),
-        ({"prompt": "p", "grader": "g", "on_revert": "drop", "metrics": {"x": {"margin": 1}}},
-         "on_revert"),
-        ({"prompt": "p", "grader": "g", "metrics": {"x": {"margin": 1}}, "extra": 1},
-         "unknown key"),
-        ({"prompt": "p", "grader": "g", "metrics": {"x": {"margin": 1}}, "primary": "y"},
-         "primary"),
+        (
+            {"prompt": "p", "grader": "g", "metrics": {"x": {"margin": 1, "kind": "ordinal"}}},
+            "kind must be",
+        ),
+        (
+            {"prompt": "p", "grader": "g", "metrics": {"x": {"margin": 1, "direction": "up"}}},
+            "direction must be",
+        ),
+        (
+            {"prompt": "p", "grader": "g", "on_revert": "drop", "metrics": {"x": {"margin": 1}}},
+            "on_revert",
+        ),
+        (
+            {"prompt": "p", "grader": "g", "metrics": {"x": {"margin": 1}}, "extra": 1},
+            "unknown key",
+        ),
+        (
+            {"prompt": "p", "grader": "g", "metrics": {"x": {"margin": 1}}, "primary": "y"},
+            "primary",
+        ),
     ]
     for data, msg in bad:
         with pytest.raises(BaselineError, match=msg):
@@ -85,8 +98,9 @@ def test_suite_config_validation(tmp_path: Path) -> None:
         SuiteConfig.load(missing)
 
 
-@pytest.mark.parametrize("name", ["../x", "/abs/path", "a/b", "..", ".hidden", "", "a..b",
-                                  "x" * 101])
+@pytest.mark.parametrize(
+    "name", ["../x", "/abs/path", "a/b", "..", ".hidden", "", "a..b", "x" * 101]
+)
 def test_suite_names_that_escape_the_store_are_refused(tmp_path: Path, name: str) -> None:
     store = BaselineStore(tmp_path / "store")
     cfg = SuiteConfig.load(SUITE_YAML)
@@ -111,29 +125,36 @@ def test_init_is_idempotent_and_refuses_other_config(store: BaselineStore) -> No
 def test_anchor_reanchor_pin_unpin(store: BaselineStore, tmp_path: Path) -> None:
     s = store.suite("qa")
     t0 = datetime(2026, 10, 1, tzinfo=UTC)
-    v1, ref = s.anchor("r41", write(results(), tmp_path / "a.parquet"), actor="a", at=t0,
-                       reason="first")
+    v1, ref = s.anchor(
+        "r41", write(results(), tmp_path / "a.parquet"), actor="a", at=t0, reason="first"
+    )
     assert (v1.id, ref) == ("v0001", Reference("v0001", "r41", False))
-    assert v1.parent is None and v1.n_examples == 50 and v1.grader == "judge-2026-10"
+    assert v1.parent is None
+    assert v1.n_examples == 50
+    assert v1.grader == "judge-2026-10"
     v2, ref = s.anchor("r42", results(seed=1), actor="b")
-    assert ref == Reference("v0002", "r42", False) and v2.parent == "v0001"
+    assert ref == Reference("v0002", "r42", False)
+    assert v2.parent == "v0001"
     assert s.pin("v0001", actor="c").pinned
-    v3, ref = s.anchor("r43", results(seed=2))
+    _v3, ref = s.anchor("r43", results(seed=2))
     assert ref == Reference("v0001", "r41", True), "a pinned reference does not move"
     assert s.unpin().pinned is False
     assert s.reference() == Reference("v0001", "r41", False)
     actions = [e.action for e in s.journal()]
     assert actions == ["init", "anchor", "reanchor", "pin", "anchor", "unpin"]
     assert [v.id for v in s.versions()] == ["v0001", "v0002", "v0003"]
-    assert s.journal()[1].actor == "a" and s.journal()[1].reason == "first"
+    assert s.journal()[1].actor == "a"
+    assert s.journal()[1].reason == "first"
     assert s.journal()[1].at == t0
     assert s.latest_version("r41") == "v0001"
     # reference.json mirrors the journal
     pointer = json.loads((s.path / "reference.json").read_text())
-    assert pointer["version"] == "v0001" and pointer["journal_seq"] == 6
+    assert pointer["version"] == "v0001"
+    assert pointer["journal_seq"] == 6
     # scores round-trip
     scores = s.scores("v0001")
-    assert scores.metrics == ("correct", "rubric") and scores.n_examples == 50
+    assert scores.metrics == ("correct", "rubric")
+    assert scores.n_examples == 50
     with pytest.raises(BaselineError, match="no version 'v0009'"):
         s.version("v0009")
 
@@ -176,7 +197,8 @@ def test_revert_policies(store: BaselineStore) -> None:
         s.revert("r42", "r41", policy="reanchor")
     ref = s.revert("r42", "r41", policy="reanchor", results=results(seed=5))
     assert ref == Reference("v0003", "r41", False)
-    assert s.journal()[-1].created and s.version("v0003").parent == "v0001"
+    assert s.journal()[-1].created
+    assert s.version("v0003").parent == "v0001"
 
 
 def test_sync_pins_and_is_idempotent(sample_store: BaselineStore) -> None:
@@ -189,7 +211,8 @@ def test_sync_pins_and_is_idempotent(sample_store: BaselineStore) -> None:
     ]
     assert s.reference() == Reference("v0001", "r41", True)
     entry = s.journal()[-1]
-    assert entry.ledger_key == "3:r42" and entry.action == "revert"
+    assert entry.ledger_key == "3:r42"
+    assert entry.action == "revert"
     n = len(s.journal())
     again = sample_store.sync(ledger, ["support-qa"])
     assert [i.status for i in again.items] == ["already"]
@@ -247,18 +270,32 @@ def test_sync_reanchor_accepts_a_fresh_version_anchored_after_the_rollback(
 
 
 def test_prompt_level_rollback_is_synced(store: BaselineStore) -> None:
-    ledger = parse_ledger({
-        "version": 1,
-        "prompts": {"support-assistant": {"revisions": {"r41": {}, "r42": {"parent": "r41"}}}},
-        "transitions": [
-            {"at": "2026-11-01T00:00:00Z", "action": "deploy", "prompt": "support-assistant",
-             "revision": "r41"},
-            {"at": "2026-11-02T00:00:00Z", "action": "deploy", "prompt": "support-assistant",
-             "revision": "r42"},
-            {"at": "2026-11-03T00:00:00Z", "action": "rollback", "prompt": "support-assistant",
-             "to": "r41"},
-        ],
-    })
+    ledger = parse_ledger(
+        {
+            "version": 1,
+            "prompts": {"support-assistant": {"revisions": {"r41": {}, "r42": {"parent": "r41"}}}},
+            "transitions": [
+                {
+                    "at": "2026-11-01T00:00:00Z",
+                    "action": "deploy",
+                    "prompt": "support-assistant",
+                    "revision": "r41",
+                },
+                {
+                    "at": "2026-11-02T00:00:00Z",
+                    "action": "deploy",
+                    "prompt": "support-assistant",
+                    "revision": "r42",
+                },
+                {
+                    "at": "2026-11-03T00:00:00Z",
+                    "action": "rollback",
+                    "prompt": "support-assistant",
+                    "to": "r41",
+                },
+            ],
+        }
+    )
     s = store.suite("qa")
     s.anchor("r41", results())
     s.anchor("r42", results(seed=1))
@@ -272,8 +309,11 @@ def test_tampered_scores_are_detected(sample_store: BaselineStore) -> None:
     path = s.path / "versions" / "v0001" / "scores.parquet"
     df = pl.read_parquet(path).with_columns(pl.lit(1.0).alias("correct"))
     df.write_parquet(path)
-    with pytest.raises(BaselineError, match=r"v0001/scores\.parquet: content hash mismatch.*git "
-                       r"checkout"):
+    with pytest.raises(
+        BaselineError,
+        match=r"v0001/scores\.parquet: content hash mismatch.*git "
+        r"checkout",
+    ):
         s.scores("v0001")
     path.unlink()
     with pytest.raises(BaselineError, match="missing"):
@@ -319,12 +359,14 @@ def test_crash_leftovers_are_ignored_then_repaired(sample_store: BaselineStore) 
     assert meta.id == "v0003"
     assert s.scores("v0003").n_examples == 1500
     lines = s.journal_path.read_text().splitlines()
-    assert all(json.loads(line) for line in lines) and len(lines) == 4
+    assert all(json.loads(line) for line in lines)
+    assert len(lines) == 4
     assert json.loads((s.path / "reference.json").read_text())["version"] == "v0003"
 
 
-def test_cli_walkthrough(sample_store: BaselineStore, tmp_path: Path,
-                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_walkthrough(
+    sample_store: BaselineStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     st = ["--store", str(sample_store.root)]
     assert main(["baseline", "list", *st]) == 0
     assert "support-qa" in capsys.readouterr().out
@@ -344,10 +386,24 @@ def test_cli_walkthrough(sample_store: BaselineStore, tmp_path: Path,
     new = tmp_path / "suite.yaml"
     new.write_text(SUITE_YAML.read_text())
     assert main(["baseline", "init", "qa2", "--config", str(new), *st]) == 0
-    assert main(["baseline", "anchor", "qa2", "--revision", "r41", "--results",
-                 str(EVALS / "support-qa" / "r41.csv"), *st]) == 0
+    assert (
+        main(
+            [
+                "baseline",
+                "anchor",
+                "qa2",
+                "--revision",
+                "r41",
+                "--results",
+                str(EVALS / "support-qa" / "r41.csv"),
+                *st,
+            ]
+        )
+        == 0
+    )
     assert "v0001" in capsys.readouterr().out
     assert main(["baseline", "revert", "qa2", "--reverted", "r41", "--restored", "r40", *st]) == 3
     err = capsys.readouterr().err
-    assert err.startswith("promptstate: error:") and "--policy reanchor" in err
+    assert err.startswith("promptstate: error:")
+    assert "--policy reanchor" in err
     assert main(["baseline", "init", "../evil", "--config", str(new), *st]) == 3

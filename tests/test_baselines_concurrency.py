@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -107,8 +108,11 @@ def store(tmp_path: Path) -> BaselineStore:
 def test_parallel_anchors_lose_nothing(store: BaselineStore) -> None:
     workers, per = 8, 20
     procs = [
-        subprocess.Popen([sys.executable, "-c", WRITER, str(store.root), str(w), str(per)],
-                         env=_env(), stderr=subprocess.PIPE)
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(store.root), str(w), str(per)],
+            env=_env(),
+            stderr=subprocess.PIPE,
+        )
         for w in range(workers)
     ]
     for p in procs:
@@ -125,32 +129,37 @@ def test_parallel_anchors_lose_nothing(store: BaselineStore) -> None:
     )
     # each worker's versions appear in its own order; every parent is the previous reference
     metas = s.versions()
-    for prev, meta in zip(metas, metas[1:], strict=False):
+    for prev, meta in itertools.pairwise(metas):
         assert meta.parent == prev.id
     ref = s.reference()
     assert ref.version == versions[-1]
     pointer = json.loads((s.path / "reference.json").read_text())
-    assert pointer["version"] == ref.version and pointer["journal_seq"] == len(s.journal())
+    assert pointer["version"] == ref.version
+    assert pointer["journal_seq"] == len(s.journal())
 
 
-@pytest.mark.parametrize("point", ["mid-scores", "before-meta", "mid-journal",
-                                   "before-reference"])
+@pytest.mark.parametrize("point", ["mid-scores", "before-meta", "mid-journal", "before-reference"])
 def test_sigkill_mid_write_leaves_store_consistent(store: BaselineStore, point: str) -> None:
     s = store.suite("qa")
     import polars as pl
 
     s.anchor("r1", pl.DataFrame({"example_id": ["a"], "correct": [1], "rubric": [1.0]}))
-    proc = subprocess.run([sys.executable, "-c", CRASHER, str(store.root), point], env=_env(),
-                          capture_output=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", CRASHER, str(store.root), point],
+        check=False,
+        env=_env(),
+        capture_output=True,
+        timeout=120,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
     versions = assert_consistent(store)
     committed = point == "before-reference"  # journal line written: the anchor is committed
     assert versions == (["v0001", "v0002"] if committed else ["v0001"])
     assert s.reference().version == versions[-1]
     # the next writer repairs leftovers and continues the numbering
-    meta, ref = s.anchor("r3", pl.DataFrame({"example_id": ["a"], "correct": [0],
-                                             "rubric": [2.0]}))
-    assert meta.id == f"v{len(versions) + 1:04d}" and ref.version == meta.id
+    meta, ref = s.anchor("r3", pl.DataFrame({"example_id": ["a"], "correct": [0], "rubric": [2.0]}))
+    assert meta.id == f"v{len(versions) + 1:04d}"
+    assert ref.version == meta.id
     assert assert_consistent(store) == [*versions, meta.id]
     assert sorted(p.name for p in (s.path / "versions").iterdir()) == [*versions, meta.id]
     pointer = json.loads((s.path / "reference.json").read_text())
@@ -161,7 +170,8 @@ def test_random_sigkills_during_a_writer_loop(store: BaselineStore) -> None:
     """Kill a busy writer at arbitrary instants; after each kill the store is consistent."""
     for attempt in range(4):
         proc = subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(store.root), str(attempt), "1000"], env=_env(),
+            [sys.executable, "-c", WRITER, str(store.root), str(attempt), "1000"],
+            env=_env(),
             stderr=subprocess.DEVNULL,
         )
         time.sleep(1.0 + 0.37 * attempt)

@@ -26,7 +26,9 @@ def test_formats_load_the_same(tmp_path: Path, fmt: str) -> None:
     {"csv": df.write_csv, "parquet": df.write_parquet, "jsonl": df.write_ndjson}[fmt](path)
     res = load_results(path)
     assert res.metrics == ("correct", "rubric")
-    assert res.n_rows == 6 and res.n_examples == 3 and res.max_samples == 2
+    assert res.n_rows == 6
+    assert res.n_examples == 3
+    assert res.max_samples == 2
     means = res.example_means()
     assert means.get_column("correct").to_list() == [0.5, 1.0, 0.0]
     assert means.get_column("rubric").to_list() == [3.5, 4.75, 2.25]

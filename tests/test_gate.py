@@ -56,7 +56,8 @@ def test_story_gate_refuses_the_reverted_baseline(store: BaselineStore) -> None:
     with pytest.raises(StaleBaselineError) as info:
         gate("support-qa", R43, revision="r43", ledger=LEDGER, store=store)
     msg = str(info.value)
-    assert "anchored to r42" in msg and "rolled back to r41" in msg
+    assert "anchored to r42" in msg
+    assert "rolled back to r41" in msg
     assert f"promptstate baseline sync support-qa --ledger {LEDGER} --store {store.root}" in msg
     assert info.value.exit_code == 3
 
@@ -71,21 +72,32 @@ def test_story_after_sync_r43_passes_against_r41(synced: BaselineStore) -> None:
 
 
 def test_story_through_the_cli(store: BaselineStore, capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["gate", "support-qa", "--candidate", str(R43), "--revision", "r43",
-            "--store", str(store.root)]
+    args = [
+        "gate",
+        "support-qa",
+        "--candidate",
+        str(R43),
+        "--revision",
+        "r43",
+        "--store",
+        str(store.root),
+    ]
     assert main(args) == 1
     assert "REGRESSION" in capsys.readouterr().out
     assert main([*args, "--ledger", str(LEDGER)]) == 3
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "baseline sync" in err
+    assert err.count("\n") == 1
+    assert "baseline sync" in err
     assert main(["baseline", "sync", "--ledger", str(LEDGER), "--store", str(store.root)]) == 0
     capsys.readouterr()
     assert main([*args, "--ledger", str(LEDGER), "--format", "json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["verdict"] == "pass" and out["reference"]["version"] == "v0001"
+    assert out["verdict"] == "pass"
+    assert out["reference"]["version"] == "v0001"
     assert main([*args, "--ledger", str(LEDGER), "--format", "junit"]) == 0
     suite = ET.fromstring(capsys.readouterr().out)
-    assert suite.get("tests") == "2" and suite.get("failures") == "0"
+    assert suite.get("tests") == "2"
+    assert suite.get("failures") == "0"
 
 
 # ---------------------------------------------------------------- stale guard variants
@@ -94,16 +106,26 @@ def test_story_through_the_cli(store: BaselineStore, capsys: pytest.CaptureFixtu
 def test_reference_not_of_the_live_revision(store: BaselineStore, tmp_path: Path) -> None:
     s = store.suite("support-qa")
     s.pin("v0001")
-    ledger = parse_ledger({
-        "version": 1,
-        "prompts": {"support-assistant": {"revisions": {"r41": {}, "r44": {"parent": "r41"}}}},
-        "transitions": [
-            {"at": "2026-11-01T00:00:00Z", "action": "deploy", "prompt": "support-assistant",
-             "revision": "r41"},
-            {"at": "2026-11-05T00:00:00Z", "action": "deploy", "prompt": "support-assistant",
-             "revision": "r44"},
-        ],
-    })
+    ledger = parse_ledger(
+        {
+            "version": 1,
+            "prompts": {"support-assistant": {"revisions": {"r41": {}, "r44": {"parent": "r41"}}}},
+            "transitions": [
+                {
+                    "at": "2026-11-01T00:00:00Z",
+                    "action": "deploy",
+                    "prompt": "support-assistant",
+                    "revision": "r41",
+                },
+                {
+                    "at": "2026-11-05T00:00:00Z",
+                    "action": "deploy",
+                    "prompt": "support-assistant",
+                    "revision": "r44",
+                },
+            ],
+        }
+    )
     with pytest.raises(StaleBaselineError, match=r"live revision .* is r44.*baseline anchor"):
         gate("support-qa", R43, ledger=ledger, store=store)
     s.anchor("r44", R41)  # pinned: stored, reference stays
@@ -112,13 +134,23 @@ def test_reference_not_of_the_live_revision(store: BaselineStore, tmp_path: Path
 
 
 def test_candidate_revision_of_another_prompt(synced: BaselineStore) -> None:
-    ledger = parse_ledger({
-        "version": 1,
-        "prompts": {"support-assistant": {"revisions": {"r41": {}}},
-                    "other": {"revisions": {"x1": {}}}},
-        "transitions": [{"at": "2026-11-01T00:00:00Z", "action": "deploy",
-                         "prompt": "support-assistant", "revision": "r41"}],
-    })
+    ledger = parse_ledger(
+        {
+            "version": 1,
+            "prompts": {
+                "support-assistant": {"revisions": {"r41": {}}},
+                "other": {"revisions": {"x1": {}}},
+            },
+            "transitions": [
+                {
+                    "at": "2026-11-01T00:00:00Z",
+                    "action": "deploy",
+                    "prompt": "support-assistant",
+                    "revision": "r41",
+                }
+            ],
+        }
+    )
     with pytest.raises(ResultsError, match="revision of 'other'"):
         gate("support-qa", R43, revision="x1", ledger=ledger, store=synced)
     assert gate("support-qa", R43, revision="r43", ledger=ledger, store=synced).verdict == "pass"
@@ -149,7 +181,8 @@ def test_validity_checks(synced: BaselineStore, tmp_path: Path) -> None:
     cand.filter(pl.col("example_id") != "q0007").write_csv(p)
     res = gate("support-qa", p, store=synced)
     check = {c.name: c for c in res.checks}["eval_set"]
-    assert check.status == "warn" and "1499 common" in check.detail
+    assert check.status == "warn"
+    assert "1499 common" in check.detail
     assert res.metrics[0].n == 1499
     # no grader column: assumed, with a warning; --grader
     p = tmp_path / "ng.csv"
@@ -195,20 +228,27 @@ def test_bad_options(synced: BaselineStore) -> None:
 
 
 def _specs() -> list[MetricSpec]:
-    return [MetricSpec("correct", "binary", "higher", 0.02),
-            MetricSpec("rubric", "continuous", "higher", 0.1),
-            MetricSpec("latency", "continuous", "lower", 50.0)]
+    return [
+        MetricSpec("correct", "binary", "higher", 0.02),
+        MetricSpec("rubric", "continuous", "higher", 0.1),
+        MetricSpec("latency", "continuous", "lower", 50.0),
+    ]
 
 
 def test_compare_metrics_against_scipy_and_statsmodels() -> None:
     rng = np.random.default_rng(5)
     n = 800
-    ref = {"correct": (rng.random(n) < 0.8).astype(float), "rubric": rng.normal(3.5, 0.6, n),
-           "latency": rng.normal(900, 120, n)}
+    ref = {
+        "correct": (rng.random(n) < 0.8).astype(float),
+        "rubric": rng.normal(3.5, 0.6, n),
+        "latency": rng.normal(900, 120, n),
+    }
     flip = rng.random(n) < 0.1
-    cand = {"correct": np.where(flip, 1 - ref["correct"], ref["correct"]),
-            "rubric": ref["rubric"] + rng.normal(-0.05, 0.4, n),
-            "latency": ref["latency"] + rng.normal(20, 60, n)}
+    cand = {
+        "correct": np.where(flip, 1 - ref["correct"], ref["correct"]),
+        "rubric": ref["rubric"] + rng.normal(-0.05, 0.4, n),
+        "latency": ref["latency"] + rng.normal(20, 60, n),
+    }
     alpha = 0.05
     out = compare_metrics(ref, cand, _specs(), alpha=alpha)
     p_reg = []
@@ -223,18 +263,21 @@ def test_compare_metrics_against_scipy_and_statsmodels() -> None:
         assert m.p_regression == pytest.approx(reg, rel=1e-9)
         assert m.p_noninferior == pytest.approx(ni, rel=1e-9)
         p_reg.append(reg)
-    np.testing.assert_allclose([m.p_regression_adjusted for m in out],
-                               multipletests(p_reg, method="holm")[1], rtol=1e-9)
+    np.testing.assert_allclose(
+        [m.p_regression_adjusted for m in out], multipletests(p_reg, method="holm")[1], rtol=1e-9
+    )
     b = int(((ref["correct"] == 1) & (cand["correct"] == 0)).sum())
     c = int(((ref["correct"] == 0) & (cand["correct"] == 1)).sum())
     exact = mcnemar([[0, b], [c, 0]], exact=True).pvalue
     assert out[0].pvalue == pytest.approx(exact, rel=1e-10)
     assert "McNemar" in out[0].test
     assert out[1].pvalue == pytest.approx(
-        stats.ttest_rel(cand["rubric"], ref["rubric"]).pvalue, rel=1e-9)
+        stats.ttest_rel(cand["rubric"], ref["rubric"]).pvalue, rel=1e-9
+    )
     two = [m.pvalue for m in out]
-    np.testing.assert_allclose([m.pvalue_adjusted for m in out],
-                               multipletests(two, method="holm")[1], rtol=1e-9)
+    np.testing.assert_allclose(
+        [m.pvalue_adjusted for m in out], multipletests(two, method="holm")[1], rtol=1e-9
+    )
 
 
 @pytest.mark.parametrize(
@@ -254,19 +297,24 @@ def test_verdict_conventions(shift: float, expected: str) -> None:
     if expected == "regression":
         assert m.ci_upper < -0.1
     if expected == "inconclusive":
-        assert m.mde > 0 and m.n_required is not None
+        assert m.mde > 0
+        assert m.n_required is not None
 
 
 def test_lower_is_better_orientation() -> None:
     ref = np.linspace(800, 1200, 300)
     rng = np.random.default_rng(4)
     spec = MetricSpec("latency", "continuous", "lower", 10.0)
-    (slower,) = compare_metrics({"latency": ref}, {"latency": ref + 40 + rng.normal(0, 5, 300)},
-                                [spec])
-    assert slower.verdict == "regression" and slower.diff > 0
-    (faster,) = compare_metrics({"latency": ref}, {"latency": ref - 40 + rng.normal(0, 5, 300)},
-                                [spec])
-    assert faster.verdict == "pass" and faster.ci_upper < 0
+    (slower,) = compare_metrics(
+        {"latency": ref}, {"latency": ref + 40 + rng.normal(0, 5, 300)}, [spec]
+    )
+    assert slower.verdict == "regression"
+    assert slower.diff > 0
+    (faster,) = compare_metrics(
+        {"latency": ref}, {"latency": ref - 40 + rng.normal(0, 5, 300)}, [spec]
+    )
+    assert faster.verdict == "pass"
+    assert faster.ci_upper < 0
 
 
 def test_holm_can_turn_a_marginal_regression_inconclusive() -> None:
@@ -311,22 +359,43 @@ def test_several_samples_cluster_by_example(synced: BaselineStore) -> None:
 
 def test_anchor_on_pass(synced: BaselineStore, tmp_path: Path) -> None:
     s = synced.suite("support-qa")
-    res = gate("support-qa", R43, revision="r43", ledger=LEDGER, store=synced,
-               anchor_on_pass=True)
-    assert res.anchored is None and "pinned" in res.notes[0]
+    res = gate("support-qa", R43, revision="r43", ledger=LEDGER, store=synced, anchor_on_pass=True)
+    assert res.anchored is None
+    assert "pinned" in res.notes[0]
     s.unpin()
-    res = gate("support-qa", R43, revision="r43", ledger=LEDGER, store=synced,
-               anchor_on_pass=True, at=datetime(2026, 11, 5, tzinfo=UTC), actor="ci")
+    res = gate(
+        "support-qa",
+        R43,
+        revision="r43",
+        ledger=LEDGER,
+        store=synced,
+        anchor_on_pass=True,
+        at=datetime(2026, 11, 5, tzinfo=UTC),
+        actor="ci",
+    )
     # r43 passes but is not better on the primary metric (correct): not anchored
-    assert res.verdict == "pass" and res.metrics[0].diff < 0 and res.anchored is None
+    assert res.verdict == "pass"
+    assert res.metrics[0].diff < 0
+    assert res.anchored is None
     assert "not better" in res.notes[0]
     better = tmp_path / "better.csv"
     pl.read_csv(R43).with_columns(
-        pl.when(pl.col("example_id") < "q0100").then(1).otherwise(pl.col("correct"))
-        .alias("correct")).write_csv(better)
-    res = gate("support-qa", better, revision="r43", ledger=LEDGER, store=synced,
-               anchor_on_pass=True, actor="ci")
-    assert res.verdict == "pass" and res.anchored == "v0003"
+        pl.when(pl.col("example_id") < "q0100")
+        .then(1)
+        .otherwise(pl.col("correct"))
+        .alias("correct")
+    ).write_csv(better)
+    res = gate(
+        "support-qa",
+        better,
+        revision="r43",
+        ledger=LEDGER,
+        store=synced,
+        anchor_on_pass=True,
+        actor="ci",
+    )
+    assert res.verdict == "pass"
+    assert res.anchored == "v0003"
     e = s.journal()[-1]
     assert (e.action, e.version, e.revision, e.actor) == ("reanchor", "v0003", "r43", "ci")
     assert "anchor-on-pass" in e.reason
@@ -335,22 +404,26 @@ def test_anchor_on_pass(synced: BaselineStore, tmp_path: Path) -> None:
     worse = tmp_path / "worse.csv"
     pl.read_csv(R43).with_columns(pl.col("rubric") - 0.5).write_csv(worse)
     res = gate("support-qa", worse, revision="r45", store=synced, anchor_on_pass=True)
-    assert res.verdict == "regression" and res.anchored is None
+    assert res.verdict == "regression"
+    assert res.anchored is None
     assert res.notes == ("not anchored: verdict is regression",)
 
 
 def test_outputs(synced: BaselineStore) -> None:
     res = gate("support-qa", R43, revision="r43", ledger=LEDGER, store=synced)
     text = res.to_text()
-    assert "PASS" in text and "check ledger: ok" in text
+    assert "PASS" in text
+    assert "check ledger: ok" in text
     md = res.to_markdown()
-    assert md.startswith("### ✅ gate support-qa: r43 vs v0001 (r41)") and "| correct |" in md
+    assert md.startswith("### ✅ gate support-qa: r43 vs v0001 (r41)")
+    assert "| correct |" in md
     data = json.loads(res.to_json())
     assert data["confidence"] == pytest.approx(0.9)
     assert [m["metric"] for m in data["metrics"]] == ["correct", "rubric"]
     xml = ET.fromstring(res.to_junit())
     assert [c.get("name") for c in xml.iter("testcase")] == ["correct", "rubric"]
-    assert res.to_polars().height == 2 and list(res.to_pandas().columns)[0] == "metric"
+    assert res.to_polars().height == 2
+    assert next(iter(res.to_pandas().columns)) == "metric"
     assert "<table>" in res._repr_html_()
     bad = gate("support-qa", R42.parent / "r41.csv", store=synced)
     assert bad.verdict == "pass"
@@ -359,18 +432,41 @@ def test_outputs(synced: BaselineStore) -> None:
 def test_junit_failures_and_exit_codes(store: BaselineStore, tmp_path: Path) -> None:
     res = gate("support-qa", R43, store=store)
     xml = ET.fromstring(res.to_junit())
-    failures = [c for c in xml.iter("failure")]
+    failures = list(xml.iter("failure"))
     assert xml.get("failures") == str(len(failures)) == "2"
     assert failures[0].get("type") == "regression"
     assert res.exit_code() == 1
     small = tmp_path / "small.csv"
     pl.read_csv(R43).filter(pl.col("example_id") < "q0060").write_csv(small)
     out = tmp_path / "report.md"
-    args = ["gate", "support-qa", "--candidate", str(small), "--store", str(store.root),
-            "--min-coverage", "0.01", "--format", "markdown", "--output", str(out)]
+    args = [
+        "gate",
+        "support-qa",
+        "--candidate",
+        str(small),
+        "--store",
+        str(store.root),
+        "--min-coverage",
+        "0.01",
+        "--format",
+        "markdown",
+        "--output",
+        str(out),
+    ]
     store.suite("support-qa").pin("v0001")
     assert main(args) == 1  # inconclusive
     assert "inconclusive" in out.read_text()
     assert main([*args, "--allow-inconclusive"]) == 0
-    assert main(["gate", "support-qa", "--candidate", str(tmp_path / "nope.csv"),
-                 "--store", str(store.root)]) == 2
+    assert (
+        main(
+            [
+                "gate",
+                "support-qa",
+                "--candidate",
+                str(tmp_path / "nope.csv"),
+                "--store",
+                str(store.root),
+            ]
+        )
+        == 2
+    )

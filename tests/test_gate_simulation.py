@@ -19,8 +19,10 @@ from analysis.gate import compare_metrics
 
 RECOMMENDED_N = 2200
 ALPHA = 0.05
-SPECS = [MetricSpec("correct", "binary", "higher", 0.02),
-         MetricSpec("rubric", "continuous", "higher", 0.1)]
+SPECS = [
+    MetricSpec("correct", "binary", "higher", 0.02),
+    MetricSpec("rubric", "continuous", "higher", 0.1),
+]
 
 
 def _reps(base: int) -> int:
@@ -31,8 +33,9 @@ def _tol(p: float, reps: int) -> float:
     return 3 * math.sqrt(p * (1 - p) / reps)
 
 
-def _binary_pairs(rng: np.random.Generator, n: int, delta: float, discord: float = 0.10
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def _binary_pairs(
+    rng: np.random.Generator, n: int, delta: float, discord: float = 0.10
+) -> tuple[np.ndarray, np.ndarray]:
     """Paired 0/1 outcomes with P(discordant) = discord and P(cand) − P(ref) = delta."""
     b, c = (discord - delta) / 2, (discord + delta) / 2
     u = rng.random(n)
@@ -42,8 +45,9 @@ def _binary_pairs(rng: np.random.Generator, n: int, delta: float, discord: float
     return ref, cand
 
 
-def _rubric(rng: np.random.Generator, n: int, delta: float, samples: int = 3
-            ) -> tuple[np.ndarray, np.ndarray]:
+def _rubric(
+    rng: np.random.Generator, n: int, delta: float, samples: int = 3
+) -> tuple[np.ndarray, np.ndarray]:
     """Example-level means of ``samples`` correlated samples (shared example effect)."""
     example = rng.normal(3.5, 0.6, n)
     ref = example[:, None] + rng.normal(0, 1.0, (n, samples))
@@ -51,20 +55,27 @@ def _rubric(rng: np.random.Generator, n: int, delta: float, samples: int = 3
     return ref.mean(axis=1), cand.mean(axis=1)
 
 
-def _run(reps: int, delta_correct: float, delta_rubric: float, seed: int
-         ) -> tuple[np.ndarray, np.ndarray]:
+def _run(
+    reps: int, delta_correct: float, delta_rubric: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     per_metric = np.empty((reps, 2), dtype=object)
     overall = np.empty(reps, dtype=object)
     for i in range(reps):
         rc, cc = _binary_pairs(rng, RECOMMENDED_N, delta_correct)
         rr, cr = _rubric(rng, RECOMMENDED_N, delta_rubric)
-        out = compare_metrics({"correct": rc, "rubric": rr}, {"correct": cc, "rubric": cr},
-                              SPECS, alpha=ALPHA)
+        out = compare_metrics(
+            {"correct": rc, "rubric": rr}, {"correct": cc, "rubric": cr}, SPECS, alpha=ALPHA
+        )
         per_metric[i] = [m.verdict for m in out]
         v = [m.verdict for m in out]
-        overall[i] = ("regression" if "regression" in v
-                      else "pass" if all(x == "pass" for x in v) else "inconclusive")
+        overall[i] = (
+            "regression"
+            if "regression" in v
+            else "pass"
+            if all(x == "pass" for x in v)
+            else "inconclusive"
+        )
     return per_metric, overall
 
 
@@ -93,8 +104,7 @@ def test_at_the_margin_error_rates_are_at_most_alpha() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("metric", "deltas"), [("correct", (-0.04, 0.0)),
-                                                ("rubric", (0.0, -0.2))])
+@pytest.mark.parametrize(("metric", "deltas"), [("correct", (-0.04, 0.0)), ("rubric", (0.0, -0.2))])
 def test_power_at_twice_the_margin(metric: str, deltas: tuple[float, float]) -> None:
     reps = _reps(2000)
     per_metric, overall = _run(reps, *deltas, seed=3)

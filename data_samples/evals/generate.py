@@ -69,20 +69,37 @@ def _store(store: Path) -> None:
         shutil.rmtree(suite_dir)
     bs = BaselineStore(store)
     cfg = SuiteConfig.load(HERE / "support-qa.suite.yaml")
-    s = bs.init("support-qa", cfg, actor="ml-platform", reason="sample suite",
-                at=datetime(2026, 10, 20, 9, 0, tzinfo=UTC))
-    s.anchor("r41", HERE / "support-qa" / "r41.csv", actor="ml-platform",
-             reason="baseline of the live revision r41",
-             at=datetime(2026, 10, 28, 14, 0, tzinfo=UTC))
-    s.anchor("r42", HERE / "support-qa" / "r42.csv", actor="dana",
-             reason="r42 scores better on the eval set; re-anchor before the canary",
-             at=datetime(2026, 11, 1, 16, 30, tzinfo=UTC))
+    s = bs.init(
+        "support-qa",
+        cfg,
+        actor="ml-platform",
+        reason="sample suite",
+        at=datetime(2026, 10, 20, 9, 0, tzinfo=UTC),
+    )
+    s.anchor(
+        "r41",
+        HERE / "support-qa" / "r41.csv",
+        actor="ml-platform",
+        reason="baseline of the live revision r41",
+        at=datetime(2026, 10, 28, 14, 0, tzinfo=UTC),
+    )
+    s.anchor(
+        "r42",
+        HERE / "support-qa" / "r42.csv",
+        actor="dana",
+        reason="r42 scores better on the eval set; re-anchor before the canary",
+        at=datetime(2026, 11, 1, 16, 30, tzinfo=UTC),
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--store", type=Path, default=None,
-                        help="also rebuild <store>/support-qa (the state before sync)")
+    parser.add_argument(
+        "--store",
+        type=Path,
+        default=None,
+        help="also rebuild <store>/support-qa (the state before sync)",
+    )
     args = parser.parse_args()
     rng = np.random.default_rng(SEED)
     (HERE / "support-qa").mkdir(exist_ok=True)

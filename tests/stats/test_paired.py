@@ -71,9 +71,11 @@ def test_margin_pvalues_match_scipy_one_sided(
 def test_degenerate_inputs() -> None:
     assert math.isnan(paired.paired_t([]).mean)
     one = paired.paired_t([0.5])
-    assert one.mean == 0.5 and math.isnan(one.pvalue)
+    assert one.mean == 0.5
+    assert math.isnan(one.pvalue)
     same = paired.paired_t([0.5, 0.5, 0.5])
-    assert same.pvalue == 0.0 and same.ci_lower == same.ci_upper == 0.5
+    assert same.pvalue == 0.0
+    assert same.ci_lower == same.ci_upper == 0.5
     zero = paired.paired_t([0.0, 0.0])
     assert zero.pvalue == 1.0
     assert paired.margin_pvalues(0.0, 0.0, 2, 0.1) == (0.0, 1.0)

@@ -470,3 +470,33 @@ def test_junit_failures_and_exit_codes(store: BaselineStore, tmp_path: Path) -> 
         )
         == 2
     )
+
+
+# ---------------------------------------------------------------- properties
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(3, 300),
+    shift=st.floats(-1.0, 1.0),
+    margin=st.floats(0.01, 0.5),
+    direction=st.sampled_from(["higher", "lower"]),
+)
+def test_verdicts_agree_with_the_interval(
+    seed: int, n: int, shift: float, margin: float, direction: str
+) -> None:
+    """pass ⇔ oriented lower bound > −margin; a single-metric regression ⇔ upper bound < −margin."""
+    rng = np.random.default_rng(seed)
+    ref = rng.normal(0, 1, n)
+    cand = ref + shift + rng.normal(0, 0.7, n)
+    spec = MetricSpec("m", "continuous", direction, margin)  # type: ignore[arg-type]
+    (m,) = compare_metrics({"m": ref}, {"m": cand}, [spec])
+    lo, hi = (m.ci_lower, m.ci_upper) if direction == "higher" else (-m.ci_upper, -m.ci_lower)
+    assert (m.verdict == "pass") == (lo > -margin)
+    assert (m.verdict == "regression") == (hi < -margin)
+    assert m.p_regression_adjusted == pytest.approx(m.p_regression)
+    assert m.p_noninferior + m.p_regression == pytest.approx(1.0)

@@ -207,7 +207,7 @@ def paired_bootstrap(
     confidence: float = 0.95,
     n_resamples: int = 2000,
     seed: int | None = 0,
-    chunk: int = 50_000_000,
+    chunk: int = 5_000_000,
 ) -> BootstrapResult:
     """Percentile bootstrap of the mean paired difference, resampling examples.
 

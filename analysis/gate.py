@@ -545,8 +545,6 @@ def gate(
         BaselineError: No reference, or the stored scores fail their content hash.
         ResultsError: Bad candidate input, other grader, too little eval-set overlap.
     """
-    import polars as pl
-
     from analysis.errors import BaselineError
     from analysis.evalresults import EvalResults, load_results
 
@@ -693,9 +691,8 @@ def gate(
         else:
             version, _ = s.anchor(
                 revision,
-                cand.table.select("example_id", "sample", *names).pipe(
-                    lambda t: EvalResults(cand.source, t, tuple(names), cfg.grader)
-                ),
+                cand,
+                grader=cand_grader,
                 actor=actor,
                 at=at,
                 expect_reference=ref.version,
@@ -704,7 +701,6 @@ def gate(
             )
             anchored = version.id
             notes.append(f"anchored {revision} as {version.id}, the new reference")
-    del pl
     return GateResult(
         suite=suite,
         store=str(st.root),

@@ -45,17 +45,31 @@ def prepare(users: int, seed: int) -> Path:
     from analysis.sample import SampleSpec, generate
 
     DATA.mkdir(parents=True, exist_ok=True)
-    raw = DATA / f"events_{users}.parquet"
+    raw = DATA / f"events_{users}"
     labelled = DATA / f"labelled_{users}.parquet"
     if not raw.exists():
+        # generated in shards of at most 50 000 units (the generator holds a shard in memory);
+        # ids get a shard prefix so that units, conversations and events stay distinct
         t = time.perf_counter()
-        sample = generate(SampleSpec(n_users=users, seed=seed))
-        sample.events.write_parquet(raw, compression="zstd")
-        print(f"generated {sample.events.height:,} rows in {time.perf_counter() - t:.0f}s")
-        del sample
+        tmp = raw.with_suffix(".tmp")
+        tmp.mkdir(parents=True, exist_ok=True)
+        rows, shard, left = 0, 0, users
+        while left > 0:
+            size = min(50_000, left)
+            events = generate(SampleSpec(n_users=size, seed=seed + shard)).events
+            ids = [c for c in ("event_id", "user_id", "conversation_id", "cache_key")
+                   if c in events.columns and events.schema[c] == pl.String]  # fmt: skip
+            events = events.with_columns((pl.lit(f"s{shard}-") + pl.col(c)).alias(c) for c in ids)
+            events.write_parquet(tmp / f"part-{shard:03d}.parquet", compression="zstd")
+            rows += events.height
+            left -= size
+            shard += 1
+            del events
+        tmp.rename(raw)
+        print(f"generated {rows:,} rows in {shard} shards in {time.perf_counter() - t:.0f}s")
     if not labelled.exists():
         t = time.perf_counter()
-        res = split(pl.scan_parquet(raw), LEDGER)
+        res = split(pl.scan_parquet(raw / "*.parquet"), LEDGER)
         res.frame.to_native().sink_parquet(labelled)
         print(f"labelled with split() in {time.perf_counter() - t:.0f}s")
     return labelled

@@ -38,31 +38,68 @@ _EXPORTS: dict[str, str] = {
     "clean": "analysis.contamination",
     "contamination_summary": "analysis.contamination",
     "LABELS": "analysis.contamination",
+    # eval baselines and the gate
+    "gate": "analysis.gating",
+    "GateResult": "analysis.gating",
+    "MetricResult": "analysis.gating",
+    "Check": "analysis.gating",
+    "compare_metrics": "analysis.gating",
+    "BaselineStore": "analysis.baselines",
+    "Suite": "analysis.baselines",
+    "SuiteConfig": "analysis.baselines",
+    "MetricSpec": "analysis.baselines",
+    "Reference": "analysis.baselines",
+    "BaselineVersion": "analysis.baselines",
+    "JournalEntry": "analysis.baselines",
+    "SyncReport": "analysis.baselines",
+    "SyncItem": "analysis.baselines",
+    "DEFAULT_STORE": "analysis.baselines",
+    "EvalResults": "analysis.evalresults",
+    "load_results": "analysis.evalresults",
+    "eval_set_hash": "analysis.evalresults",
 }
 
 __all__ = [
+    "DEFAULT_STORE",
     "LABELS",
     "BaselineError",
+    "BaselineStore",
+    "BaselineVersion",
+    "Check",
     "ContaminationSummary",
+    "EvalResults",
     "Events",
     "EventsError",
     "Experiment",
+    "GateResult",
+    "JournalEntry",
     "Ledger",
     "LedgerError",
     "LoadReport",
+    "MetricResult",
+    "MetricSpec",
     "Phase",
     "PromptstateError",
+    "Reference",
     "ResultsError",
     "Revert",
     "Revision",
     "RevisionState",
     "SplitResult",
     "StaleBaselineError",
+    "Suite",
+    "SuiteConfig",
+    "SyncItem",
+    "SyncReport",
     "Transition",
     "clean",
+    "compare_metrics",
     "contamination_summary",
+    "eval_set_hash",
+    "gate",
     "load_events",
     "load_ledger",
+    "load_results",
     "revision_state",
     "split",
 ]
@@ -82,6 +119,18 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from analysis.baselines import (
+        DEFAULT_STORE,
+        BaselineStore,
+        BaselineVersion,
+        JournalEntry,
+        MetricSpec,
+        Reference,
+        Suite,
+        SuiteConfig,
+        SyncItem,
+        SyncReport,
+    )
     from analysis.contamination import (
         LABELS,
         ContaminationSummary,
@@ -98,7 +147,9 @@ if TYPE_CHECKING:  # pragma: no cover
         ResultsError,
         StaleBaselineError,
     )
+    from analysis.evalresults import EvalResults, eval_set_hash, load_results
     from analysis.events import Events, LoadReport, load_events
+    from analysis.gating import Check, GateResult, MetricResult, compare_metrics, gate
     from analysis.ledger import (
         Experiment,
         Ledger,

@@ -18,7 +18,7 @@ from statsmodels.stats.multitest import multipletests
 from analysis.baselines import BaselineStore, MetricSpec, Reference, SuiteConfig
 from analysis.cli import main
 from analysis.errors import BaselineError, ResultsError, StaleBaselineError
-from analysis.gate import compare_metrics, gate
+from analysis.gating import compare_metrics, gate
 from analysis.ledger import load_ledger, parse_ledger
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from analysis.baselines import MetricSpec
-from analysis.gate import compare_metrics
+from analysis.gating import compare_metrics
 
 RECOMMENDED_N = 2200
 ALPHA = 0.05

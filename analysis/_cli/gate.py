@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the gate and print its report; returns the exit code."""
     import sys
 
-    from analysis.gate import gate
+    from analysis.gating import gate
 
     ledger = args.ledger or (
         Path(os.environ["PROMPTSTATE_LEDGER"]) if os.environ.get("PROMPTSTATE_LEDGER") else None

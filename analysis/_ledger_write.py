@@ -198,7 +198,9 @@ def _changed_lines(before: str, after: str) -> int:
     import difflib
 
     matcher = difflib.SequenceMatcher(a=before.splitlines(), b=after.splitlines(), autojunk=False)
-    return sum(i2 - i1 for tag, i1, i2, _, _ in matcher.get_opcodes() if tag in ("replace", "delete"))
+    return sum(
+        i2 - i1 for tag, i1, i2, _, _ in matcher.get_opcodes() if tag in ("replace", "delete")
+    )
 
 
 # ------------------------------------------------------------------------------------- YAML
@@ -296,7 +298,9 @@ def _render_json(path: Path, text: str, entry: Mapping[str, Any]) -> tuple[str, 
         raise LedgerError(f"{path}: `transitions` must be a list")
     transitions.append(dict(entry))
     indent = _json_indent(text)
-    after = json.dumps(data, indent=indent, ensure_ascii=False) + ("\n" if text.endswith("\n") else "")
+    after = json.dumps(data, indent=indent, ensure_ascii=False) + (
+        "\n" if text.endswith("\n") else ""
+    )
     return after, _changed_lines(text, after)
 
 

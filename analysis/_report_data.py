@@ -225,7 +225,7 @@ def cache_frame(
             frame.filter((nw.col("ts") >= nw.lit(lo)) & (nw.col("ts") < nw.lit(hi)))
             .with_columns(
                 nw.lit(i, dtype=nw.Int64).alias("_boundary"),
-                ((nw.col("ts") - nw.lit(at)).dt.total_minutes() / bin_minutes)
+                ((nw.col("ts") - nw.lit(at)).dt.total_microseconds() / (bin_minutes * 60_000_000))
                 .floor()
                 .cast(nw.Int64)
                 .alias("_bin"),

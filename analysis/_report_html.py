@@ -106,7 +106,7 @@ _SCRIPT = """
 (function(){
   function measure(){
     var out=[];var svgs=document.querySelectorAll('figure svg');
-    for(var i=0;i<svgs.length;i++){var r=svgs[i].getBoundingClientRect();
+    for(var i=0; i < svgs.length; i++){var r=svgs[i].getBoundingClientRect();
       out.push({id:svgs[i].parentNode.id,width:Math.round(r.width),height:Math.round(r.height)});}
     document.getElementById('render-check').textContent=JSON.stringify(out);
   }

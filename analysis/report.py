@@ -22,7 +22,10 @@ whole export (carryover needs the turns before the window), effects, counts and 
 events in ``[since, until)``.
 
 **Determinism.** Same inputs → same bytes: no wall-clock time is written, tables are sorted,
-SVGs are rendered with a fixed hash salt, no date metadata and ids prefixed per figure.
+SVGs are rendered with a fixed hash salt, no date metadata and ids prefixed per figure. The
+engine's parallel sums may differ in the last bits from run to run, so every number of the
+report is rounded to 10 significant digits, and the label-by-label ``change`` of the explain
+table is set to 0 where it is below 1e-9 of the effects' scale (a difference of equal numbers).
 """
 
 from __future__ import annotations
@@ -200,10 +203,8 @@ class Report:
         return _to_dict(self)
 
     def to_json(self) -> str:
-        """``report.json``'s text (sorted keys, NaN as null)."""
-        return (
-            json.dumps(_jsonable(self.to_dict()), indent=2, sort_keys=True, allow_nan=False) + "\n"
-        )
+        """``report.json``'s text (NaN as null)."""
+        return json.dumps(_jsonable(self.to_dict()), indent=2, allow_nan=False) + "\n"
 
     def to_markdown(self) -> str:
         """``report.md``'s text."""
@@ -361,6 +362,7 @@ def report(
         crossover_threshold=crossover_threshold,
         recovery_bin_hours=recovery_bin_hours,
     )
+    result = _canonical_result(result)
     summary = contamination_summary(res)
     bounds = data.boundaries(res)
     frames = [data.timeseries_frame(res.frame, exp.id, ms)]
@@ -368,8 +370,8 @@ def report(
     if cframe is not None:
         frames.append(cframe)
     collected = data.collect(frames)
-    series = tuple(data.timeseries_rows(collected[0], ms))
-    cache = tuple(data.cache_rows(collected[1], bounds)) if cframe is not None else ()
+    series = tuple(_canon(r) for r in data.timeseries_rows(collected[0], ms))
+    cache = tuple(_canon(r) for r in data.cache_rows(collected[1], bounds)) if cframe else ()
 
     store_path = _find_store(store, sample_dir().parent / "baselines" if use_sample else None)
     baselines, journals = _baselines(store_path, led) if store_path is not None else ((), {})
@@ -416,6 +418,46 @@ def report(
     if out is not None:
         rep.write(out)
     return rep
+
+
+def _round(value: Any) -> Any:
+    """Floats to 10 significant digits (run-to-run noise of parallel sums is ~1e-16)."""
+    if isinstance(value, float) and math.isfinite(value) and value != 0.0:
+        return float(f"{value:.10g}")
+    return value
+
+
+def _canon(row: Any) -> Any:
+    """A NamedTuple row with every float rounded by :func:`_round`."""
+    return row._replace(**{k: _round(v) for k, v in row._asdict().items() if isinstance(v, float)})
+
+
+def _canonical_result(result: AnalysisResult) -> AnalysisResult:
+    """The analysis with rounded numbers and exact zeros for no-change explain steps."""
+
+    def table(t: Any) -> Any:
+        return dataclasses.replace(t, rows=tuple(_canon(r) for r in t.rows))
+
+    explain = table(result.explain)
+    scale = max((abs(r.effect) for r in explain.rows if math.isfinite(r.effect)), default=0.0)
+    explain = dataclasses.replace(
+        explain,
+        rows=tuple(
+            r._replace(change=0.0)
+            if isinstance(r.change, float) and abs(r.change) < 1e-9 * scale
+            else r
+            for r in explain.rows
+        ),
+    )
+    return dataclasses.replace(
+        result,
+        effects=table(result.effects),
+        srm=table(result.srm),
+        exclusions=table(result.exclusions),
+        explain=explain,
+        recovery=table(result.recovery),
+        recovery_summary=table(result.recovery_summary),
+    )
 
 
 def _describe(value: Any) -> str:

@@ -1,0 +1,387 @@
+"""The batch report on the sample: files, validity, determinism, and one test per section
+checking ``report.json`` against the API's own results (not against copied literals)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from analysis.contamination import contamination_summary, split
+from analysis.effects import analyze
+from analysis.metrics import load_metrics
+from analysis.report import ATTENTION_KINDS, PLOTS, Report, report
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "data_samples"
+DESIGN_COLUMNS = [
+    "analysis",
+    "metric",
+    "phase",
+    "control",
+    "arm",
+    "n_control",
+    "n_arm",
+    "control_mean",
+    "arm_mean",
+    "effect",
+    "effect_ci_lower",
+    "effect_ci_upper",
+    "rel_effect",
+    "rel_effect_ci_lower",
+    "rel_effect_ci_upper",
+    "pvalue",
+    "pvalue_adjusted",
+]
+
+
+@pytest.fixture(scope="module")
+def out_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("report")
+
+
+@pytest.fixture(scope="module")
+def rep(out_dir: Path) -> Report:
+    return report(out=out_dir)
+
+
+@pytest.fixture(scope="module")
+def data(rep: Report, out_dir: Path) -> dict[str, Any]:
+    return json.loads((out_dir / "report.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def sample_split() -> Any:
+    return split(SAMPLES / "events.parquet", SAMPLES / "ledger.yaml")
+
+
+@pytest.fixture(scope="module")
+def api(sample_split: Any) -> Any:
+    """The API's analysis, run independently of the report."""
+    return analyze(sample_split, metrics=load_metrics(SAMPLES / "metrics.yaml"))
+
+
+def _close(a: Any, b: Any) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        if a is None or b is None:
+            return a is b
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    return bool(a == b)
+
+
+def _same_records(got: list[dict[str, Any]], want: list[dict[str, Any]]) -> None:
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        assert set(g) == set(w)
+        for k in w:
+            assert _close(g[k], w[k]), (k, g[k], w[k])
+
+
+# -- files, validity, determinism ---------------------------------------------------------
+
+
+def test_writes_three_files(out_dir: Path, rep: Report) -> None:
+    for name in ("report.html", "report.md", "report.json"):
+        assert (out_dir / name).stat().st_size > 0
+    assert rep.headline in (out_dir / "report.md").read_text()
+    assert rep.headline in (out_dir / "report.html").read_text()
+
+
+class StrictHTML(HTMLParser):
+    """Strict well-formedness: every non-void element closed in order, ids unique."""
+
+    VOID = frozenset("area base br col embed hr img input link meta param source track wbr".split())
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.errors: list[str] = []
+        self.ids: set[str] = set()
+        self.doctype = False
+
+    def handle_decl(self, decl: str) -> None:
+        self.doctype = self.doctype or decl.lower() == "doctype html"
+
+    def _id(self, attrs: list[tuple[str, str | None]]) -> None:
+        for k, v in attrs:
+            if k == "id" and v is not None:
+                if v in self.ids:
+                    self.errors.append(f"duplicate id {v!r}")
+                self.ids.add(v)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._id(attrs)
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._id(attrs)
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"unexpected </{tag}> (open: {self.stack[-3:]})")
+            return
+        self.stack.pop()
+
+
+def test_html_is_valid_self_contained_and_small(out_dir: Path) -> None:
+    text = (out_dir / "report.html").read_text()
+    parser = StrictHTML()
+    parser.feed(text)
+    parser.close()
+    assert parser.doctype
+    assert parser.errors == []
+    assert parser.stack == []
+    assert "http" not in text.lower()
+    assert "<img" not in text and "<link" not in text and "src=" not in text
+    assert len(text.encode()) < 2_000_000
+    assert text.count("<svg") == len(PLOTS)
+    for name in PLOTS:
+        assert f"id='plot-{name.replace('_', '-')}'" in text
+
+
+def test_html_parses_with_html5lib_when_available(out_dir: Path) -> None:
+    html5lib = pytest.importorskip("html5lib", reason="html5lib is not installed")
+    parser = html5lib.HTMLParser(strict=True)
+    parser.parse((out_dir / "report.html").read_text())
+
+
+def test_output_is_deterministic(tmp_path: Path, out_dir: Path) -> None:
+    report(out=tmp_path)
+    for name in ("report.html", "report.md", "report.json"):
+        assert (tmp_path / name).read_bytes() == (out_dir / name).read_bytes(), name
+
+
+# -- sections vs the API ------------------------------------------------------------------
+
+
+def test_headline_uses_api_numbers(rep: Report, api: Any, sample_split: Any) -> None:
+    from analysis._render import fmt
+
+    clean = api.effect("helpfulness", analysis="clean", phase="combined")
+    naive = api.effect("helpfulness", analysis="naive", phase="pooled")
+    share = contamination_summary(sample_split).contaminated_share("treatment")
+    assert rep.headline.startswith("clean effect of r42 on helpfulness: ")
+    assert fmt(clean.effect).replace("-", "−") in rep.headline
+    assert fmt(clean.effect_ci_lower).replace("-", "−") in rep.headline
+    assert f"naive dashboard said {fmt(naive.effect).replace('-', '−')}" in rep.headline
+    assert f"{share:.0%} of treatment events were contaminated, mostly after_end" in rep.headline
+
+
+def test_effects_section_matches_analyze(data: dict[str, Any], api: Any) -> None:
+    assert list(data["effects"][0])[: len(DESIGN_COLUMNS)] == DESIGN_COLUMNS
+    _same_records(data["effects"], json.loads(json.dumps(api.effects.to_records())))
+    _same_records(data["srm"], api.srm.to_records())
+    _same_records(data["explain"], api.explain.to_records())
+    _same_records(data["exclusions"], api.exclusions.to_records())
+
+
+def test_contamination_section_matches_summary(data: dict[str, Any], sample_split: Any) -> None:
+    want = contamination_summary(sample_split).to_dict()
+    got = data["contamination"]
+    assert got["n_events"] == want["n_events"]
+    assert got["contaminated_units"] == want["contaminated_units"]
+    _same_records(got["totals"], want["totals"])
+    _same_records(got["rows"], want["rows"])
+
+
+def test_recovery_section_matches_analyze(data: dict[str, Any], api: Any) -> None:
+    _same_records(data["recovery"], api.recovery.to_records())
+    _same_records(data["recovery_summary"], api.recovery_summary.to_records())
+    assert data["recovery_summary"], "the sample was rolled back: recovery must be reported"
+
+
+def test_metric_by_time_matches_brute_force(data: dict[str, Any], sample_split: Any) -> None:
+    frame = sample_split.frame.to_native().collect()
+    frame = frame.with_columns(
+        pl.when(pl.col("experiment_id") == "exp-17")
+        .then(pl.col("arm"))
+        .otherwise(pl.lit("untagged"))
+        .fill_null("untagged")
+        .alias("tag"),
+        pl.col("ts").dt.truncate("1h").alias("bin"),
+    )
+    want = (
+        frame.filter(pl.col("helpfulness").is_not_null())
+        .group_by("tag", "bin")
+        .agg(pl.len().alias("n"), pl.col("helpfulness").mean().alias("mean"))
+    )
+    got = [r for r in data["metric_by_time"] if r["metric"] == "helpfulness"]
+    assert len(got) == want.height
+    lookup = {(r["tag"], r["bin"].isoformat()): r for r in want.iter_rows(named=True)}
+    for r in got:
+        w = lookup[(r["arm"], r["bin_start"])]
+        assert r["n_events"] == w["n"]
+        assert r["value"] == pytest.approx(w["mean"], rel=1e-9)
+        if r["n_events"] >= 2 and r["ci_lower"] is not None:
+            assert r["ci_lower"] <= r["value"] <= r["ci_upper"]
+    shares = [r for r in data["metric_by_time"] if r["metric"] == "thumbs_up"]
+    assert all(0 <= r["value"] <= 1 for r in shares)
+
+
+def test_cache_section_matches_brute_force(data: dict[str, Any], sample_split: Any) -> None:
+    frame = sample_split.frame.to_native().collect()
+    rows = data["cache"]
+    assert {r["action"] for r in rows} == {"start", "ramp", "rollback"}
+    for r in rows[:: max(len(rows) // 15, 1)]:
+        at = dt.datetime.fromisoformat(r["at"])
+        start = at + dt.timedelta(minutes=r["minutes"])
+        sub = frame.filter(
+            (pl.col("ts") >= start)
+            & (pl.col("ts") < start + dt.timedelta(minutes=10))
+            & (pl.col("served_revision") == r["served_revision"])
+        )
+        assert sub.height == r["n_events"]
+        assert sub["cache_hit"].cast(pl.Float64).mean() == pytest.approx(r["hit_rate"])
+        assert sub["cost_usd"].mean() == pytest.approx(r["cost_mean"])
+
+
+def test_baselines_section_matches_store_and_ledger(data: dict[str, Any], ledger: Any) -> None:
+    from analysis.baselines import BaselineStore
+
+    store = BaselineStore(ROOT / "baselines")
+    assert [b["suite"] for b in data["baselines"]] == sorted(store.suite_names())
+    for b in data["baselines"]:
+        suite = store.suite(b["suite"])
+        ref = suite.reference()
+        live = ledger.live_revision(suite.config.prompt)
+        assert (b["version"], b["revision"], b["pinned"]) == (ref.version, ref.revision, ref.pinned)
+        assert b["live_revision"] == live
+        assert b["status"] == ("ok" if ref.revision == live else "stale")
+        assert [e["seq"] for e in b["journal"]] == [e.seq for e in suite.journal()]
+    kinds = {a["kind"] for a in data["attention"]}
+    stale = any(b["status"] == "stale" for b in data["baselines"])
+    assert ("stale_baseline" in kinds) == stale
+
+
+def test_contracts_section_matches_ledger(data: dict[str, Any], ledger: Any) -> None:
+    live = ledger.live_revision("support-assistant")
+    contract = ledger.revisions[live].contract
+    want = {
+        n: ("ok" if contract in c.accepts else "risk")
+        for n, c in ledger.consumers.items()
+        if c.prompt == "support-assistant"
+    }
+    assert {c["name"]: c["status"] for c in data["contracts"]} == want
+    risky = [a for a in data["attention"] if a["kind"] == "contract_risk"]
+    assert len(risky) == sum(s == "risk" for s in want.values())
+
+
+def test_attention_and_exit_code(data: dict[str, Any], api: Any) -> None:
+    kinds = [a["kind"] for a in data["attention"]]
+    assert set(kinds) <= set(ATTENTION_KINDS)
+    regressions = [
+        r
+        for r in api.effects.rows
+        if r.analysis == "clean" and r.phase == "combined" and r.significant and r.better is False
+    ]
+    assert kinds.count("regression") == len(regressions)
+    assert kinds.count("srm") == len({r.phase for r in api.srm.rows if r.mismatch})
+    assert data["exit_code"] == (1 if kinds else 0)
+    assert data["ok"] is (not kinds)
+
+
+def test_figures_from_report(rep: Report) -> None:
+    from matplotlib.figure import Figure
+
+    for name in PLOTS:
+        assert isinstance(rep.figure(name), Figure)
+    with pytest.raises(KeyError):
+        rep.figure("nope")
+
+
+# -- CLI ----------------------------------------------------------------------------------
+
+
+def test_cli_no_arguments_writes_default_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from analysis.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    code = main(["report"])
+    assert code == 1  # the sample has a stale baseline, a contract risk and a regression
+    for name in ("report.html", "report.md", "report.json"):
+        assert (tmp_path / "promptstate-report" / name).is_file()
+
+
+def test_cli_exit_0_when_nothing_needs_attention(tmp_path: Path) -> None:
+    import yaml
+
+    from analysis.cli import main
+
+    led = yaml.safe_load((SAMPLES / "ledger.yaml").read_text())
+    led["consumers"].pop("ticket-router")
+    (tmp_path / "ledger.yaml").write_text(yaml.safe_dump(led))
+    (tmp_path / "metrics.yaml").write_text(
+        "metrics:\n  - {type: mean, column: cost_usd, direction: lower, cuped: true}\n"
+    )
+    (tmp_path / "store").mkdir()
+    out = tmp_path / "out"
+    code = main(
+        [
+            "report",
+            str(SAMPLES / "events.parquet"),
+            "--ledger",
+            str(tmp_path / "ledger.yaml"),
+            "--metrics",
+            str(tmp_path / "metrics.yaml"),
+            "--store",
+            str(tmp_path / "store"),
+            "--out",
+            str(out),
+        ]
+    )
+    data = json.loads((out / "report.json").read_text())
+    assert data["attention"] == []
+    assert code == 0
+
+
+def test_cli_stale_baseline_fixed_by_sync(tmp_path: Path) -> None:
+    from analysis.baselines import BaselineStore
+    from analysis.cli import main
+    from analysis.ledger import load_ledger
+
+    store = tmp_path / "store"
+    shutil.copytree(ROOT / "baselines", store)
+    BaselineStore(store).sync(load_ledger(SAMPLES / "ledger.yaml"))
+    out = tmp_path / "out"
+    main(["report", str(SAMPLES / "events.parquet"), "--ledger", str(SAMPLES / "ledger.yaml"),
+          "--metrics", str(SAMPLES / "metrics.yaml"), "--store", str(store), "--out", str(out)])  # fmt: skip
+    data = json.loads((out / "report.json").read_text())
+    assert all(b["status"] == "ok" for b in data["baselines"])
+    assert "stale_baseline" not in {a["kind"] for a in data["attention"]}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["report", "missing.parquet", "--ledger", "missing.yaml"],
+        ["report", "--since", "yesterday"],
+        ["report", "--since", "2026-11-03T00:00:00Z", "--until", "2026-11-02T00:00:00Z"],
+        ["report", "--store", "no-such-store"],
+    ],
+)
+def test_cli_bad_input_exits_2(
+    args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from analysis.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+
+
+def test_since_until_restrict_the_analysed_events(tmp_path: Path) -> None:
+    rep = report(since="2026-11-02T00:00:00Z", until="2026-11-03T08:15:00Z")
+    times = [r.bin_start for r in rep.timeseries]
+    assert min(times).isoformat().startswith("2026-11-02T00")
+    assert max(times).isoformat() < "2026-11-03T08:15"
+    assert not len(rep.analysis.recovery_summary)
+    assert any("restricted" in n for n in rep.notes)

@@ -79,6 +79,12 @@ class SplitResult:
         checks: Which rules could be checked: ``carryover`` needs ``conversation_id``,
             ``served_mismatch`` needs ``revision_id``, ``stale_cache`` needs
             ``response_revision_id``.
+        keyed: The same lazy frame with grouping keys for units and conversations (on polars
+            64-bit hashes ``__uk``/``__ck`` of the ids, which group with far less memory than the
+            strings; elsewhere the id columns themselves). For aggregations inside the package.
+        unit_key: Column of ``keyed`` identifying the unit.
+        conversation_key: Column of ``keyed`` identifying the conversation (``None`` without
+            ``conversation_id``).
     """
 
     frame: nw.LazyFrame[Any]
@@ -88,6 +94,9 @@ class SplitResult:
     load_report: LoadReport
     kind: str
     checks: Mapping[str, bool]
+    keyed: nw.LazyFrame[Any]
+    unit_key: str
+    conversation_key: str | None
 
     @property
     def unit(self) -> str:
@@ -157,9 +166,13 @@ def split(
     exp = _choose_experiment(ledger, loaded.report, experiment)
     if exp.unit != unit:
         loaded = load_events(loaded.frame, ledger=ledger, unit=exp.unit)
-    frame, checks = _label(loaded.frame, ledger, exp)
+    keyed, checks, unit_key, conv_key = _label(loaded.frame, ledger, exp)
+    private = [k for k in (unit_key, conv_key) if k is not None and k.startswith("__")]
     return SplitResult(
-        frame=frame,
+        frame=keyed.drop(private) if private else keyed,
+        keyed=keyed,
+        unit_key=unit_key,
+        conversation_key=conv_key,
         experiment=exp,
         phases=ledger.phases(exp.id),
         ledger=ledger,
@@ -235,15 +248,33 @@ def _inferred_revision(ledger: Ledger, exp: Experiment) -> nw.Expr:
     return expr
 
 
+def _with_keys(
+    frame: nw.LazyFrame[Any], unit: str, conversations: bool
+) -> tuple[nw.LazyFrame[Any], str, str | None]:
+    """Add compact grouping keys for units and conversations where the engine allows it."""
+    conv: str | None = "conversation_id" if conversations else None
+    if not frame.implementation.is_polars():
+        return frame, unit, conv
+    import polars as pl
+
+    native: pl.LazyFrame = frame.to_native()
+    keys = [pl.col(unit).hash(seed=0).alias("__uk")]
+    if conversations:
+        cid = pl.col("conversation_id")
+        keys.append(pl.when(cid.is_not_null()).then(cid.hash(seed=0)).alias("__ck"))
+    return nw.from_native(native.with_columns(keys)), "__uk", "__ck" if conversations else None
+
+
 def _label(
     frame: nw.LazyFrame[Any], ledger: Ledger, exp: Experiment
-) -> tuple[nw.LazyFrame[Any], dict[str, bool]]:
+) -> tuple[nw.LazyFrame[Any], dict[str, bool], str, str | None]:
     names = set(frame.collect_schema().names())
     checks = {
         "carryover": "conversation_id" in names,
         "served_mismatch": "revision_id" in names,
         "stale_cache": "response_revision_id" in names,
     }
+    frame, unit_key, conv_key = _with_keys(frame, exp.unit, checks["carryover"])
     start, end = ledger.window(exp.id)
     assert start is not None  # an experiment with tagged events has started (validated)
     phases = ledger.phases(exp.id)
@@ -268,12 +299,16 @@ def _label(
         tagged.alias("__tagged"),
         _arm_revision(arm, exp.arms).alias("__arm_revision"),
     )
-    exposed_arm = nw.when(nw.col("__exposed")).then(arm)
-    frame = frame.with_columns(
-        (exposed_arm.min().over(exp.unit) != exposed_arm.max().over(exp.unit))
-        .fill_null(value=False)
-        .alias("__crossed")
+    # Unit- and conversation-level facts are computed as small aggregate tables and joined
+    # back (a hash join against a small table), not as window functions over every row.
+    crossed = (
+        frame.filter(nw.col("__exposed"))
+        .group_by(unit_key)
+        .agg(nw.col("arm").min().alias("__lo"), nw.col("arm").max().alias("__hi"))
+        .filter(nw.col("__lo") != nw.col("__hi"))
+        .select(unit_key, nw.lit(value=True).alias("__crossed"))
     )
+    frame = frame.join(_small(crossed), on=unit_key, how="left")
     served_col = nw.col("served_revision")
     mismatch = (served_col != nw.col("__arm_revision")).fill_null(value=False)
     stale = nw.lit(value=False)
@@ -282,24 +317,9 @@ def _label(
             nw.col("response_revision_id") != served_col
         ).fill_null(value=True)
     mixed = nw.lit(value=False)
-    if checks["carryover"]:
-        conv = "conversation_id"
-        frame = frame.with_columns(nw.col("ts").min().over(conv).alias("__t1"))
-        frame = frame.with_columns(
-            nw.when(nw.col("ts") == nw.col("__t1"))
-            .then(served_col)
-            .min()
-            .over(conv)
-            .alias("__first_rev")
-        )
-        frame = frame.with_columns(
-            nw.when(served_col != nw.col("__first_rev"))
-            .then(nw.col("ts"))
-            .min()
-            .over(conv)
-            .alias("__t2")
-        )
-        mixed = (~nw.col(conv).is_null() & (nw.col("ts") >= nw.col("__t2"))).fill_null(value=False)
+    if conv_key is not None:
+        frame = frame.join(_small(_carryover_table(frame, conv_key)), on=conv_key, how="left")
+        mixed = (nw.col("ts") >= nw.col("__t2")).fill_null(value=False)
 
     after = nw.col("__tagged") & ~in_window & (ts >= nw.lit(start))
     label = (
@@ -326,8 +346,59 @@ def _label(
         )
     )
     frame = frame.with_columns(label.alias("contamination"))
-    temp = [c for c in frame.collect_schema().names() if c.startswith("__")]
-    return frame.drop(temp), checks
+    keep = {unit_key, conv_key}
+    temp = [c for c in frame.collect_schema().names() if c.startswith("__") and c not in keep]
+    return frame.drop(temp), checks, unit_key, conv_key
+
+
+def _small(table: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
+    """Compute a small lookup table now (polars), so that the plans that join it stay lean.
+
+    On polars each lookup table is aggregated in its own streaming pass and kept in memory;
+    peak memory is then that of the largest single aggregation, not of all at once. Other
+    engines (DuckDB) keep the table lazy and plan the joins themselves.
+    """
+    if not table.implementation.is_polars():
+        return table
+    return nw.from_native(table.to_native().collect(engine="streaming").lazy())
+
+
+def _carryover_table(frame: nw.LazyFrame[Any], conv: str) -> nw.LazyFrame[Any]:
+    """``conversation_id → __t2``: the first instant of the conversation's second revision.
+
+    For each conversation the first turn of every served revision is found; ``__t2`` is the
+    second-earliest of those instants (equal to the first when two revisions share the first
+    instant). Only conversations served by two or more revisions and holding an exposed turn
+    of the experiment appear (carryover is only ever asked of those).
+    """
+    exposed = frame.filter(nw.col("__exposed") & ~nw.col(conv).is_null()).select(conv).unique()
+    firsts = (
+        frame.filter(~nw.col(conv).is_null() & ~nw.col("served_revision").is_null())
+        .join(_small(exposed), on=conv, how="semi")
+        .group_by(conv, "served_revision")
+        .agg(nw.col("ts").min().alias("__m"))
+    )
+    multi = (
+        firsts.group_by(conv)
+        .agg(nw.col("__m").min().alias("__t1"), nw.len().alias("__n"))
+        .filter(nw.col("__n") > 1)
+    )
+    return (
+        firsts.join(multi, on=conv, how="inner")
+        .group_by(conv)
+        .agg(
+            nw.col("__t1").min().alias("__t1"),
+            nw.when(nw.col("__m") > nw.col("__t1")).then(nw.col("__m")).min().alias("__next"),
+            (nw.col("__m") == nw.col("__t1")).cast(nw.Int64).sum().alias("__at_t1"),
+        )
+        .select(
+            conv,
+            nw.when(nw.col("__at_t1") > 1)
+            .then(nw.col("__t1"))
+            .otherwise(nw.col("__next"))
+            .alias("__t2"),
+        )
+    )
 
 
 # ------------------------------------------------------------------------------------------
@@ -522,26 +593,69 @@ def contamination_summary(result: SplitResult) -> ContaminationSummary:
     tagged with the experiment.
     """
     exp = result.experiment
-    has_conv = result.checks["carryover"]
-    frame = result.frame.with_columns(
-        nw.when(nw.col("experiment_id") == nw.lit(exp.id)).then(nw.col("arm")).alias("__arm"),
-        nw.col("contamination").is_in(list(CONTAMINATED)).alias("__bad"),
+    unit, conv = result.unit_key, result.conversation_key
+    arms = list(exp.arms)
+    bad_codes = [LABELS.index(label) for label in CONTAMINATED]
+    frame = result.keyed.select(
+        nw.col("phase"),
+        nw.when(nw.col("experiment_id") == nw.lit(exp.id))
+        .then(
+            nw.col("arm").replace_strict(
+                arms, list(range(len(arms))), default=-1, return_dtype=nw.Int16
+            )
+        )
+        .otherwise(nw.lit(-1, dtype=nw.Int16))
+        .alias("__arm"),
+        nw.col("contamination")
+        .replace_strict(list(LABELS), list(range(len(LABELS))), return_dtype=nw.Int8)
+        .alias("__label"),
+        nw.col(unit),
+        *([nw.col(conv)] if conv is not None else []),
     )
-    by_cell = frame.group_by("phase", "__arm", "contamination", drop_null_keys=False).agg(
-        nw.len().alias("n_events"),
-        _distinct(exp.unit, present=True).alias("n_units"),
-        _distinct("conversation_id", has_conv).alias("n_conversations"),
+    # Two passes aggregate to one row per cell x unit and per cell x conversation (far fewer
+    # rows than events); every count and distinct count below is derived from those.
+    cell = ["phase", "__arm", "__label"]
+    per_unit = _small(frame.group_by(*cell, unit).agg(nw.len().alias("n")))
+    queries = [
+        per_unit.group_by(*cell).agg(
+            nw.col("n").sum().alias("n_events"), nw.len().alias("n_units")
+        ),
+        per_unit.filter(nw.col("__label").is_in(bad_codes)).select(
+            nw.col(unit).n_unique().alias("units")
+        ),
+        per_unit.group_by("__label").agg(
+            nw.col("n").sum().alias("n_events"), nw.col(unit).n_unique().alias("n_units")
+        ),
+    ]
+    if conv is not None:
+        per_conv = _small(
+            frame.filter(~nw.col(conv).is_null()).group_by(*cell, conv).agg(nw.len().alias("n"))
+        )
+        queries += [
+            per_conv.group_by(*cell).agg(nw.len().alias("n_conversations")),
+            per_conv.filter(nw.col("__label").is_in(bad_codes)).select(
+                nw.col(conv).n_unique().alias("conversations")
+            ),
+            per_conv.group_by("__label").agg(nw.col(conv).n_unique().alias("n_conversations")),
+        ]
+    out = _collect_all(queries)
+    cells, affected, labels = out[0], out[1], out[2]
+    conv_cells = (
+        {(r["phase"], r["__arm"], r["__label"]): r["n_conversations"] for r in out[3]}
+        if conv
+        else {}
     )
-    bad = frame.filter(nw.col("__bad")).select(
-        _distinct(exp.unit, present=True).alias("units"),
-        _distinct("conversation_id", has_conv).alias("conversations"),
-    )
-    by_label = frame.group_by("contamination").agg(
-        nw.len().alias("n_events"),
-        _distinct(exp.unit, present=True).alias("n_units"),
-        _distinct("conversation_id", has_conv).alias("n_conversations"),
-    )
-    cells, affected, labels = _collect_all([by_cell, bad, by_label])
+    conv_labels = {r["__label"]: r["n_conversations"] for r in out[5]} if conv else {}
+    for r in cells:
+        r["n_conversations"] = conv_cells.get((r["phase"], r["__arm"], r["__label"]), 0)
+    for r in labels:
+        r["n_conversations"] = conv_labels.get(r["__label"], 0)
+    affected[0]["conversations"] = out[4][0]["conversations"] if conv else 0
+    for r in cells:
+        r["__arm"] = None if r["__arm"] < 0 else arms[int(r["__arm"])]
+        r["contamination"] = LABELS[int(r["__label"])]
+    for r in labels:
+        r["contamination"] = LABELS[int(r["__label"])]
     kinds = {p.id: p.kind for p in result.phases}
     per_group: dict[tuple[int, str | None], int] = {}
     for r in cells:

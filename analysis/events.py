@@ -39,6 +39,7 @@ __all__ = [
     "Events",
     "LoadReport",
     "check_tags",
+    "collect",
     "load_events",
 ]
 
@@ -237,9 +238,9 @@ def load_events(
             f"{', '.join(names)}. Map yours with columns={{...}} or --column {hint}"
         )
     frame, timestamps = _normalise_types(frame, where)
-    report = _scan(frame, where, unit, renamed, timestamps, names)
-    if report.n_duplicates:
-        frame = frame.unique(subset=["event_id"], keep="first", order_by=["ts"])
+    report, duplicates = _scan(frame, where, unit, renamed, timestamps, names)
+    if duplicates:
+        frame = _drop_duplicates(frame, duplicates)
     events = Events(frame=frame, report=report, kind=kind)
     if ledger is not None:
         events = replace(events, report=check_tags(report, ledger))
@@ -488,19 +489,15 @@ def _scan(
     renamed: Mapping[str, str],
     timestamps: str,
     names: list[str],
-) -> LoadReport:
-    per_tag = (
-        frame.group_by("experiment_id", "arm", drop_null_keys=False)
-        .agg(
+) -> tuple[LoadReport, list[Any]]:
+    per_tag = collect(
+        frame.group_by("experiment_id", "arm", drop_null_keys=False).agg(
             nw.len().alias("n"),
             nw.col("ts").is_null().sum().alias("null_ts"),
             nw.col(unit).is_null().sum().alias("null_unit"),
             nw.col("event_id").is_null().sum().alias("null_id"),
         )
-        .collect()
-        .rows(named=True)
-    )
-    n_unique = int(frame.select(nw.col("event_id").n_unique()).collect().item())
+    ).rows(named=True)
     n_rows = sum(int(r["n"]) for r in per_tag)
     for col, key in (("ts", "null_ts"), (unit, "null_unit"), ("event_id", "null_id")):
         nulls = sum(int(r[key]) for r in per_tag)
@@ -510,23 +507,14 @@ def _scan(
                 f"{where}: {nulls} row(s) have a null {col!r}{example}; every event needs one — "
                 "fix or filter them in the export"
             )
-    n_dup = n_rows - n_unique
-    examples: tuple[str, ...] = ()
-    if n_dup:
-        dup = (
-            frame.group_by("event_id")
-            .agg(nw.len().alias("n"))
-            .filter(nw.col("n") > 1)
-            .sort("event_id")
-            .head(_MAX_EXAMPLES)
-            .collect()
-        )
-        examples = tuple(str(v) for v in dup["event_id"].to_list())
+    duplicates = _duplicate_ids(frame)
+    n_dup = sum(n - 1 for n in duplicates.values())
+    examples = tuple(str(v) for v in sorted(duplicates, key=str)[:_MAX_EXAMPLES])
     tags = {(r["experiment_id"], r["arm"]): int(r["n"]) for r in per_tag}
-    return LoadReport(
+    report = LoadReport(
         source=where,
         n_rows=n_rows,
-        n_events=n_unique,
+        n_events=n_rows - n_dup,
         n_duplicates=n_dup,
         duplicate_examples=examples,
         timestamps=timestamps,
@@ -535,6 +523,52 @@ def _scan(
         missing_optional=tuple(c for c in CANONICAL_COLUMNS if c not in names and c not in renamed),
         unit=unit,
     )
+    return report, list(duplicates)
+
+
+def collect(frame: nw.LazyFrame[Any]) -> nw.DataFrame[Any]:
+    """Collect a (small) result; polars plans run on its streaming engine to bound memory."""
+    if frame.implementation.is_polars():
+        return nw.from_native(frame.to_native().collect(engine="streaming"))
+    return frame.collect()
+
+
+def _duplicate_ids(frame: nw.LazyFrame[Any]) -> dict[Any, int]:
+    """``event_id`` → rows, for every id that occurs more than once (exact).
+
+    On polars, candidates are found by grouping a 64-bit hash of the id (much less memory than
+    grouping the strings), then confirmed on the ids themselves, so the result is exact.
+    """
+    if frame.implementation.is_polars():
+        import polars as pl
+
+        native: pl.LazyFrame = frame.to_native()
+        hashed = pl.col("event_id").hash(seed=0).alias("__h")
+        # sorting 8-byte hashes takes far less memory than a hash table of the ids
+        hashes = native.select(hashed).collect(engine="streaming").to_series().sort()
+        candidates = hashes.filter(hashes == hashes.shift(1)).unique()
+        if candidates.is_empty():
+            return {}
+        found = (
+            native.with_columns(hashed)
+            .filter(pl.col("__h").is_in(candidates.implode()))
+            .group_by("event_id")
+            .agg(pl.len().alias("n"))
+            .filter(pl.col("n") > 1)
+            .collect(engine="streaming")
+        )
+        return dict(zip(found["event_id"].to_list(), found["n"].to_list(), strict=True))
+    dup = (
+        frame.group_by("event_id").agg(nw.len().alias("n")).filter(nw.col("n") > 1).collect()
+    )
+    return dict(zip(dup["event_id"].to_list(), dup["n"].to_list(), strict=True))
+
+
+def _drop_duplicates(frame: nw.LazyFrame[Any], ids: list[Any]) -> nw.LazyFrame[Any]:
+    """Keep one row per duplicated id (the earliest ``ts``); other rows are untouched."""
+    repeated = nw.col("event_id").is_in(ids)
+    kept = frame.filter(repeated).unique(subset=["event_id"], keep="first", order_by=["ts"])
+    return nw.concat([frame.filter(~repeated), kept], how="vertical")
 
 
 def _null_example(frame: nw.LazyFrame[Any], col: str) -> str:

@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Sample", "SampleSpec", "generate", "main", "write_sample"]
+__all__ = ["Sample", "SampleSpec", "generate", "main", "write_large", "write_sample"]
 
 _US = 1_000_000  # microseconds per second
 
@@ -98,6 +98,7 @@ class SampleSpec:
     duplicate_rows: int = 30
     unknown_experiment_rows: int = 40
     long_conversation_share: float = 0.2
+    id_prefix: str = ""
 
 
 @dataclass
@@ -298,22 +299,22 @@ def generate(spec: SampleSpec | None = None) -> Sample:
             pl.concat_str(pl.lit(prefix), pl.Series(values).cast(pl.String).str.zfill(width))
         ).to_series()
 
-    event_id = ids("e", np.arange(m), 8)
+    event_id = ids(f"e{s.id_prefix}", np.arange(m), 8)
     events = pl.DataFrame(
         {
             "event_id": event_id,
             "ts": pl.Series(ts, dtype=pl.Int64).cast(pl.Datetime("us", "UTC")),
-            "user_id": ids("u", user, 5),
+            "user_id": ids(f"u{s.id_prefix}", user, 5),
             "experiment_id": pl.Series(exp_col.tolist(), dtype=pl.String),
             "arm": pl.Series(arm_col.tolist(), dtype=pl.String),
-            "conversation_id": ids("c", ev_conv, 6),
+            "conversation_id": ids(f"c{s.id_prefix}", ev_conv, 6),
             "revision_id": pl.Series(revs[served].tolist(), dtype=pl.String),
             "response_revision_id": pl.Series(
                 np.where(sem_hit_final, revs[response], np.array(None, dtype=object)).tolist(),
                 dtype=pl.String,
             ),
             "semantic_cache_hit": sem_hit_final,
-            "cache_key": ids("sk-", cache_key, 7),
+            "cache_key": ids(f"sk-{s.id_prefix}", cache_key, 7),
             "helpfulness": np.round(helpfulness, 3),
             "thumbs_up": thumbs_up,
             "latency_ms": np.round(latency, 1),
@@ -360,7 +361,7 @@ def generate(spec: SampleSpec | None = None) -> Sample:
             "cached_tokens_per_hit": 800,
         },
         "semantic_cache_keys_written_by_r42": sorted(
-            f"sk-{k:07d}" for k in keys[write_idx[served[write_idx] == 1]]
+            f"sk-{s.id_prefix}{k:07d}" for k in keys[write_idx[served[write_idx] == 1]]
         )
         if m <= 1_000_000
         else None,
@@ -379,6 +380,27 @@ def write_sample(out_dir: Path, spec: SampleSpec | None = None, *, truth: bool =
     return sample
 
 
+def write_large(out_dir: Path, n_events: int, *, seed: int = 17, chunk_users: int = 100_000) -> int:
+    """Write a large export as hive-style chunks ``out_dir/chunk=i/part.parquet``.
+
+    Each chunk is an independent seeded run of the sample's story with ``chunk_users`` units and
+    its own id prefix (ids stay unique); chunks are written until ``n_events`` rows exist.
+    Memory stays bounded by one chunk. Returns the number of rows written.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows, i = 0, 0
+    while rows < n_events:
+        spec = SampleSpec(n_users=chunk_users, seed=seed + i, id_prefix=f"{i:03d}-")
+        sample = generate(spec)
+        part = out_dir / f"chunk={i:03d}"
+        part.mkdir(exist_ok=True)
+        events = sample.events.head(n_events - rows)
+        events.write_parquet(part / "part.parquet", compression="zstd", statistics=True)
+        rows += events.height
+        i += 1
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m analysis.sample``: write the sample or a large export."""
     parser = argparse.ArgumentParser(
@@ -389,7 +411,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=SampleSpec.n_users, help="number of units")
     parser.add_argument("--seed", type=int, default=SampleSpec.seed)
     parser.add_argument("--no-truth", action="store_true", help="skip the ground-truth files")
+    parser.add_argument(
+        "--events",
+        type=int,
+        help="write a large chunked export of about this many rows (no truth) instead",
+    )
     args = parser.parse_args(argv)
+    if args.events:
+        rows = write_large(args.out, args.events, seed=args.seed)
+        print(f"wrote {rows} rows to {args.out}")
+        return 0
     spec = SampleSpec(n_users=args.users, seed=args.seed)
     sample = write_sample(args.out, spec, truth=not args.no_truth)
     print(f"wrote {sample.events.height} rows ({sample.info['n_events']} events) to {args.out}")

@@ -1,0 +1,280 @@
+"""rollback_plan: the five legs on the sample and on generated stories with known truth."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from analysis.cli import main
+from analysis.ledger import load_ledger, parse_ledger
+from analysis.rollback import RollbackError, RollbackPlan, rollback_plan
+from analysis.sample import SampleSpec, generate
+
+ROOT = Path(__file__).resolve().parent.parent
+PRE = ROOT / "data_samples" / "rollback" / "ledger.yaml"
+AT = datetime(2026, 11, 3, 8, 15, tzinfo=UTC)
+OPEN_HOURS = 4.0
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    dest = tmp_path_factory.mktemp("store") / "baselines"
+    shutil.copytree(ROOT / "baselines", dest)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def plan(store: Path) -> RollbackPlan:
+    return rollback_plan(
+        PRE, events=ROOT / "data_samples" / "events.parquet", baselines=store, at=AT
+    )
+
+
+def brute_force_cohort(
+    events: pl.DataFrame, served: dict[str, str], at: datetime
+) -> dict[str, Any]:
+    """Exposed units / tainted conversations / open ones, with plain Python loops."""
+    units: set[str] = set()
+    tainted: set[str] = set()
+    last: dict[str, datetime] = {}
+    seen: set[str] = set()
+    for row in events.iter_rows(named=True):
+        if row["event_id"] in seen or row["ts"] >= at:
+            continue
+        seen.add(row["event_id"])
+        conv = row["conversation_id"]
+        last[conv] = max(last.get(conv, row["ts"]), row["ts"])
+        if served[row["event_id"]] == "r42":
+            units.add(row["user_id"])
+            tainted.add(conv)
+        if row["response_revision_id"] == "r42":
+            tainted.add(conv)
+    open_ = {c for c in tainted if (at - last[c]).total_seconds() < OPEN_HOURS * 3600}
+    return {"units": units, "conversations": tainted, "open": open_}
+
+
+# ------------------------------------------------------------------------------ JSON shape
+
+
+def test_json_has_the_design_shape(plan: RollbackPlan) -> None:
+    data = json.loads(plan.to_json())
+    assert list(data) == ["prompt", "from", "to", "legs"]
+    assert (data["prompt"], data["from"], data["to"]) == ("support-assistant", "r42", "r41")
+    assert list(data["legs"]) == ["text", "caches", "cohort", "baseline", "contracts"]
+    for leg in data["legs"].values():
+        assert list(leg) == ["status", "findings", "actions"]
+        assert leg["status"] in ("ok", "action", "needs-confirmation")
+    cohort = data["legs"]["cohort"]["findings"]
+    assert {"units", "conversations", "open_tainted_conversations"} <= set(cohort)
+    consumers = data["legs"]["contracts"]["findings"]["consumers"]
+    assert [set(c) for c in consumers] == [{"name", "accepts", "status"}] * 2
+    assert data["legs"]["text"]["findings"]["transition"] == {
+        "at": "2026-11-03T08:15:00Z",
+        "action": "rollback",
+        "experiment": "exp-17",
+        "to": "r41",
+    }
+
+
+# ---------------------------------------------------------------- failure mode: stale histories
+
+
+def test_stale_histories_cohort_found_exactly_on_the_sample(
+    plan: RollbackPlan, sample_events: pl.DataFrame, truth: pl.DataFrame
+) -> None:
+    served = dict(zip(truth["event_id"], truth["served_revision"], strict=True))
+    expected = brute_force_cohort(sample_events, served, AT)
+    cohort = plan.leg("cohort").findings
+    assert cohort["units"] == len(expected["units"])
+    assert cohort["conversations"] == len(expected["conversations"])
+    assert cohort["open_tainted_conversations"] == len(expected["open"])
+    assert plan.leg("cohort").status == "action"
+    kinds = [a.kind for a in plan.leg("cohort").actions]
+    assert kinds == ["export-cohort", "hold-out", "truncate-histories"]
+
+
+def test_stale_histories_on_a_generated_story() -> None:
+    sample = generate(SampleSpec(n_users=400, seed=11, duplicate_rows=5))
+    served = dict(zip(sample.truth["event_id"], sample.truth["served_revision"], strict=True))
+    expected = brute_force_cohort(sample.events, served, AT)
+    result = rollback_plan(PRE, events=sample.events, at=AT, recovery=False)
+    cohort = result.leg("cohort").findings
+    assert cohort["units"] == len(expected["units"]) > 0
+    assert cohort["conversations"] == len(expected["conversations"])
+    assert cohort["open_tainted_conversations"] == len(expected["open"]) > 0
+
+
+def test_residual_effect_is_the_recovery_analysis(plan: RollbackPlan, events_path: Path) -> None:
+    from analysis.effects import analyze
+
+    residual = plan.leg("cohort").findings["residual_effect"]
+    assert residual["available"]
+    recorded = analyze(events_path, ROOT / "data_samples" / "ledger.yaml", explain=False)
+    want = {
+        (r.metric, r.group): r.effect
+        for r in recorded.recovery.rows
+        if r.bin is None  # type: ignore[attr-defined]
+    }
+    got = {(r["metric"], r["group"]): r["effect"] for r in residual["rows"]}
+    assert got == pytest.approx(want)
+    # tainted conversations stay degraded (the sample's carryover penalty)
+    assert got[("helpfulness", "exposed_tainted")] < -0.2
+
+
+def test_without_events_the_cohort_is_not_counted() -> None:
+    result = rollback_plan(PRE, at=AT)
+    assert result.leg("cohort").findings["units"] is None
+    assert result.leg("caches").findings["prefixes_to_expire"] == [
+        {"revision": "r42", "cache_prefix": "prefix-r42"}
+    ]
+
+
+# -------------------------------------------------------- failure mode: semantic cache, baseline
+
+
+def test_semantic_cache_entries_of_the_bad_revision_are_counted(
+    plan: RollbackPlan, truth_info: dict[str, Any]
+) -> None:
+    caches = plan.leg("caches")
+    assert caches.findings["semantic_cache_keys"] == len(
+        truth_info["semantic_cache_keys_written_by_r42"]
+    )
+    assert "expire-keys" in [a.kind for a in caches.actions]
+    assert caches.findings["restored_cache"]["cold"] is False  # r41 kept serving the control
+
+
+def test_baseline_left_on_the_bad_revision_is_named_with_its_action(plan: RollbackPlan) -> None:
+    leg = plan.leg("baseline")
+    assert leg.status == "action"
+    (suite,) = leg.findings["suites"]
+    assert suite == {
+        "suite": "support-qa",
+        "reference": "v0002",
+        "revision": "r42",
+        "pinned": False,
+        "policy": "pin",
+        "action": "pin",
+        "target": "v0001",
+    }
+
+
+def test_reanchor_policy_gives_the_command(store: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "baselines"
+    shutil.copytree(store, copy)
+    cfg = copy / "support-qa" / "suite.yaml"
+    cfg.write_text(cfg.read_text().replace("on_revert: pin", "on_revert: reanchor"))
+    result = rollback_plan(PRE, baselines=copy, at=AT)
+    (suite,) = result.leg("baseline").findings["suites"]
+    assert suite["action"] == "reanchor"
+    assert suite["command"].startswith("promptstate baseline revert support-qa --reverted r42")
+    assert "--ledger-transition 3" in suite["command"]
+
+
+# ------------------------------------------------------------- failure mode: downstream contract
+
+
+def test_consumer_on_the_new_schema_needs_confirmation(plan: RollbackPlan, store: Path) -> None:
+    leg = plan.leg("contracts")
+    assert leg.status == "needs-confirmation"
+    assert plan.status == "needs-confirmation"
+    assert plan.exit_code == 1
+    assert plan.needs_confirmation == ("ticket-router",)
+    statuses = {c["name"]: c["status"] for c in leg.findings["consumers"]}
+    assert statuses == {"ticket-router": "needs-confirmation", "analytics-etl": "ok"}
+    failures = {
+        (r["contract_version"], r["consumer"]): r["failure_rate"]
+        for r in leg.findings["parse_failures"]
+    }
+    assert failures[("v4", "ticket-router")] < 0.01
+    confirmed = rollback_plan(PRE, baselines=store, at=AT, confirm=["ticket-router"])
+    assert confirmed.leg("contracts").status == "action"
+    assert confirmed.exit_code == 0
+    assert confirmed.leg("contracts").findings["consumers"][0]["status"] == "confirmed"
+
+
+def test_unknown_consumer_in_confirm_is_refused() -> None:
+    with pytest.raises(RollbackError, match="not a consumer"):
+        rollback_plan(PRE, at=AT, confirm=["nobody"])
+
+
+# ------------------------------------------------------------------------------ refusals
+
+
+def _prompt_ledger(**extra: Any) -> Any:
+    data = {
+        "version": 1,
+        "prompts": {"p": {"revisions": {"r1": {}, "r2": {"parent": "r1"}, "r3": {"parent": "r2"}}}},
+        "transitions": [
+            {"at": "2026-12-01T00:00:00Z", "action": "deploy", "prompt": "p", "revision": "r1"},
+            {"at": "2026-12-02T00:00:00Z", "action": "deploy", "prompt": "p", "revision": "r2"},
+        ],
+    }
+    data.update(extra)
+    return parse_ledger(data)
+
+
+def test_prompt_level_defaults_to_the_previously_live_revision() -> None:
+    result = rollback_plan(_prompt_ledger(), at=datetime(2026, 12, 3, tzinfo=UTC))
+    assert (result.reverted, result.to, result.experiment) == (("r2",), "r1", None)
+    assert result.transition == {
+        "at": "2026-12-03T00:00:00Z",
+        "action": "rollback",
+        "prompt": "p",
+        "to": "r1",
+    }
+
+
+def test_target_that_never_served_is_refused() -> None:
+    with pytest.raises(RollbackError, match="never served"):
+        rollback_plan(_prompt_ledger(), to="r3", at=datetime(2026, 12, 3, tzinfo=UTC))
+
+
+def test_revision_that_is_not_live_is_refused() -> None:
+    with pytest.raises(RollbackError, match="'r1' is not live"):
+        rollback_plan(_prompt_ledger(), revision="r1", at=datetime(2026, 12, 3, tzinfo=UTC))
+
+
+def test_time_before_the_last_transition_is_refused() -> None:
+    with pytest.raises(RollbackError, match="before the ledger's last transition"):
+        rollback_plan(_prompt_ledger(), at=datetime(2026, 12, 1, 12, tzinfo=UTC))
+
+
+def test_nothing_to_roll_back_after_a_rollback(ledger_path: Path) -> None:
+    recorded = load_ledger(ledger_path)
+    with pytest.raises(RollbackError, match="only revision"):
+        rollback_plan(recorded, at=datetime(2026, 11, 5, tzinfo=UTC))
+
+
+# ---------------------------------------------------------------------------------- CLI
+
+
+def test_cli_plan_runs_on_the_sample_with_no_arguments(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rollback", "plan"]) == 1  # ticket-router needs confirmation
+    out = capsys.readouterr().out
+    assert "rollback of support-assistant: r42 -> r41 at 2026-11-03T08:15:00Z" in out
+    assert main(["rollback", "plan", "--format", "json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["legs"]["cohort"]["findings"]["units"] > 0
+    assert main(["rollback", "plan", "--format", "markdown"]) == 1
+    assert capsys.readouterr().out.startswith("**rollback of support-assistant")
+
+
+def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rollback", "plan", "--at", "yesterday"]) == 2
+    assert "--at 'yesterday'" in capsys.readouterr().err
+    assert main(["rollback", "plan", "--to", "r99"]) == 2
+    assert "is not a revision of prompt" in capsys.readouterr().err
+    store = tmp_path / "baselines"
+    shutil.copytree(ROOT / "baselines", store)
+    (store / "support-qa" / "journal.jsonl").write_text('{"seq": 1}\n')
+    assert main(["rollback", "plan", "--store", str(store)]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("promptstate: error:")
+    assert err.count("\n") == 1
+    assert "journal.jsonl" in err

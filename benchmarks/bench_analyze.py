@@ -81,7 +81,7 @@ def run_analyze(labelled: Path, full: bool) -> float:
     import narwhals as nw
     import polars as pl
 
-    from analysis.analyze import analyze
+    from analysis.effects import analyze
     from analysis.contamination import split
 
     # a SplitResult over the materialised labels (split() only validates here)

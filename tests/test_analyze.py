@@ -13,7 +13,7 @@ import pytest
 import statsmodels.api as sm
 from scipy import stats
 
-from analysis.analyze import EFFECT_COLUMNS, AnalysisResult, analyze
+from analysis.effects import EFFECT_COLUMNS, AnalysisResult, analyze
 from analysis.cli import main
 from analysis.contamination import split
 from analysis.errors import PromptstateError

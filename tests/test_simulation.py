@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis.analyze import analyze
+from analysis.effects import analyze
 from analysis.contamination import split
 from analysis.ledger import load_ledger
 from analysis.metrics import Ratio

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
     from analysis._cli._common import write_output
     from analysis._paths import sample_path
-    from analysis.analyze import analyze
+    from analysis.effects import analyze
     from analysis.contamination import split
     from analysis.metrics import load_metrics
 

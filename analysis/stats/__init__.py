@@ -15,15 +15,29 @@ Modules:
 
 from __future__ import annotations
 
-from analysis.stats.combine import combine_strata
-from analysis.stats.delta import Identity, RatioOf, Statistic
-from analysis.stats.effect import ArmEstimate, EffectResult, compare
-from analysis.stats.moments import Moments
-from analysis.stats.multiplicity import adjust_pvalues
-from analysis.stats.power import mde, power
-from analysis.stats.quantile import QuantileEstimate, quantile_effect
-from analysis.stats.sequential import confidence_sequence_halfwidth
-from analysis.stats.srm import SRMResult, srm_test
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Re-exports are imported on first use, so that importing one submodule (e.g. the gate's
+# ``analysis.stats.paired``) does not pull in scipy.stats through the others.
+_EXPORTS: dict[str, str] = {
+    "ArmEstimate": "analysis.stats.effect",
+    "EffectResult": "analysis.stats.effect",
+    "Identity": "analysis.stats.delta",
+    "Moments": "analysis.stats.moments",
+    "QuantileEstimate": "analysis.stats.quantile",
+    "RatioOf": "analysis.stats.delta",
+    "SRMResult": "analysis.stats.srm",
+    "Statistic": "analysis.stats.delta",
+    "adjust_pvalues": "analysis.stats.multiplicity",
+    "combine_strata": "analysis.stats.combine",
+    "compare": "analysis.stats.effect",
+    "confidence_sequence_halfwidth": "analysis.stats.sequential",
+    "mde": "analysis.stats.power",
+    "power": "analysis.stats.power",
+    "quantile_effect": "analysis.stats.quantile",
+    "srm_test": "analysis.stats.srm",
+}
 
 __all__ = [
     "ArmEstimate",
@@ -43,3 +57,24 @@ __all__ = [
     "quantile_effect",
     "srm_test",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'analysis.stats' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from analysis.stats.combine import combine_strata
+    from analysis.stats.delta import Identity, RatioOf, Statistic
+    from analysis.stats.effect import ArmEstimate, EffectResult, compare
+    from analysis.stats.moments import Moments
+    from analysis.stats.multiplicity import adjust_pvalues
+    from analysis.stats.power import mde, power
+    from analysis.stats.quantile import QuantileEstimate, quantile_effect
+    from analysis.stats.sequential import confidence_sequence_halfwidth
+    from analysis.stats.srm import SRMResult, srm_test

@@ -393,6 +393,7 @@ def draw_effects(rows: Sequence[Any]) -> Figure:
                 ax.axhline(ys[i] + 0.5, color="#cccccc", lw=0.8)
         ax.axvline(0, color="#333333", lw=0.8)
         ax.set_yticks(ys, labels)
+        ax.set_ylabel("metric: estimate")
         ax.set_xlabel("relative effect, arm vs control (%), 95% CI")
         ax.set_title("Naive vs clean effect per metric")
         ax.grid(axis="y", visible=False)

@@ -1,0 +1,91 @@
+"""``report.html`` in headless Chromium: no console errors, every plot rendered with a size,
+and a screenshot saved as a CI artifact (``.ci/artifacts/report.png``).
+
+Skipped — with the reason printed — when Chromium is not installed (``.ci/run`` installs
+Debian's ``chromium`` where it can). The page's own inline script measures every plot's
+bounding box after load and writes it into ``<output id="render-check">``, which
+``--dump-dom`` shows; console messages come from ``--enable-logging=stderr``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from analysis.report import PLOTS, report
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / ".ci" / "artifacts"
+
+pytestmark = pytest.mark.browser
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        path = shutil.which(name)
+        if path:
+            return path
+    if Path("/usr/bin/chromium").exists():
+        return "/usr/bin/chromium"
+    reason = (
+        "headless Chromium not found (looked for chromium, chromium-browser, google-chrome); "
+        "install Debian's `chromium` package (.ci/run does where it can) to run the browser check"
+    )
+    print(f"SKIPPED test_browser: {reason}")
+    pytest.skip(reason)
+
+
+def _run(binary: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [
+        binary,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--hide-scrollbars",
+        f"--user-data-dir={profile}",
+        "--enable-logging=stderr",
+        "--v=0",
+        *args,
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_report_renders_in_chromium(tmp_path: Path) -> None:
+    binary = _chromium()
+    out = tmp_path / "report"
+    report(out=out)
+    url = (out / "report.html").resolve().as_uri()
+
+    dom = _run(binary, tmp_path / "profile", "--window-size=1100,900", "--dump-dom", url)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    console = [line for line in dom.stderr.splitlines() if ":CONSOLE" in line]
+    assert console == [], "console messages:\n" + "\n".join(console)
+    found = re.search(r'<output id="render-check"[^>]*>(.*?)</output>', dom.stdout, re.DOTALL)
+    assert found, "the page's render check did not run"
+    sizes = json.loads(found.group(1))
+    assert [s["id"] for s in sizes] == [
+        f"plot-{n.replace('_', '-')}"
+        for n in ("effects", "metric_by_time", "contamination", "recovery", "cache", "baselines")
+    ]
+    assert len(sizes) == len(PLOTS)
+    for s in sizes:
+        assert s["width"] > 100, s
+        assert s["height"] > 50, s
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "report.png"
+    taken = _run(
+        binary, tmp_path / "profile2", "--window-size=1100,7000", f"--screenshot={shot}", url
+    )
+    assert taken.returncode == 0, taken.stderr[-2000:]
+    assert shot.stat().st_size > 10_000
+    print(f"screenshot: {shot}")

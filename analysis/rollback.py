@@ -57,6 +57,7 @@ embedded sample, whose CLI default ``at`` is the rollback time recorded in
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -484,6 +485,7 @@ def rollback_apply(
                 before, name, to=recorded.to, at=recorded.at, confirm=confirm, reason=None,
                 actor=None, **options,
             )  # fmt: skip
+            plan = _as_confirmed(plan, before)
         else:
             plan = rollback_plan(
                 current, name, to=to, revision=revision, at=at, confirm=confirm, reason=reason,
@@ -505,7 +507,7 @@ def rollback_apply(
                       f"(--confirm {m})")
             for m in refused
         ]  # fmt: skip
-        steps.extend(_write_exports(plan, out, dry_run=dry_run))
+        steps.extend(_write_exports(plan, out, dry_run=dry_run, keep_plan=recorded is not None))
         diff = ""
         if recorded is not None:
             steps.append(
@@ -543,6 +545,17 @@ def _recorded_rollback(ledger: Ledger, prompt: str, to: str | None, at: datetime
     return last
 
 
+def _as_confirmed(plan: RollbackPlan, ledger: Ledger) -> RollbackPlan:
+    """A recorded rollback was confirmed when it was applied: mark its consumers confirmed."""
+    missing = plan.needs_confirmation
+    if not missing or plan._target is None:
+        return plan
+    confirmed = (*plan.confirmed, *missing)
+    leg = contracts_leg(ledger, plan._target, plan._events, confirmed)
+    legs = tuple(leg if old.name == "contracts" else old for old in plan.legs)
+    return dataclasses.replace(plan, legs=legs, confirmed=confirmed)
+
+
 def _without_last(ledger: Ledger, transition: Any) -> Ledger:
     data = ledger.to_dict()
     data["transitions"] = [t.to_dict() for t in ledger.transitions if t.index != transition.index]
@@ -554,7 +567,11 @@ def _default_out(path: Path, plan: RollbackPlan) -> Path:
     return path.parent / f"rollback-{plan.prompt}-{stamp}"
 
 
-def _write_exports(plan: RollbackPlan, out: Path, *, dry_run: bool) -> list[ApplyStep]:
+def _write_exports(
+    plan: RollbackPlan, out: Path, *, dry_run: bool, keep_plan: bool = False
+) -> list[ApplyStep]:
+    """Write the exports; with ``keep_plan`` an existing ``plan.json`` (the plan as first
+    applied) is kept although the baseline leg has since been carried out."""
     from analysis._io import atomic_write_bytes
 
     target, events = plan._target, plan._events
@@ -579,7 +596,7 @@ def _write_exports(plan: RollbackPlan, out: Path, *, dry_run: bool) -> list[Appl
     for name, filename, data in files:
         assert data is not None
         dest = out / filename
-        same = dest.is_file() and dest.read_bytes() == data
+        same = dest.is_file() and (dest.read_bytes() == data or (keep_plan and name == "plan"))
         if same:
             steps.append(ApplyStep(name, "unchanged", f"{dest} is up to date", str(dest)))
         elif dry_run:

@@ -19,7 +19,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 # Re-exports are imported on first use, so that importing one submodule (e.g. the gate's
-# ``analysis.stats.paired``) does not pull in scipy.stats through the others.
+# ``analysis.stats.paired``) does not pull in scipy.stats through the others. ``power`` is not
+# re-exported: the submodule of the same name would shadow it; use analysis.stats.power.power.
 _EXPORTS: dict[str, str] = {
     "ArmEstimate": "analysis.stats.effect",
     "EffectResult": "analysis.stats.effect",
@@ -34,7 +35,6 @@ _EXPORTS: dict[str, str] = {
     "compare": "analysis.stats.effect",
     "confidence_sequence_halfwidth": "analysis.stats.sequential",
     "mde": "analysis.stats.power",
-    "power": "analysis.stats.power",
     "quantile_effect": "analysis.stats.quantile",
     "srm_test": "analysis.stats.srm",
 }
@@ -53,7 +53,6 @@ __all__ = [
     "compare",
     "confidence_sequence_halfwidth",
     "mde",
-    "power",
     "quantile_effect",
     "srm_test",
 ]
@@ -74,7 +73,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from analysis.stats.effect import ArmEstimate, EffectResult, compare
     from analysis.stats.moments import Moments
     from analysis.stats.multiplicity import adjust_pvalues
-    from analysis.stats.power import mde, power
+    from analysis.stats.power import mde
     from analysis.stats.quantile import QuantileEstimate, quantile_effect
     from analysis.stats.sequential import confidence_sequence_halfwidth
     from analysis.stats.srm import SRMResult, srm_test

@@ -15,11 +15,10 @@ from analysis.stats import (
     QuantileEstimate,
     adjust_pvalues,
     confidence_sequence_halfwidth,
-    mde,
-    power,
     quantile_effect,
     srm_test,
 )
+from analysis.stats.power import mde, power
 from analysis.stats.quantile import probability_bounds
 
 

@@ -81,8 +81,8 @@ def run_analyze(labelled: Path, full: bool) -> float:
     import narwhals as nw
     import polars as pl
 
-    from analysis.effects import analyze
     from analysis.contamination import split
+    from analysis.effects import analyze
 
     # a SplitResult over the materialised labels (split() only validates here)
     base = split(pl.scan_parquet(labelled), LEDGER)

@@ -13,9 +13,9 @@ import pytest
 import statsmodels.api as sm
 from scipy import stats
 
-from analysis.effects import EFFECT_COLUMNS, AnalysisResult, analyze
 from analysis.cli import main
 from analysis.contamination import split
+from analysis.effects import EFFECT_COLUMNS, AnalysisResult, analyze
 from analysis.errors import PromptstateError
 from analysis.metrics import Mean, Proportion, Quantile, Ratio, load_metrics
 

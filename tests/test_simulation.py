@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis.effects import analyze
 from analysis.contamination import split
+from analysis.effects import analyze
 from analysis.ledger import load_ledger
 from analysis.metrics import Ratio
 from analysis.sample import SampleSpec, generate

@@ -85,8 +85,8 @@ def run(args: argparse.Namespace) -> int:
 
     from analysis._cli._common import write_output
     from analysis._paths import sample_path
-    from analysis.effects import analyze
     from analysis.contamination import split
+    from analysis.effects import analyze
     from analysis.metrics import load_metrics
 
     events = args.events if args.events is not None else sample_path("events.parquet")

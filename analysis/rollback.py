@@ -525,7 +525,7 @@ def rollback_apply(
                 )
             )
             ledger_after = res.ledger
-        steps.extend(_baseline_steps(plan, ledger_after, baselines, dry_run=dry_run))
+        steps.extend(_baseline_steps(plan, ledger_after, baselines, dry_run=dry_run, actor=actor))
     return ApplyResult(plan, tuple(steps), dry_run, recorded is not None, diff, refused)
 
 
@@ -622,6 +622,7 @@ def _baseline_steps(
     baselines: BaselineStore | str | Path | None,
     *,
     dry_run: bool,
+    actor: str | None = None,
 ) -> list[ApplyStep]:
     store = _store(baselines)
     leg = plan.leg("baseline")
@@ -642,7 +643,7 @@ def _baseline_steps(
     names = [s["suite"] for s in leg.findings.get("suites", [])]
     if not names:
         return []
-    report = store.sync(ledger_after, names)
+    report = store.sync(ledger_after, names, actor=actor)
     keys = {f"{i.transition_index}:{i.reverted}" for i in ledger_after.reverts(plan.prompt)
             if i.at == plan.at}  # fmt: skip
     steps = []

@@ -528,7 +528,10 @@ def _residual(events: Events, t: Target) -> Any:
         from analysis.effects import analyze
     except ImportError:  # pragma: no cover - the recovery analysis is optional
         return {"available": False, "why": "the recovery analysis is not installed"}
-    result = analyze(events, t.candidate, t.experiment, explain=False)
+    try:
+        result = analyze(events, t.candidate, t.experiment, explain=False)
+    except PromptstateError as exc:  # e.g. the export lacks the default metrics' columns
+        return {"available": False, "why": f"recovery analysis not possible: {exc}"}
     summary = {(r.metric, r.group): r for r in result.recovery_summary.rows}  # type: ignore[attr-defined]
     rows = []
     for r in result.recovery.rows:

@@ -278,3 +278,15 @@ def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert err.startswith("promptstate: error:")
     assert err.count("\n") == 1
     assert "journal.jsonl" in err
+
+
+def test_minimal_export_plans_with_what_it_has(sample_events: pl.DataFrame) -> None:
+    minimal = sample_events.select("event_id", "ts", "user_id", "experiment_id", "arm")
+    result = rollback_plan(PRE, events=minimal, at=AT)
+    cohort = result.leg("cohort").findings
+    assert cohort["units"] > 0  # served revision inferred from the ledger through the split
+    assert cohort["conversations"] is None
+    assert cohort["residual_effect"]["available"] is False
+    assert result.leg("caches").findings["semantic_cache_keys"] is None
+    assert result.leg("contracts").findings["parse_failures"] is None
+    assert result.exit_code == 1

@@ -167,7 +167,7 @@ def split(
     if exp.unit != unit:
         loaded = load_events(loaded.frame, ledger=ledger, unit=exp.unit)
     keyed, checks, unit_key, conv_key = _label(loaded.frame, ledger, exp)
-    private = [k for k in (unit_key, conv_key) if k is not None and k.startswith("__")]
+    private = [k for k in (unit_key, conv_key, "__code") if k is not None and k.startswith("__")]
     return SplitResult(
         frame=keyed.drop(private) if private else keyed,
         keyed=keyed,
@@ -324,29 +324,39 @@ def _label(
     after = nw.col("__tagged") & ~in_window & (ts >= nw.lit(start))
     label = (
         nw.when(~nw.col("__tagged") | (ts < nw.lit(start)))
-        .then(nw.lit("outside_window"))
+        .then(nw.lit(0, dtype=nw.Int8))
         .otherwise(
             nw.when(after)
-            .then(nw.lit("after_end"))
+            .then(nw.lit(1, dtype=nw.Int8))
             .otherwise(
                 nw.when(nw.col("__crossed"))
-                .then(nw.lit("crossover"))
+                .then(nw.lit(2, dtype=nw.Int8))
                 .otherwise(
                     nw.when(mismatch)
-                    .then(nw.lit("served_mismatch"))
+                    .then(nw.lit(3, dtype=nw.Int8))
                     .otherwise(
                         nw.when(stale)
-                        .then(nw.lit("stale_cache"))
+                        .then(nw.lit(4, dtype=nw.Int8))
                         .otherwise(
-                            nw.when(mixed).then(nw.lit("carryover")).otherwise(nw.lit("clean"))
+                            nw.when(mixed)
+                            .then(nw.lit(5, dtype=nw.Int8))
+                            .otherwise(nw.lit(6, dtype=nw.Int8))
                         )
                     )
                 )
             )
         )
     )
-    frame = frame.with_columns(label.alias("contamination"))
-    keep = {unit_key, conv_key}
+    # the label is computed as a small integer code (LABELS index) and spelled out from it, so
+    # that aggregations read the code and never materialise the strings
+    frame = frame.with_columns(label.alias("__code")).with_columns(
+        nw.col("__code")
+        .replace_strict(
+            list(range(len(LABELS))), list(LABELS), default=None, return_dtype=nw.String
+        )
+        .alias("contamination")
+    )
+    keep = {unit_key, conv_key, "__code"}
     temp = [c for c in frame.collect_schema().names() if c.startswith("__") and c not in keep]
     return frame.drop(temp), checks, unit_key, conv_key
 
@@ -606,9 +616,7 @@ def contamination_summary(result: SplitResult) -> ContaminationSummary:
         )
         .otherwise(nw.lit(-1, dtype=nw.Int16))
         .alias("__arm"),
-        nw.col("contamination")
-        .replace_strict(list(LABELS), list(range(len(LABELS))), return_dtype=nw.Int8)
-        .alias("__label"),
+        nw.col("__code").alias("__label"),
         nw.col(unit),
         *([nw.col(conv)] if conv is not None else []),
     )

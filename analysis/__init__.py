@@ -54,6 +54,21 @@ _EXPORTS: dict[str, str] = {
     "load_metrics": "analysis.metrics",
     "RecoveryRow": "analysis.recovery",
     "RecoverySummaryRow": "analysis.recovery",
+    # rollback plan, caches, contracts
+    "rollback_plan": "analysis.rollback",
+    "rollback_apply": "analysis.rollback",
+    "RollbackPlan": "analysis.rollback",
+    "ApplyResult": "analysis.rollback",
+    "ApplyStep": "analysis.rollback",
+    "Leg": "analysis.rollback",
+    "LegAction": "analysis.rollback",
+    "RollbackError": "analysis.errors",
+    "cache_impact": "analysis.cache",
+    "CacheImpact": "analysis.cache",
+    "ColdStartPrediction": "analysis.cache",
+    "semantic_cache_writes": "analysis.cache",
+    "contract_check": "analysis.contracts",
+    "ContractCheck": "analysis.contracts",
     # eval baselines and the gate
     "gate": "analysis.gating",
     "GateResult": "analysis.gating",
@@ -79,11 +94,16 @@ __all__ = [
     "DEFAULT_STORE",
     "LABELS",
     "AnalysisResult",
+    "ApplyResult",
+    "ApplyStep",
     "BaselineError",
     "BaselineStore",
     "BaselineVersion",
+    "CacheImpact",
     "Check",
+    "ColdStartPrediction",
     "ContaminationSummary",
+    "ContractCheck",
     "EffectRow",
     "EvalResults",
     "Events",
@@ -95,6 +115,8 @@ __all__ = [
     "JournalEntry",
     "Ledger",
     "LedgerError",
+    "Leg",
+    "LegAction",
     "LoadReport",
     "Mean",
     "Metric",
@@ -112,6 +134,8 @@ __all__ = [
     "Revert",
     "Revision",
     "RevisionState",
+    "RollbackError",
+    "RollbackPlan",
     "SRMRow",
     "SplitResult",
     "StaleBaselineError",
@@ -121,9 +145,11 @@ __all__ = [
     "SyncReport",
     "Transition",
     "analyze",
+    "cache_impact",
     "clean",
     "compare_metrics",
     "contamination_summary",
+    "contract_check",
     "default_metrics",
     "eval_set_hash",
     "gate",
@@ -132,6 +158,9 @@ __all__ = [
     "load_metrics",
     "load_results",
     "revision_state",
+    "rollback_apply",
+    "rollback_plan",
+    "semantic_cache_writes",
     "split",
 ]
 
@@ -162,6 +191,7 @@ if TYPE_CHECKING:  # pragma: no cover
         SyncItem,
         SyncReport,
     )
+    from analysis.cache import CacheImpact, ColdStartPrediction, cache_impact, semantic_cache_writes
     from analysis.contamination import (
         LABELS,
         ContaminationSummary,
@@ -170,6 +200,7 @@ if TYPE_CHECKING:  # pragma: no cover
         contamination_summary,
         split,
     )
+    from analysis.contracts import ContractCheck, contract_check
     from analysis.effects import (
         AnalysisResult,
         EffectRow,
@@ -185,6 +216,7 @@ if TYPE_CHECKING:  # pragma: no cover
         LedgerError,
         PromptstateError,
         ResultsError,
+        RollbackError,
         StaleBaselineError,
     )
     from analysis.evalresults import EvalResults, eval_set_hash, load_results
@@ -203,3 +235,12 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from analysis.metrics import Mean, Metric, Proportion, Quantile, Ratio, load_metrics
     from analysis.recovery import RecoveryRow, RecoverySummaryRow
+    from analysis.rollback import (
+        ApplyResult,
+        ApplyStep,
+        Leg,
+        LegAction,
+        RollbackPlan,
+        rollback_apply,
+        rollback_plan,
+    )

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import narwhals as nw
 
-from analysis.errors import PromptstateError
+from analysis.errors import PromptstateError, RollbackError
 from analysis.ledger import Ledger, parse_ledger, revision_state
 
 if TYPE_CHECKING:
@@ -28,10 +28,6 @@ __all__ = ["Leg", "LegAction", "Target"]
 Status = Literal["ok", "action", "needs-confirmation"]
 LEGS: tuple[str, ...] = ("text", "caches", "cohort", "baseline", "contracts")
 _RANK = {"ok": 0, "action": 1, "needs-confirmation": 2}
-
-
-class RollbackError(PromptstateError):
-    """The rollback cannot be planned or applied as asked (exit code 2)."""
 
 
 @dataclass(frozen=True)

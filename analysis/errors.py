@@ -13,6 +13,7 @@ __all__ = [
     "LedgerError",
     "PromptstateError",
     "ResultsError",
+    "RollbackError",
     "StaleBaselineError",
 ]
 
@@ -41,6 +42,10 @@ class StaleBaselineError(BaselineError):
     """The reference baseline belongs to a reverted revision or not to the live revision."""
 
     exit_code = 3
+
+
+class RollbackError(PromptstateError):
+    """The rollback cannot be planned or applied as asked (exit code 2)."""
 
 
 class ResultsError(PromptstateError):

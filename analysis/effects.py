@@ -446,7 +446,8 @@ class _Analysis:
         self.res = res
         self.opt = {k: options[k] for k in _OPTION_NAMES}
         self.exp = res.experiment
-        self.unit: str = res.unit
+        # group units by the split's compact key (a 64-bit hash of the id on polars)
+        self.unit: str = res.unit_key
         self.ctrl: str = self.exp.control
         self.arms: tuple[str, ...] = self.exp.treatment_arms
         self.phases = res.phases
@@ -464,7 +465,7 @@ class _Analysis:
 
     # -- lazy frames --------------------------------------------------------------------
     def _frames(self) -> None:
-        f = self.res.frame
+        f = self.res.keyed
         unit, exp_id = self.unit, self.exp.id
         keep = {"ts", unit, "experiment_id", "arm", "phase", "contamination", "served_revision"}
         keep |= {c for m in self.metrics for c in m.columns}

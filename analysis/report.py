@@ -30,10 +30,12 @@ table is set to 0 where it is below 1e-9 of the effects' scale (a difference of 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,7 +49,7 @@ if TYPE_CHECKING:
 
     from analysis._report_data import CacheRow, TimeRow
     from analysis.baselines import JournalEntry
-    from analysis.contamination import ContaminationSummary
+    from analysis.contamination import ContaminationSummary, SplitResult
     from analysis.effects import AnalysisResult
     from analysis.ledger import Ledger
     from analysis.metrics import Metric
@@ -277,6 +279,7 @@ def report(
     srm_threshold: float = 0.001,
     crossover_threshold: float = 0.02,
     recovery_bin_hours: float = 2.0,
+    materialize: bool | None = None,
     out: str | Path | None = None,
 ) -> Report:
     """Build the batch report of one experiment (and write it when ``out`` is given).
@@ -299,6 +302,8 @@ def report(
         srm_threshold: SRM flagged at ``p < srm_threshold``.
         crossover_threshold: Attention when crossover units exceed this share of enrolled units.
         recovery_bin_hours: Bin width of the recovery curve.
+        materialize: Write the labelled events once to a temporary Parquet file and aggregate
+            from it (default: on polars-backed inputs; see :func:`_materialized`).
         out: Directory to write ``report.html``, ``report.md``, ``report.json`` into.
 
     Returns:
@@ -309,10 +314,9 @@ def report(
     """
     import narwhals as nw
 
-    from analysis import _report_data as data
-    from analysis._paths import sample_dir, sample_path
-    from analysis.contamination import SplitResult, contamination_summary, split
-    from analysis.effects import analyze, default_metrics
+    from analysis._paths import sample_path
+    from analysis.contamination import SplitResult, split
+    from analysis.effects import default_metrics
     from analysis.metrics import load_metrics
 
     start = _parse_time(since, "since")
@@ -350,9 +354,63 @@ def report(
             f"events restricted to [{start.isoformat() if start else '…'}, "
             f"{stop.isoformat() if stop else '…'}) after labelling (labels used the whole export)"
         )
+    with _materialized(res, materialize) as res:
+        rep = _build(
+            res, ms, store, use_sample, notes, events, ledger, start, stop, alpha, multiplicity,
+            srm_threshold, crossover_threshold, recovery_bin_hours,
+        )  # fmt: skip
+    if out is not None:
+        rep.write(out)
+    return rep
+
+
+@contextlib.contextmanager
+def _materialized(res: SplitResult, materialize: bool | None) -> Iterator[SplitResult]:
+    """The split with its labelled events written once to a temporary Parquet file (polars).
+
+    The split is lazy: every aggregate the report collects (the analysis runs several) would
+    repeat the labelling (joins over units and conversations). On polars, writing the labelled
+    events once (streaming, a temporary file removed afterwards) and scanning that file is
+    faster than repeating it; other engines keep the lazy plan.
+    """
+    import narwhals as nw
+
+    use = res.frame.implementation.is_polars() if materialize is None else materialize
+    if not use or not res.frame.implementation.is_polars():
+        yield res
+        return
+    import polars as pl
+
+    with tempfile.TemporaryDirectory(prefix="promptstate-report-") as tmp:
+        path = Path(tmp) / "labelled.parquet"
+        res.frame.to_native().sink_parquet(path, compression="lz4", engine="streaming")
+        frame = nw.from_native(pl.scan_parquet(path))
+        yield dataclasses.replace(res, frame=frame)
+
+
+def _build(
+    res: SplitResult,
+    ms: tuple[Metric, ...],
+    store: str | Path | None,
+    use_sample: bool,
+    notes: list[str],
+    events: Any,
+    ledger: Any,
+    start: datetime | None,
+    stop: datetime | None,
+    alpha: float,
+    multiplicity: str,
+    srm_threshold: float,
+    crossover_threshold: float,
+    recovery_bin_hours: float,
+) -> Report:
+    from analysis import _report_data as data
+    from analysis._paths import sample_dir
+    from analysis.contamination import contamination_summary
+    from analysis.effects import analyze
+
     exp = res.experiment
     led = res.ledger
-
     result = analyze(
         res,
         metrics=ms,
@@ -395,7 +453,7 @@ def report(
         "crossover_threshold": crossover_threshold,
         "recovery_bin_hours": recovery_bin_hours,
     }
-    rep = Report(
+    return Report(
         experiment=exp.id,
         prompt=exp.prompt,
         headline=_headline(result, summary, exp, ms),
@@ -415,9 +473,6 @@ def report(
         inputs=inputs,
         notes=tuple(dict.fromkeys([*result.notes, *notes])),
     )
-    if out is not None:
-        rep.write(out)
-    return rep
 
 
 def _round(value: Any) -> Any:

@@ -29,6 +29,7 @@ from analysis.metrics import Mean, Metric, Proportion, Quantile, Ratio
 
 __all__ = [
     "CacheRow",
+    "ContaminationRow",
     "TimeRow",
     "cache_frame",
     "cache_rows",
@@ -86,6 +87,71 @@ class CacheRow(NamedTuple):
     n_events: int
     hit_rate: float
     cost_mean: float
+
+
+class ContaminationRow(NamedTuple):
+    """Events of one phase × arm tag × label (the counts of
+    :func:`~analysis.contamination.contamination_summary`, without its distinct-unit counts).
+
+    Attributes:
+        phase: Phase id.
+        phase_kind: ``pre``, ``exposure`` or ``after_end``.
+        arm: The experiment's arm tag, ``None`` for events not tagged with the experiment.
+        label: Contamination label.
+        n_events: Events.
+        share: Of the events of the same phase × arm.
+    """
+
+    phase: int
+    phase_kind: str
+    arm: str | None
+    label: str
+    n_events: int
+    share: float
+
+
+def contamination_frame(frame: nw.LazyFrame[Any], experiment: str) -> nw.LazyFrame[Any]:
+    """Events per phase × arm tag × label (one lazy aggregate)."""
+    tag = nw.when(nw.col("experiment_id") == nw.lit(experiment)).then(nw.col("arm"))
+    return (
+        frame.with_columns(tag.alias("_tag"))
+        .group_by("phase", "_tag", "contamination", drop_null_keys=False)
+        .agg(nw.len().alias("n"))
+    )
+
+
+def contamination_rows(
+    rows: Sequence[dict[str, Any]], phases: Sequence[Any]
+) -> list[ContaminationRow]:
+    """Counts with shares per phase × arm, ordered like the contamination summary."""
+    from analysis.contamination import LABELS
+
+    kinds = {p.id: p.kind for p in phases}
+    totals: dict[tuple[int, str | None], int] = {}
+    for r in rows:
+        key = (int(r["phase"]), r["_tag"])
+        totals[key] = totals.get(key, 0) + int(r["n"])
+    order = {label: i for i, label in enumerate(LABELS)}
+    out = [
+        ContaminationRow(
+            phase=int(r["phase"]),
+            phase_kind=kinds[int(r["phase"])],
+            arm=r["_tag"],
+            label=str(r["contamination"]),
+            n_events=int(r["n"]),
+            share=int(r["n"]) / totals[(int(r["phase"]), r["_tag"])],
+        )
+        for r in rows
+    ]
+    out.sort(key=lambda r: (r.phase, r.arm is not None, r.arm or "", order[r.label]))
+    return out
+
+
+def contaminated_share(rows: Sequence[ContaminationRow], arm: str) -> float:
+    """Share of the arm's tagged events after the start that are not ``clean``."""
+    mine = [r for r in rows if r.arm == arm and r.label != "outside_window"]
+    n = sum(r.n_events for r in mine)
+    return sum(r.n_events for r in mine if r.label != "clean") / n if n else 0.0
 
 
 def metric_columns(metric: Metric) -> tuple[str, str | None]:

@@ -178,22 +178,21 @@ def _section_tables(rep: Report, name: str) -> list[str]:
             _render.to_html(res.srm.to_dicts(), res.srm.columns, title="Sample ratio per phase"),
         ]
     if name == "contamination":
-        totals = rep.contamination.to_dict()["totals"]
+        n = sum(r.n_events for r in rep.contamination)
+        tagged = [r._asdict() for r in rep.contamination if r.arm is not None]
         return [
-            f"<p>{rep.contamination.n_events:,} events; {rep.contamination.contaminated_units:,} "
-            f"units and {rep.contamination.contaminated_conversations:,} conversations "
-            "affected.</p>",
+            f"<p>{n:,} events in the export; units by label and arm in the second table.</p>",
             _render.to_html(
-                totals,
-                ("label", "n_events", "share", "n_units", "n_conversations"),
+                tagged,
+                ("phase", "phase_kind", "arm", "label", "n_events", "share"),
                 percent=("share",),
-                title="By label (whole export)",
+                title="Tagged events by phase, arm and label",
             ),
             _render.to_html(
                 res.exclusions.to_dicts(),
                 res.exclusions.columns,
                 percent=("share_events",),
-                title="Tagged events by label and arm",
+                title="Tagged events and units by label and arm",
             ),
         ]
     if name == "recovery":

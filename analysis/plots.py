@@ -271,14 +271,15 @@ def plot_contamination(summary: ContaminationSummary | SplitResult) -> Figure:
 
     if not isinstance(summary, ContaminationSummary):
         summary = contamination_summary(summary)
-    return draw_contamination(summary)
+    return draw_contamination(summary.rows, summary.experiment)
 
 
-def draw_contamination(summary: ContaminationSummary) -> Figure:
-    """Draw :func:`plot_contamination` from a summary."""
+def draw_contamination(rows: Sequence[Any], experiment: str) -> Figure:
+    """Draw :func:`plot_contamination` from rows with ``phase, phase_kind, arm, label,
+    n_events`` (:class:`~analysis.contamination.SummaryRow` or the report's counts)."""
     from analysis.contamination import LABELS
 
-    tagged = [r for r in summary.rows if r.arm is not None]
+    tagged = [r for r in rows if r.arm is not None]
     arms = list(dict.fromkeys(r.arm for r in tagged if r.arm is not None))
     phases = sorted({(r.phase, r.phase_kind) for r in tagged})
     with style():
@@ -324,7 +325,7 @@ def draw_contamination(summary: ContaminationSummary) -> Figure:
                 handles.setdefault(lab, h)
         order = [lab for lab in LABELS if lab in handles]
         fig.legend([handles[lab] for lab in order], order, loc="outside right upper", title="label")
-        fig.suptitle(f"Contamination of {summary.experiment} by phase and label", fontsize=10)
+        fig.suptitle(f"Contamination of {experiment} by phase and label", fontsize=10)
     return fig
 
 

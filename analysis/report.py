@@ -35,7 +35,7 @@ import dataclasses
 import json
 import math
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,9 +47,9 @@ from analysis.errors import PromptstateError
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from analysis._report_data import CacheRow, TimeRow
+    from analysis._report_data import CacheRow, ContaminationRow, TimeRow
     from analysis.baselines import JournalEntry
-    from analysis.contamination import ContaminationSummary, SplitResult
+    from analysis.contamination import SplitResult
     from analysis.effects import AnalysisResult
     from analysis.ledger import Ledger
     from analysis.metrics import Metric
@@ -136,7 +136,8 @@ class Report:
             treatment arm's contaminated share).
         attention: What needs attention (empty: exit code 0).
         analysis: The :class:`~analysis.effects.AnalysisResult`.
-        contamination: The :class:`~analysis.contamination.ContaminationSummary`.
+        contamination: Events by phase × arm tag × label
+            (:class:`~analysis._report_data.ContaminationRow`).
         timeseries: Metric by hour × arm tag (:class:`~analysis._report_data.TimeRow`).
         cache: Prompt cache around boundaries (:class:`~analysis._report_data.CacheRow`).
         boundaries: ``(instant, action)`` of the experiment's boundaries.
@@ -155,7 +156,7 @@ class Report:
     headline: str
     attention: tuple[Attention, ...]
     analysis: AnalysisResult
-    contamination: ContaminationSummary
+    contamination: tuple[ContaminationRow, ...]
     timeseries: tuple[TimeRow, ...]
     cache: tuple[CacheRow, ...]
     boundaries: tuple[tuple[datetime, str], ...]
@@ -187,7 +188,7 @@ class Report:
         if name == "metric_by_time":
             return plots.draw_metric_by_time(self.timeseries, self.phases, self.arms, self.metrics)
         if name == "contamination":
-            return plots.draw_contamination(self.contamination)
+            return plots.draw_contamination(self.contamination, self.experiment)
         if name == "effects":
             return plots.draw_effects(list(self.analysis.effects.rows))
         if name == "recovery":
@@ -349,7 +350,7 @@ def report(
             cond = cond & (nw.col("ts") >= nw.lit(start))
         if stop is not None:
             cond = cond & (nw.col("ts") < nw.lit(stop))
-        res = dataclasses.replace(res, frame=res.frame.filter(cond))
+        res = _with_frames(res, lambda f: f.filter(cond))
         notes.append(
             f"events restricted to [{start.isoformat() if start else '…'}, "
             f"{stop.isoformat() if stop else '…'}) after labelling (labels used the whole export)"
@@ -381,11 +382,22 @@ def _materialized(res: SplitResult, materialize: bool | None) -> Iterator[SplitR
         return
     import polars as pl
 
+    keyed = getattr(res, "keyed", res.frame)
     with tempfile.TemporaryDirectory(prefix="promptstate-report-") as tmp:
         path = Path(tmp) / "labelled.parquet"
-        res.frame.to_native().sink_parquet(path, compression="lz4", engine="streaming")
-        frame = nw.from_native(pl.scan_parquet(path))
-        yield dataclasses.replace(res, frame=frame)
+        keyed.to_native().sink_parquet(path, compression="lz4", engine="streaming")
+        stored = nw.from_native(pl.scan_parquet(path))
+        yield _with_frames(res, lambda _: stored)
+
+
+def _with_frames(res: SplitResult, change: Callable[[Any], Any]) -> SplitResult:
+    """The split with ``change`` applied to its labelled frame (and its keyed twin, whose extra
+    grouping-key columns the analysis uses)."""
+    if not hasattr(res, "keyed"):
+        return dataclasses.replace(res, frame=change(res.frame))
+    keyed = change(res.keyed)
+    names = res.frame.collect_schema().names()
+    return dataclasses.replace(res, keyed=keyed, frame=keyed.select(*names))
 
 
 def _build(
@@ -406,7 +418,6 @@ def _build(
 ) -> Report:
     from analysis import _report_data as data
     from analysis._paths import sample_dir
-    from analysis.contamination import contamination_summary
     from analysis.effects import analyze
 
     exp = res.experiment
@@ -421,15 +432,18 @@ def _build(
         recovery_bin_hours=recovery_bin_hours,
     )
     result = _canonical_result(result)
-    summary = contamination_summary(res)
     bounds = data.boundaries(res)
-    frames = [data.timeseries_frame(res.frame, exp.id, ms)]
+    frames = [
+        data.timeseries_frame(res.frame, exp.id, ms),
+        data.contamination_frame(res.frame, exp.id),
+    ]
     cframe = data.cache_frame(res.frame, bounds, window=timedelta(hours=2))
     if cframe is not None:
         frames.append(cframe)
     collected = data.collect(frames)
     series = tuple(_canon(r) for r in data.timeseries_rows(collected[0], ms))
-    cache = tuple(_canon(r) for r in data.cache_rows(collected[1], bounds)) if cframe else ()
+    counts = tuple(_canon(r) for r in data.contamination_rows(collected[1], res.phases))
+    cache = tuple(_canon(r) for r in data.cache_rows(collected[2], bounds)) if cframe else ()
 
     store_path = _find_store(store, sample_dir().parent / "baselines" if use_sample else None)
     baselines, journals = _baselines(store_path, led) if store_path is not None else ((), {})
@@ -456,10 +470,10 @@ def _build(
     return Report(
         experiment=exp.id,
         prompt=exp.prompt,
-        headline=_headline(result, summary, exp, ms),
+        headline=_headline(result, counts, exp, ms),
         attention=tuple(attention),
         analysis=result,
-        contamination=summary,
+        contamination=counts,
         timeseries=series,
         cache=cache,
         boundaries=tuple(bounds),
@@ -644,8 +658,12 @@ def _num(value: float) -> str:
 
 
 def _headline(
-    result: AnalysisResult, summary: ContaminationSummary, exp: Any, metrics: Sequence[Metric]
+    result: AnalysisResult,
+    counts: Sequence[ContaminationRow],
+    exp: Any,
+    metrics: Sequence[Metric],
 ) -> str:
+    from analysis._report_data import contaminated_share
     from analysis.contamination import CONTAMINATED
 
     arm = exp.treatment_arms[0] if exp.treatment_arms else exp.control
@@ -665,14 +683,14 @@ def _headline(
         parts.append(f"naive dashboard said {_num(naive.effect)}")
     except KeyError:
         pass
-    share = summary.contaminated_share(arm)
-    counts: dict[str, int] = {}
-    for r in summary.rows:
+    share = contaminated_share(counts, arm)
+    by_label: dict[str, int] = {}
+    for r in counts:
         if r.arm == arm and r.label in CONTAMINATED:
-            counts[r.label] = counts.get(r.label, 0) + r.n_events
+            by_label[r.label] = by_label.get(r.label, 0) + r.n_events
     text = f"{share:.0%} of {arm} events were contaminated"
-    if counts:
-        text += f", mostly {max(sorted(counts), key=lambda k: counts[k])}"
+    if by_label:
+        text += f", mostly {max(sorted(by_label), key=lambda k: by_label[k])}"
     parts.append(text)
     return "; ".join(parts)
 
@@ -700,7 +718,10 @@ def _to_dict(rep: Report) -> dict[str, Any]:
         "srm": res.srm.to_records(),
         "exclusions": res.exclusions.to_records(),
         "explain": res.explain.to_records(),
-        "contamination": rep.contamination.to_dict(),
+        "contamination": {
+            "n_events": sum(r.n_events for r in rep.contamination),
+            "rows": _rows(rep.contamination),
+        },
         "recovery": res.recovery.to_records(),
         "recovery_summary": res.recovery_summary.to_records(),
         "metric_by_time": _rows(rep.timeseries),

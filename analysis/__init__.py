@@ -69,6 +69,18 @@ _EXPORTS: dict[str, str] = {
     "semantic_cache_writes": "analysis.cache",
     "contract_check": "analysis.contracts",
     "ContractCheck": "analysis.contracts",
+    # the batch report and its plots
+    "report": "analysis.reporting",
+    "Report": "analysis.reporting",
+    "Attention": "analysis.reporting",
+    "BaselineStatus": "analysis.reporting",
+    "ContractStatus": "analysis.reporting",
+    "plot_metric_by_time": "analysis.plots",
+    "plot_contamination": "analysis.plots",
+    "plot_effects": "analysis.plots",
+    "plot_recovery": "analysis.plots",
+    "plot_cache": "analysis.plots",
+    "plot_baseline_history": "analysis.plots",
     # eval baselines and the gate
     "gate": "analysis.gating",
     "GateResult": "analysis.gating",
@@ -96,7 +108,9 @@ __all__ = [
     "AnalysisResult",
     "ApplyResult",
     "ApplyStep",
+    "Attention",
     "BaselineError",
+    "BaselineStatus",
     "BaselineStore",
     "BaselineVersion",
     "CacheImpact",
@@ -104,6 +118,7 @@ __all__ = [
     "ColdStartPrediction",
     "ContaminationSummary",
     "ContractCheck",
+    "ContractStatus",
     "EffectRow",
     "EvalResults",
     "Events",
@@ -130,6 +145,7 @@ __all__ = [
     "RecoveryRow",
     "RecoverySummaryRow",
     "Reference",
+    "Report",
     "ResultsError",
     "Revert",
     "Revision",
@@ -157,6 +173,13 @@ __all__ = [
     "load_ledger",
     "load_metrics",
     "load_results",
+    "plot_baseline_history",
+    "plot_cache",
+    "plot_contamination",
+    "plot_effects",
+    "plot_metric_by_time",
+    "plot_recovery",
+    "report",
     "revision_state",
     "rollback_apply",
     "rollback_plan",
@@ -234,7 +257,16 @@ if TYPE_CHECKING:  # pragma: no cover
         revision_state,
     )
     from analysis.metrics import Mean, Metric, Proportion, Quantile, Ratio, load_metrics
+    from analysis.plots import (
+        plot_baseline_history,
+        plot_cache,
+        plot_contamination,
+        plot_effects,
+        plot_metric_by_time,
+        plot_recovery,
+    )
     from analysis.recovery import RecoveryRow, RecoverySummaryRow
+    from analysis.reporting import Attention, BaselineStatus, ContractStatus, Report, report
     from analysis.rollback import (
         ApplyResult,
         ApplyStep,

@@ -1,4 +1,4 @@
-"""Renderings of a :class:`~analysis.report.Report`: self-contained HTML and Markdown.
+"""Renderings of a :class:`~analysis.reporting.Report`: self-contained HTML and Markdown.
 
 The HTML embeds each figure as inline SVG, cleaned so that the page is deterministic and makes
 no network reference: no XML declaration, DOCTYPE, ``xmlns`` or metadata (which carry
@@ -21,7 +21,7 @@ from analysis import _render
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from analysis.report import Report
+    from analysis.reporting import Report
 
 __all__ = ["figure_svg", "render_html", "render_markdown", "render_summary_html"]
 
@@ -140,7 +140,7 @@ def figure_svg(fig: Figure, prefix: str) -> str:
 
 
 def _figures(rep: Report) -> dict[str, str]:
-    from analysis.report import PLOTS
+    from analysis.reporting import PLOTS
 
     out = {}
     for name in PLOTS:

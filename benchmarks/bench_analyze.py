@@ -86,7 +86,10 @@ def run_analyze(labelled: Path, full: bool) -> float:
 
     # a SplitResult over the materialised labels (split() only validates here)
     base = split(pl.scan_parquet(labelled), LEDGER)
-    res = dataclasses.replace(base, frame=nw.from_native(pl.scan_parquet(labelled)))
+    labels = nw.from_native(pl.scan_parquet(labelled))
+    res = dataclasses.replace(
+        base, frame=labels, keyed=labels, unit_key=base.unit, conversation_key="conversation_id"
+    )
     t = time.perf_counter()
     out = analyze(res, metrics=_metrics(), explain=full, recovery=full)  # type: ignore[arg-type]
     elapsed = time.perf_counter() - t

@@ -107,7 +107,7 @@ plot_recovery(result)"""),
 `analysis.report` runs all of this (plus the prompt cache, eval baselines and contracts) and
 writes `report.html`, `report.md` and `report.json`."""),
     ("code", """\
-from analysis.report import report
+from analysis.reporting import report
 
 rep = report()
 print(rep)"""),

@@ -17,7 +17,7 @@ import pytest
 from analysis.contamination import contamination_summary, split
 from analysis.effects import analyze
 from analysis.metrics import load_metrics
-from analysis.report import ATTENTION_KINDS, PLOTS, Report, report
+from analysis.reporting import ATTENTION_KINDS, PLOTS, Report, report
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "data_samples"

@@ -70,7 +70,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from analysis.report import report
+    from analysis.reporting import report
 
     with progress("analysing", enabled=args.progress):
         rep = report(

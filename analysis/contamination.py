@@ -26,7 +26,10 @@ and conversations by phase × arm × label.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+import dataclasses
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -48,7 +51,9 @@ __all__ = [
     "SummaryRow",
     "clean",
     "contamination_summary",
+    "materialized",
     "split",
+    "with_frames",
 ]
 
 LABELS: tuple[str, ...] = (
@@ -180,6 +185,36 @@ def split(
         kind=loaded.kind,
         checks=checks,
     )
+
+
+def with_frames(result: SplitResult, change: Callable[[Any], Any]) -> SplitResult:
+    """The split with ``change`` applied to its labelled frame and its keyed twin."""
+    keyed = change(result.keyed)
+    names = result.frame.collect_schema().names()
+    return dataclasses.replace(result, keyed=keyed, frame=keyed.select(*names))
+
+
+@contextlib.contextmanager
+def materialized(result: SplitResult, enabled: bool | None = None) -> Iterator[SplitResult]:
+    """The split with its labelled events written once to a temporary Parquet file (polars).
+
+    A split is lazy: every aggregate collected from it repeats the labelling (the scan and the
+    joins over units and conversations). Where several aggregates are collected (``analyze``,
+    ``report``), writing the labelled events once (streaming, to a temporary file removed when
+    the block exits) and scanning that file is faster. ``enabled=None`` means: on polars-backed
+    splits only; other engines keep the lazy plan.
+    """
+    use = result.keyed.implementation.is_polars() if enabled is None else enabled
+    if not use or not result.keyed.implementation.is_polars():
+        yield result
+        return
+    import polars as pl
+
+    with tempfile.TemporaryDirectory(prefix="promptstate-") as tmp:
+        path = Path(tmp) / "labelled.parquet"
+        result.keyed.to_native().sink_parquet(path, compression="lz4", engine="streaming")
+        stored = nw.from_native(pl.scan_parquet(path))
+        yield with_frames(result, lambda _: stored)
 
 
 def clean(result: SplitResult) -> nw.LazyFrame[Any]:

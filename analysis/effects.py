@@ -379,6 +379,7 @@ def analyze(
     recovery: bool = True,
     recovery_bin_hours: float = 2.0,
     recovery_margin: float | Mapping[str, float] = 0.05,
+    materialize: bool | None = None,
 ) -> AnalysisResult:
     """Clean per-arm effects per phase and combined, naive vs clean, SRM, recovery.
 
@@ -401,6 +402,9 @@ def analyze(
         recovery_bin_hours: Width of the recovery-curve bins.
         recovery_margin: Equivalence margin: a share of the never-exposed value (float), or
             absolute margins by metric name.
+        materialize: Write the labelled events once to a temporary Parquet file and aggregate
+            from it (default ``None``: on polars-backed splits), rather than repeating the
+            labelling in each collect; see :func:`analysis.contamination.materialized`.
 
     Returns:
         An :class:`AnalysisResult`.
@@ -408,7 +412,7 @@ def analyze(
     Raises:
         PromptstateError: invalid options, metrics or input.
     """
-    from analysis.contamination import SplitResult, split
+    from analysis.contamination import SplitResult, materialized, split
 
     _check_options(alpha, multiplicity, power, recovery_bin_hours)
     metrics = tuple(metrics) if metrics is not None else default_metrics()
@@ -421,7 +425,9 @@ def analyze(
         if ledger is None:
             raise PromptstateError("analyze: pass the ledger (path or Ledger) with the events")
         res = split(events, ledger, experiment, columns=columns)
-    return _Analysis(res, metrics, locals()).run()
+    options = locals()
+    with materialized(res, materialize) as labelled:
+        return _Analysis(labelled, metrics, options).run()
 
 
 _OPTION_NAMES = (

@@ -30,12 +30,10 @@ table is set to 0 where it is below 1e-9 of the effects' scale (a difference of 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
-import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -304,7 +302,8 @@ def report(
         crossover_threshold: Attention when crossover units exceed this share of enrolled units.
         recovery_bin_hours: Bin width of the recovery curve.
         materialize: Write the labelled events once to a temporary Parquet file and aggregate
-            from it (default: on polars-backed inputs; see :func:`_materialized`).
+            from it (default: on polars-backed inputs; see
+            :func:`analysis.contamination.materialized`).
         out: Directory to write ``report.html``, ``report.md``, ``report.json`` into.
 
     Returns:
@@ -316,7 +315,7 @@ def report(
     import narwhals as nw
 
     from analysis._paths import sample_path
-    from analysis.contamination import SplitResult, split
+    from analysis.contamination import SplitResult, materialized, split, with_frames
     from analysis.effects import default_metrics
     from analysis.metrics import load_metrics
 
@@ -350,12 +349,12 @@ def report(
             cond = cond & (nw.col("ts") >= nw.lit(start))
         if stop is not None:
             cond = cond & (nw.col("ts") < nw.lit(stop))
-        res = _with_frames(res, lambda f: f.filter(cond))
+        res = with_frames(res, lambda f: f.filter(cond))
         notes.append(
             f"events restricted to [{start.isoformat() if start else '…'}, "
             f"{stop.isoformat() if stop else '…'}) after labelling (labels used the whole export)"
         )
-    with _materialized(res, materialize) as res:
+    with materialized(res, materialize) as res:
         rep = _build(
             res, ms, store, use_sample, notes, events, ledger, start, stop, alpha, multiplicity,
             srm_threshold, crossover_threshold, recovery_bin_hours,
@@ -363,41 +362,6 @@ def report(
     if out is not None:
         rep.write(out)
     return rep
-
-
-@contextlib.contextmanager
-def _materialized(res: SplitResult, materialize: bool | None) -> Iterator[SplitResult]:
-    """The split with its labelled events written once to a temporary Parquet file (polars).
-
-    The split is lazy: every aggregate the report collects (the analysis runs several) would
-    repeat the labelling (joins over units and conversations). On polars, writing the labelled
-    events once (streaming, a temporary file removed afterwards) and scanning that file is
-    faster than repeating it; other engines keep the lazy plan.
-    """
-    import narwhals as nw
-
-    use = res.frame.implementation.is_polars() if materialize is None else materialize
-    if not use or not res.frame.implementation.is_polars():
-        yield res
-        return
-    import polars as pl
-
-    keyed = getattr(res, "keyed", res.frame)
-    with tempfile.TemporaryDirectory(prefix="promptstate-report-") as tmp:
-        path = Path(tmp) / "labelled.parquet"
-        keyed.to_native().sink_parquet(path, compression="lz4", engine="streaming")
-        stored = nw.from_native(pl.scan_parquet(path))
-        yield _with_frames(res, lambda _: stored)
-
-
-def _with_frames(res: SplitResult, change: Callable[[Any], Any]) -> SplitResult:
-    """The split with ``change`` applied to its labelled frame (and its keyed twin, whose extra
-    grouping-key columns the analysis uses)."""
-    if not hasattr(res, "keyed"):
-        return dataclasses.replace(res, frame=change(res.frame))
-    keyed = change(res.keyed)
-    names = res.frame.collect_schema().names()
-    return dataclasses.replace(res, keyed=keyed, frame=keyed.select(*names))
 
 
 def _build(
@@ -430,6 +394,7 @@ def _build(
         srm_threshold=srm_threshold,
         crossover_threshold=crossover_threshold,
         recovery_bin_hours=recovery_bin_hours,
+        materialize=False,  # already materialised above
     )
     result = _canonical_result(result)
     bounds = data.boundaries(res)

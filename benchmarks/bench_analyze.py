@@ -91,7 +91,7 @@ def run_analyze(labelled: Path, full: bool) -> float:
         base, frame=labels, keyed=labels, unit_key=base.unit, conversation_key="conversation_id"
     )
     t = time.perf_counter()
-    out = analyze(res, metrics=_metrics(), explain=full, recovery=full)  # type: ignore[arg-type]
+    out = analyze(res, metrics=_metrics(), explain=full, recovery=full, materialize=False)  # type: ignore[arg-type]
     elapsed = time.perf_counter() - t
     e = out.effect("helpfulness")
     lo, hi = e.effect_ci_lower, e.effect_ci_upper

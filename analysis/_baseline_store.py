@@ -19,7 +19,6 @@ Crash and concurrency model (documented in docs/baselines.md):
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -29,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from analysis._io import file_lock
 from analysis.errors import BaselineError
 
 __all__ = [
@@ -99,14 +99,8 @@ def to_json(data: Any, *, indent: int | None = 2) -> str:
 def locked(suite_dir: Path) -> Iterator[None]:
     """Hold the suite's exclusive write lock (``fcntl.flock`` on ``<suite>/.lock``)."""
     suite_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(suite_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with file_lock(suite_dir / ".lock"):
         yield
-    finally:
-        with contextlib.suppress(OSError):
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
 
 
 def append_line(path: Path, record: dict[str, Any]) -> None:

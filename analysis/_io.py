@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_with"]
+__all__ = [
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "atomic_write_with",
+    "file_lock",
+]
 
 
 @contextlib.contextmanager
@@ -62,3 +69,20 @@ def atomic_write_with(target: Path, writer: Callable[[Path], object]) -> None:
     """Call ``writer(tmp_path)`` and move the result onto ``target`` atomically."""
     with atomic_path(target) as tmp:
         writer(tmp)
+
+
+@contextlib.contextmanager
+def file_lock(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive ``fcntl.flock`` on ``lock_file`` (created if missing) for the block.
+
+    Blocks until the lock is free. The lock is released when the block exits or the process
+    dies, so a killed writer never leaves a stale lock behind.
+    """
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)

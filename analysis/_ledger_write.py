@@ -23,7 +23,6 @@ The only writer of ledger files. The model:
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import io
 import json
 import os
@@ -33,7 +32,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from analysis._io import atomic_path
+from analysis._io import atomic_path, file_lock
 from analysis.errors import LedgerError
 from analysis.ledger import Ledger, load_ledger
 
@@ -87,20 +86,15 @@ def lock_path(path: Path) -> Path:
 def ledger_lock(path: str | Path) -> Iterator[None]:
     """Hold the exclusive write lock of a ledger file (blocks until it is free)."""
     target = lock_path(Path(path))
-    try:
-        fd = os.open(target, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise LedgerError(
-            f"{path}: cannot create the lock file {target} ({exc.strerror}); the ledger's "
-            "directory must be writable"
-        ) from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(file_lock(target))
+        except OSError as exc:
+            raise LedgerError(
+                f"{path}: cannot create the lock file {target} ({exc.strerror}); the ledger's "
+                "directory must be writable"
+            ) from None
         yield
-    finally:
-        with contextlib.suppress(OSError):
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
 
 
 def render_append(path: Path, text: str, transition: Mapping[str, Any]) -> tuple[str, int]:

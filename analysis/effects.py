@@ -171,7 +171,9 @@ class SRMRow(NamedTuple):
         phase: Exposure phase id.
         arm: Arm.
         allocation: The arm's share in the phase.
-        observed: Units first enrolled in the phase in the arm.
+        observed: Units first enrolled in the phase in the arm. Units tagged with more than
+            one arm (crossover) are left out: their arm is not defined, and they have an alert of
+            their own (``crossover_threshold``).
         expected: ``allocation × units enrolled in the phase``.
         statistic: Chi-square statistic of the phase (repeated on each arm's row).
         pvalue: Its p-value.
@@ -488,6 +490,7 @@ class _Analysis:
             nw.col("ts").min().alias("first_ts"),
             nw.col("phase").min().alias("cohort"),
             nw.col("arm").min().alias("first_arm"),
+            nw.col("arm").max().alias("last_arm"),
         )
 
     def _winsorize(self) -> None:
@@ -532,7 +535,12 @@ class _Analysis:
             M,
             use_covariates=False,
         )
-        plan["srm"] = self.enroll.group_by("cohort", "first_arm").agg(nw.len().alias("n"))
+        # a unit's arm is its single arm tag; crossover units (two arms) are left out of SRM
+        plan["srm"] = (
+            self.enroll.filter(nw.col("first_arm") == nw.col("last_arm"))
+            .group_by("cohort", "first_arm")
+            .agg(nw.len().alias("n"))
+        )
         plan["xunits"] = self.tagged.filter(nw.col("contamination") == "crossover").select(
             nw.col(unit).n_unique().alias("units")
         )
@@ -870,7 +878,7 @@ class _Analysis:
                     f"sample ratio mismatch in phase {r.phase}: newly enrolled {obs} "
                     f"(p={r.pvalue:.2g} < {self.opt['srm_threshold']})"
                 )
-        enrolled = sum(int(r["n"]) for r in enroll)
+        enrolled = sum(int(r["n"]) for r in enroll) + crossed_units
         share = crossed_units / enrolled if enrolled else 0.0
         if share > self.opt["crossover_threshold"]:
             alerts.append(

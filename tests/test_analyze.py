@@ -231,3 +231,33 @@ def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert "metrics[0]" in capsys.readouterr().err
     assert main(["analyze", "--format", "markdown", "--no-explain"]) == 0
     assert "| analysis |" in capsys.readouterr().out
+
+
+def test_srm_counts_newly_enrolled_single_arm_units_brute_force(events_path, ledger_path) -> None:
+    """SRM's observed counts equal a brute-force count: per exposure phase, units whose first
+    tagged exposure turn falls in it, by their arm; units tagged with two arms left out."""
+    import polars as pl
+
+    from analysis import load_ledger
+
+    res = analyze(events_path, ledger_path, explain=False, recovery=False)
+    ledger = load_ledger(ledger_path)
+    start, end = ledger.window("exp-17")
+    ev = pl.read_parquet(events_path).unique(subset="event_id")
+    tagged = ev.filter(
+        (pl.col("experiment_id") == "exp-17") & (pl.col("ts") >= start) & (pl.col("ts") < end)
+    )
+    phases = ledger.phases("exp-17")
+    units: dict[str, tuple[object, set[str]]] = {}
+    for row in tagged.sort("ts").iter_rows(named=True):
+        first, arms = units.setdefault(row["user_id"], (row["ts"], set()))
+        arms.add(row["arm"])
+    expected: dict[tuple[int, str], int] = {}
+    for first, arms in units.values():
+        if len(arms) != 1:
+            continue
+        phase = next(p.id for p in phases if p.kind == "exposure" and p.contains(first))
+        key = (phase, next(iter(arms)))
+        expected[key] = expected.get(key, 0) + 1
+    got = {(r.phase, r.arm): r.observed for r in res.srm.rows}
+    assert got == expected

@@ -671,9 +671,21 @@ def contamination_summary(result: SplitResult) -> ContaminationSummary:
         ),
     ]
     if conv is not None:
-        per_conv = _small(
-            frame.filter(~nw.col(conv).is_null()).group_by(*cell, conv).agg(nw.len().alias("n"))
-        )
+        convs = frame.filter(~nw.col(conv).is_null())
+        if conv.startswith("__"):
+            # hashed keys: aggregate in two halves of the key space, one streaming pass each,
+            # which halves the largest hash table the summary needs
+            halves = [
+                _small(
+                    convs.filter((nw.col(conv) % 2) == part)
+                    .group_by(*cell, conv)
+                    .agg(nw.len().alias("n"))
+                )
+                for part in (0, 1)
+            ]
+            per_conv = nw.concat(halves, how="vertical")
+        else:
+            per_conv = convs.group_by(*cell, conv).agg(nw.len().alias("n"))
         queries += [
             per_conv.group_by(*cell).agg(nw.len().alias("n_conversations")),
             per_conv.filter(nw.col("__label").is_in(bad_codes)).select(

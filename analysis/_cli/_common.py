@@ -10,7 +10,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["add_columns_option", "add_format_option", "parse_columns", "progress", "write_output"]
+__all__ = [
+    "add_columns_option",
+    "add_format_option",
+    "add_progress_option",
+    "parse_columns",
+    "progress",
+    "write_output",
+]
 
 FORMATS = ("table", "json", "markdown")
 
@@ -22,6 +29,16 @@ def add_format_option(parser: argparse.ArgumentParser, formats: tuple[str, ...] 
         choices=formats,
         default=formats[0],
         help=f"output format (default: {formats[0]})",
+    )
+
+
+def add_progress_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--progress/--no-progress`` (default: progress when stderr is a terminal)."""
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show progress on stderr (default: when stderr is a terminal)",
     )
 
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from analysis._cli._common import add_columns_option, add_format_option, parse_columns, progress
+from analysis._cli._common import (
+    add_columns_option,
+    add_format_option,
+    add_progress_option,
+    parse_columns,
+    progress,
+)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -67,12 +73,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--all-columns", action="store_true", help="table format: show every effect column"
     )
-    parser.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="show progress on stderr (default: when stderr is a terminal)",
-    )
+    add_progress_option(parser)
     add_format_option(parser)
     add_columns_option(parser)
     parser.set_defaults(func=run)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from analysis._cli._common import add_columns_option, parse_columns, progress
+from analysis._cli._common import add_columns_option, add_progress_option, parse_columns, progress
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -57,12 +57,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=0.02,
         help="attention when crossover units exceed this share of enrolled units (default: 0.02)",
     )
-    parser.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="show progress on stderr (default: when stderr is a terminal)",
-    )
+    add_progress_option(parser)
     add_columns_option(parser)
     parser.set_defaults(func=run)
 

@@ -6,7 +6,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from analysis._cli._common import add_columns_option, add_format_option, parse_columns, progress
+from analysis._cli._common import (
+    add_columns_option,
+    add_format_option,
+    add_progress_option,
+    parse_columns,
+    progress,
+)
 
 _EXIT = (
     "Exit codes: 0 ok, 1 a leg needs confirmation (apply: refused until confirmed), 2 bad "
@@ -98,12 +104,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-recovery", action="store_true", help="skip the residual-effect measurement"
     )
-    parser.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="show progress on stderr (default: when stderr is a terminal)",
-    )
+    add_progress_option(parser)
     add_format_option(parser)
     add_columns_option(parser)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from analysis.errors import PromptstateError
 
-__all__ = ["sample_dir", "sample_path"]
+__all__ = ["sample_dir", "sample_path", "sample_store"]
 
 
 def sample_dir() -> Path:
@@ -32,3 +32,16 @@ def sample_dir() -> Path:
 def sample_path(name: str) -> Path:
     """Return the path of one file of the embedded sample, e.g. ``events.parquet``."""
     return sample_dir() / name
+
+
+def sample_store() -> Path | None:
+    """The embedded sample's eval-baseline store, or ``None`` when it is not installed.
+
+    ``baselines/`` next to ``data_samples/`` in a source checkout; ``analysis/_sample_baselines``
+    inside an installed wheel.
+    """
+    here = Path(__file__).resolve().parent
+    for candidate in (sample_dir().parent / "baselines", here / "_sample_baselines"):
+        if candidate.is_dir() and any(candidate.iterdir()):
+            return candidate
+    return None

@@ -381,7 +381,7 @@ def _build(
     recovery_bin_hours: float,
 ) -> Report:
     from analysis import _report_data as data
-    from analysis._paths import sample_dir
+    from analysis._paths import sample_store
     from analysis.effects import analyze
 
     exp = res.experiment
@@ -410,7 +410,7 @@ def _build(
     counts = tuple(_canon(r) for r in data.contamination_rows(collected[1], res.phases))
     cache = tuple(_canon(r) for r in data.cache_rows(collected[2], bounds)) if cframe else ()
 
-    store_path = _find_store(store, sample_dir().parent / "baselines" if use_sample else None)
+    store_path = _find_store(store, sample_store() if use_sample else None)
     baselines, journals = _baselines(store_path, led) if store_path is not None else ((), {})
     if store_path is None:
         notes.append("no baseline store found (pass --store DIR): baseline section left out")

@@ -112,7 +112,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def _inputs(args: argparse.Namespace) -> dict[str, Any]:
     from datetime import datetime
 
-    from analysis._paths import sample_dir
+    from analysis._paths import sample_dir, sample_store
     from analysis.errors import PromptstateError
 
     sample = args.ledger is None
@@ -130,7 +130,7 @@ def _inputs(args: argparse.Namespace) -> dict[str, Any]:
         root = sample_dir()
         ledger = root / "rollback" / "ledger.yaml"
         events = args.events if args.events is not None else root / "events.parquet"
-        store = args.store if args.store is not None else _sample_store(root)
+        store = args.store if args.store is not None else sample_store()
         if at is None:
             at = _sample_rollback_time(root / "ledger.yaml")
     else:
@@ -155,13 +155,6 @@ def _inputs(args: argparse.Namespace) -> dict[str, Any]:
         "reason": args.reason,
         "actor": args.actor,
     }
-
-
-def _sample_store(root: Path) -> Path | None:
-    for candidate in (root.parent / "baselines", Path("baselines")):
-        if candidate.is_dir():
-            return candidate
-    return None
 
 
 def _sample_rollback_time(path: Path) -> Any:

@@ -6,10 +6,11 @@ The public API is listed in ``__all__``; names are imported lazily on first use 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-# name -> module that defines it
+from analysis._lazy import attach
+
+# name -> the sub-package that exports it (each sub-package re-exports lazily too)
 _EXPORTS: dict[str, str] = {
     # errors
     "PromptstateError": "analysis.errors",
@@ -32,28 +33,28 @@ _EXPORTS: dict[str, str] = {
     "Events": "analysis.events",
     "LoadReport": "analysis.events",
     "load_events": "analysis.events",
-    "SplitResult": "analysis.contamination",
-    "ContaminationSummary": "analysis.contamination",
-    "split": "analysis.contamination",
-    "clean": "analysis.contamination",
-    "contamination_summary": "analysis.contamination",
-    "LABELS": "analysis.contamination",
+    "SplitResult": "analysis.events",
+    "ContaminationSummary": "analysis.events",
+    "split": "analysis.events",
+    "clean": "analysis.events",
+    "contamination_summary": "analysis.events",
+    "LABELS": "analysis.events",
     # clean per-arm metrics
-    "analyze": "analysis.effects",
-    "AnalysisResult": "analysis.effects",
-    "EffectRow": "analysis.effects",
-    "SRMRow": "analysis.effects",
-    "ExclusionRow": "analysis.effects",
-    "ExplainRow": "analysis.effects",
-    "default_metrics": "analysis.effects",
+    "analyze": "analysis.metrics",
+    "AnalysisResult": "analysis.metrics",
+    "EffectRow": "analysis.metrics",
+    "SRMRow": "analysis.metrics",
+    "ExclusionRow": "analysis.metrics",
+    "ExplainRow": "analysis.metrics",
+    "default_metrics": "analysis.metrics",
     "Mean": "analysis.metrics",
     "Ratio": "analysis.metrics",
     "Proportion": "analysis.metrics",
     "Quantile": "analysis.metrics",
     "Metric": "analysis.metrics",
     "load_metrics": "analysis.metrics",
-    "RecoveryRow": "analysis.recovery",
-    "RecoverySummaryRow": "analysis.recovery",
+    "RecoveryRow": "analysis.metrics",
+    "RecoverySummaryRow": "analysis.metrics",
     # rollback plan, caches, contracts
     "rollback_plan": "analysis.rollback",
     "rollback_apply": "analysis.rollback",
@@ -63,43 +64,43 @@ _EXPORTS: dict[str, str] = {
     "Leg": "analysis.rollback",
     "LegAction": "analysis.rollback",
     "RollbackError": "analysis.errors",
-    "cache_impact": "analysis.cache",
-    "CacheImpact": "analysis.cache",
-    "ColdStartPrediction": "analysis.cache",
-    "semantic_cache_writes": "analysis.cache",
-    "contract_check": "analysis.contracts",
-    "ContractCheck": "analysis.contracts",
+    "cache_impact": "analysis.rollback",
+    "CacheImpact": "analysis.rollback",
+    "ColdStartPrediction": "analysis.rollback",
+    "semantic_cache_writes": "analysis.rollback",
+    "contract_check": "analysis.rollback",
+    "ContractCheck": "analysis.rollback",
     # the batch report and its plots
     "report": "analysis.reporting",
     "Report": "analysis.reporting",
     "Attention": "analysis.reporting",
     "BaselineStatus": "analysis.reporting",
     "ContractStatus": "analysis.reporting",
-    "plot_metric_by_time": "analysis.plots",
-    "plot_contamination": "analysis.plots",
-    "plot_effects": "analysis.plots",
-    "plot_recovery": "analysis.plots",
-    "plot_cache": "analysis.plots",
-    "plot_baseline_history": "analysis.plots",
+    "plot_metric_by_time": "analysis.reporting",
+    "plot_contamination": "analysis.reporting",
+    "plot_effects": "analysis.reporting",
+    "plot_recovery": "analysis.reporting",
+    "plot_cache": "analysis.reporting",
+    "plot_baseline_history": "analysis.reporting",
     # eval baselines and the gate
-    "gate": "analysis.gating",
-    "GateResult": "analysis.gating",
-    "MetricResult": "analysis.gating",
-    "Check": "analysis.gating",
-    "compare_metrics": "analysis.gating",
-    "BaselineStore": "analysis.baselines",
-    "Suite": "analysis.baselines",
-    "SuiteConfig": "analysis.baselines",
-    "MetricSpec": "analysis.baselines",
-    "Reference": "analysis.baselines",
-    "BaselineVersion": "analysis.baselines",
-    "JournalEntry": "analysis.baselines",
-    "SyncReport": "analysis.baselines",
-    "SyncItem": "analysis.baselines",
-    "DEFAULT_STORE": "analysis.baselines",
-    "EvalResults": "analysis.evalresults",
-    "load_results": "analysis.evalresults",
-    "eval_set_hash": "analysis.evalresults",
+    "gate": "analysis.evals",
+    "GateResult": "analysis.evals",
+    "MetricResult": "analysis.evals",
+    "Check": "analysis.evals",
+    "compare_metrics": "analysis.evals",
+    "BaselineStore": "analysis.evals",
+    "Suite": "analysis.evals",
+    "SuiteConfig": "analysis.evals",
+    "MetricSpec": "analysis.evals",
+    "Reference": "analysis.evals",
+    "BaselineVersion": "analysis.evals",
+    "JournalEntry": "analysis.evals",
+    "SyncReport": "analysis.evals",
+    "SyncItem": "analysis.evals",
+    "DEFAULT_STORE": "analysis.evals",
+    "EvalResults": "analysis.evals",
+    "load_results": "analysis.evals",
+    "eval_set_hash": "analysis.evals",
 }
 
 __all__ = [
@@ -188,51 +189,10 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'analysis' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = attach(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from analysis.baselines import (
-        DEFAULT_STORE,
-        BaselineStore,
-        BaselineVersion,
-        JournalEntry,
-        MetricSpec,
-        Reference,
-        Suite,
-        SuiteConfig,
-        SyncItem,
-        SyncReport,
-    )
-    from analysis.cache import CacheImpact, ColdStartPrediction, cache_impact, semantic_cache_writes
-    from analysis.contamination import (
-        LABELS,
-        ContaminationSummary,
-        SplitResult,
-        clean,
-        contamination_summary,
-        split,
-    )
-    from analysis.contracts import ContractCheck, contract_check
-    from analysis.effects import (
-        AnalysisResult,
-        EffectRow,
-        ExclusionRow,
-        ExplainRow,
-        SRMRow,
-        analyze,
-        default_metrics,
-    )
     from analysis.errors import (
         BaselineError,
         EventsError,
@@ -242,9 +202,37 @@ if TYPE_CHECKING:  # pragma: no cover
         RollbackError,
         StaleBaselineError,
     )
-    from analysis.evalresults import EvalResults, eval_set_hash, load_results
-    from analysis.events import Events, LoadReport, load_events
-    from analysis.gating import Check, GateResult, MetricResult, compare_metrics, gate
+    from analysis.evals import (
+        DEFAULT_STORE,
+        BaselineStore,
+        BaselineVersion,
+        Check,
+        EvalResults,
+        GateResult,
+        JournalEntry,
+        MetricResult,
+        MetricSpec,
+        Reference,
+        Suite,
+        SuiteConfig,
+        SyncItem,
+        SyncReport,
+        compare_metrics,
+        eval_set_hash,
+        gate,
+        load_results,
+    )
+    from analysis.events import (
+        LABELS,
+        ContaminationSummary,
+        Events,
+        LoadReport,
+        SplitResult,
+        clean,
+        contamination_summary,
+        load_events,
+        split,
+    )
     from analysis.ledger import (
         Experiment,
         Ledger,
@@ -256,23 +244,48 @@ if TYPE_CHECKING:  # pragma: no cover
         load_ledger,
         revision_state,
     )
-    from analysis.metrics import Mean, Metric, Proportion, Quantile, Ratio, load_metrics
-    from analysis.plots import (
+    from analysis.metrics import (
+        AnalysisResult,
+        EffectRow,
+        ExclusionRow,
+        ExplainRow,
+        Mean,
+        Metric,
+        Proportion,
+        Quantile,
+        Ratio,
+        RecoveryRow,
+        RecoverySummaryRow,
+        SRMRow,
+        analyze,
+        default_metrics,
+        load_metrics,
+    )
+    from analysis.reporting import (
+        Attention,
+        BaselineStatus,
+        ContractStatus,
+        Report,
         plot_baseline_history,
         plot_cache,
         plot_contamination,
         plot_effects,
         plot_metric_by_time,
         plot_recovery,
+        report,
     )
-    from analysis.recovery import RecoveryRow, RecoverySummaryRow
-    from analysis.reporting import Attention, BaselineStatus, ContractStatus, Report, report
     from analysis.rollback import (
         ApplyResult,
         ApplyStep,
+        CacheImpact,
+        ColdStartPrediction,
+        ContractCheck,
         Leg,
         LegAction,
         RollbackPlan,
+        cache_impact,
+        contract_check,
         rollback_apply,
         rollback_plan,
+        semantic_cache_writes,
     )

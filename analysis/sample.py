@@ -29,7 +29,7 @@ What the generator builds in, each with its ground truth:
 
 The ground truth (``truth`` of :class:`Sample`) holds every event's true label and phase,
 computed here from the generating facts with plain numpy — independently of
-:mod:`analysis.contamination` — and the true per-turn effect on helpfulness.
+:mod:`analysis.events.labelling` — and the true per-turn effect on helpfulness.
 
 Run ``python -m analysis.sample --help`` (or ``python data_samples/generate.py``) to write the
 sample or a large export for benchmarks.

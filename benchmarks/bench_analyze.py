@@ -28,7 +28,7 @@ LEDGER = ROOT / "data_samples" / "ledger.yaml"
 
 
 def _metrics() -> list[object]:
-    from analysis.metrics import Mean, Proportion, Ratio
+    from analysis.metrics.definitions import Mean, Proportion, Ratio
 
     return [
         Ratio("helpfulness"),
@@ -41,7 +41,7 @@ def prepare(users: int, seed: int) -> Path:
     """Generate the export and its labelled version once; return the labelled file."""
     import polars as pl
 
-    from analysis.contamination import split
+    from analysis.events.labelling import split
     from analysis.sample import SampleSpec, generate
 
     DATA.mkdir(parents=True, exist_ok=True)
@@ -81,8 +81,8 @@ def run_analyze(labelled: Path, full: bool) -> float:
     import narwhals as nw
     import polars as pl
 
-    from analysis.contamination import split
-    from analysis.effects import analyze
+    from analysis.events.labelling import split
+    from analysis.metrics import analyze
 
     # a SplitResult over the materialised labels (split() only validates here)
     base = split(pl.scan_parquet(labelled), LEDGER)

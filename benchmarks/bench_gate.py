@@ -68,7 +68,7 @@ def _results(n: int, seed: int, shift: float) -> pl.DataFrame:
 def prepare(n: int) -> tuple[Path, Path, Path]:
     """Write the store, the ledger and the candidate; return their paths."""
     sys.path.insert(0, str(ROOT))
-    from analysis.baselines import BaselineStore, SuiteConfig
+    from analysis.evals.store import BaselineStore, SuiteConfig
 
     if DATA.exists():
         shutil.rmtree(DATA)

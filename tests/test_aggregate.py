@@ -11,8 +11,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from analysis import aggregate as agg
-from analysis.metrics import Mean, Proportion, Ratio
+from analysis.metrics import aggregation as agg
+from analysis.metrics.definitions import Mean, Proportion, Ratio
 from analysis.stats import Moments
 
 METRICS = (

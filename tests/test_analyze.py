@@ -14,10 +14,10 @@ import statsmodels.api as sm
 from scipy import stats
 
 from analysis.cli import main
-from analysis.contamination import split
-from analysis.effects import EFFECT_COLUMNS, AnalysisResult, analyze
 from analysis.errors import PromptstateError
-from analysis.metrics import Mean, Proportion, Quantile, Ratio, load_metrics
+from analysis.events.labelling import split
+from analysis.metrics import EFFECT_COLUMNS, AnalysisResult, analyze
+from analysis.metrics.definitions import Mean, Proportion, Quantile, Ratio, load_metrics
 
 
 @pytest.fixture(scope="module")

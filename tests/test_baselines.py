@@ -10,9 +10,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from analysis.baselines import BaselineStore, Reference, SuiteConfig
 from analysis.cli import main
 from analysis.errors import BaselineError, ResultsError
+from analysis.evals.store import BaselineStore, Reference, SuiteConfig
 from analysis.ledger import load_ledger, parse_ledger
 
 ROOT = Path(__file__).resolve().parent.parent

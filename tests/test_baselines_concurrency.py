@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis.baselines import BaselineStore, SuiteConfig
+from analysis.evals.store import BaselineStore, SuiteConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITE_YAML = ROOT / "data_samples" / "evals" / "support-qa.suite.yaml"
@@ -23,7 +23,7 @@ WRITER = textwrap.dedent(
     """
     import sys
     import polars as pl
-    from analysis.baselines import BaselineStore
+    from analysis.evals.store import BaselineStore
 
     store, worker, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     suite = BaselineStore(store).suite("qa")
@@ -40,8 +40,8 @@ CRASHER = textwrap.dedent(
     """
     import os, signal, sys
     import polars as pl
-    import analysis._baseline_store as low
-    import analysis.baselines as bl
+    import analysis.evals._files as low
+    import analysis.evals.store as bl
 
     store, point = sys.argv[1], sys.argv[2]
 

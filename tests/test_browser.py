@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis.reporting import PLOTS, report
+from analysis.reporting.batch import PLOTS, report
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / ".ci" / "artifacts"

@@ -20,10 +20,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from analysis.cache import cache_impact, semantic_cache_writes
-from analysis.events import load_events
+from analysis.events.loading import load_events
 from analysis.ledger import parse_ledger
-from analysis.rollback import rollback_plan
+from analysis.rollback.cache import cache_impact, semantic_cache_writes
+from analysis.rollback.planning import rollback_plan
 
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
 T1 = T0 + timedelta(hours=6)

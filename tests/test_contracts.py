@@ -8,8 +8,8 @@ from typing import Any
 import polars as pl
 import pytest
 
-from analysis.contracts import contract_check
 from analysis.ledger import parse_ledger
+from analysis.rollback.contracts import contract_check
 
 
 def _ledger() -> Any:

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from analysis.errors import ResultsError
-from analysis.evalresults import eval_set_hash, load_results
+from analysis.evals.results import eval_set_hash, load_results
 
 ROWS = {
     "example_id": ["a", "a", "b", "b", "c", "c"],

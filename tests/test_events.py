@@ -179,4 +179,3 @@ def test_bad_sources(tmp_path: Path) -> None:
     bad.write_bytes(b"not parquet")
     with pytest.raises(EventsError, match="cannot read as parquet"):
         load_events(bad)
-

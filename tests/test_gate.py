@@ -15,10 +15,10 @@ from scipy import stats
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
 
-from analysis.baselines import BaselineStore, MetricSpec, Reference, SuiteConfig
 from analysis.cli import main
 from analysis.errors import BaselineError, ResultsError, StaleBaselineError
-from analysis.gating import compare_metrics, gate
+from analysis.evals.gating import compare_metrics, gate
+from analysis.evals.store import BaselineStore, MetricSpec, Reference, SuiteConfig
 from analysis.ledger import load_ledger, parse_ledger
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,8 +14,8 @@ import os
 import numpy as np
 import pytest
 
-from analysis.baselines import MetricSpec
-from analysis.gating import compare_metrics
+from analysis.evals.gating import compare_metrics
+from analysis.evals.store import MetricSpec
 
 RECOMMENDED_N = 2200
 ALPHA = 0.05

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from analysis._ledger_write import append_transition, ledger_lock
 from analysis.errors import LedgerError
 from analysis.ledger import load_ledger
+from analysis.ledger.writer import append_transition, ledger_lock
 
 ROOT = Path(__file__).resolve().parent.parent
 PRE = ROOT / "data_samples" / "rollback" / "ledger.yaml"

@@ -5,7 +5,14 @@ from pathlib import Path
 import pytest
 
 from analysis.errors import PromptstateError
-from analysis.metrics import Mean, Proportion, Quantile, Ratio, load_metrics, with_bounds
+from analysis.metrics.definitions import (
+    Mean,
+    Proportion,
+    Quantile,
+    Ratio,
+    load_metrics,
+    with_bounds,
+)
 
 
 def test_labels_and_defaults() -> None:

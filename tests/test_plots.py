@@ -1,4 +1,4 @@
-"""The figure functions of :mod:`analysis.plots`: each returns a Figure with labelled axes,
+"""The figure functions of :mod:`analysis.reporting.plots`: each returns a Figure with labelled axes,
 built without pyplot's global state, from the API's results."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from matplotlib.figure import Figure
 
-from analysis import plots
-from analysis.contamination import contamination_summary, split
-from analysis.effects import analyze
-from analysis.metrics import load_metrics
+from analysis.events.labelling import contamination_summary, split
+from analysis.metrics import analyze
+from analysis.metrics.definitions import load_metrics
+from analysis.reporting import plots
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "data_samples"
@@ -92,7 +92,7 @@ def test_cache(sample_split: Any) -> None:
 
 
 def test_baseline_history(tmp_path: Path, ledger: Any) -> None:
-    from analysis.baselines import BaselineStore
+    from analysis.evals.store import BaselineStore
 
     fig = plots.plot_baseline_history(ROOT / "baselines", ledger)
     _check(fig, time_axis=True)

@@ -14,10 +14,10 @@ from typing import Any
 import polars as pl
 import pytest
 
-from analysis.contamination import contamination_summary, split
-from analysis.effects import analyze
-from analysis.metrics import load_metrics
-from analysis.reporting import ATTENTION_KINDS, PLOTS, Report, report
+from analysis.events.labelling import contamination_summary, split
+from analysis.metrics import analyze
+from analysis.metrics.definitions import load_metrics
+from analysis.reporting.batch import ATTENTION_KINDS, PLOTS, Report, report
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "data_samples"
@@ -247,7 +247,7 @@ def test_cache_section_matches_brute_force(data: dict[str, Any], sample_split: A
 
 
 def test_baselines_section_matches_store_and_ledger(data: dict[str, Any], ledger: Any) -> None:
-    from analysis.baselines import BaselineStore
+    from analysis.evals.store import BaselineStore
 
     store = BaselineStore(ROOT / "baselines")
     assert [b["suite"] for b in data["baselines"]] == sorted(store.suite_names())
@@ -348,8 +348,8 @@ def test_cli_exit_0_when_nothing_needs_attention(tmp_path: Path) -> None:
 
 
 def test_cli_stale_baseline_fixed_by_sync(tmp_path: Path) -> None:
-    from analysis.baselines import BaselineStore
     from analysis.cli import main
+    from analysis.evals.store import BaselineStore
     from analysis.ledger import load_ledger
 
     store = tmp_path / "store"

@@ -13,7 +13,7 @@ import pytest
 
 from analysis.cli import main
 from analysis.ledger import load_ledger, parse_ledger
-from analysis.rollback import RollbackError, RollbackPlan, rollback_plan
+from analysis.rollback.planning import RollbackError, RollbackPlan, rollback_plan
 from analysis.sample import SampleSpec, generate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,7 +111,7 @@ def test_stale_histories_on_a_generated_story() -> None:
 
 
 def test_residual_effect_is_the_recovery_analysis(plan: RollbackPlan, events_path: Path) -> None:
-    from analysis.effects import analyze
+    from analysis.metrics import analyze
 
     residual = plan.leg("cohort").findings["residual_effect"]
     assert residual["available"]

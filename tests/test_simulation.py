@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis.contamination import split
-from analysis.effects import analyze
+from analysis.events.labelling import split
 from analysis.ledger import load_ledger
-from analysis.metrics import Ratio
+from analysis.metrics import analyze
+from analysis.metrics.definitions import Ratio
 from analysis.sample import SampleSpec, generate
 
 TRUE_EFFECT = -0.4

@@ -62,7 +62,7 @@ def _results(rng_master: np.random.Generator) -> dict[str, pl.DataFrame]:
 
 
 def _store(store: Path) -> None:
-    from analysis.baselines import BaselineStore, SuiteConfig
+    from analysis.evals.store import BaselineStore, SuiteConfig
 
     suite_dir = store / "support-qa"
     if suite_dir.exists():

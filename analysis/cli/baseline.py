@@ -1,0 +1,315 @@
+"""``promptstate baseline ...``: the versioned eval-baseline store (see docs/baselines.md)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from analysis.cli._common import add_format_option, write_output
+
+__all__ = ["register", "run"]
+
+
+def _common(p: argparse.ArgumentParser, *, write: bool = False) -> None:
+    p.add_argument(
+        "--store",
+        type=Path,
+        default=Path("baselines"),
+        help="baseline store directory (default: baselines/)",
+    )
+    if write:
+        p.add_argument(
+            "--actor",
+            default=None,
+            help="who acts, for the journal (default: $PROMPTSTATE_ACTOR, then $USER)",
+        )
+        p.add_argument("--reason", default="", help="why, for the journal")
+
+
+def register(subparsers: Any) -> None:
+    """Add ``baseline`` and its subcommands."""
+    parser = subparsers.add_parser(
+        "baseline",
+        help="versioned eval baselines: init, anchor, list, show, history, pin, unpin, revert, "
+        "sync",
+        description="Versioned eval baselines that follow rollbacks. Exit codes: 0 ok, 2 bad "
+        "input, 3 stale or invalid baseline (sync: a revert is pending).",
+    )
+    sub = parser.add_subparsers(dest="baseline_command", metavar="ACTION", required=True)
+
+    p = sub.add_parser("init", help="create a suite from a suite YAML config")
+    p.add_argument("suite")
+    p.add_argument(
+        "--config", type=Path, required=True, help="suite YAML (prompt, grader, on_revert, metrics)"
+    )
+    _common(p, write=True)
+
+    p = sub.add_parser("anchor", help="anchor a new baseline version from eval results")
+    p.add_argument("suite")
+    p.add_argument("--revision", required=True, help="revision that produced the results")
+    p.add_argument("--results", type=Path, required=True, help="eval results (Parquet/CSV/JSONL)")
+    p.add_argument(
+        "--grader", default=None, help="grader id when the results have no grader column"
+    )
+    _common(p, write=True)
+
+    p = sub.add_parser("list", help="list the suites and their references")
+    _common(p)
+    add_format_option(p)
+
+    p = sub.add_parser("show", help="show a suite: config, reference, versions")
+    p.add_argument("suite")
+    p.add_argument("--version", default=None, help="show one version's metadata")
+    _common(p)
+    add_format_option(p)
+
+    p = sub.add_parser("history", help="the suite's journal, oldest first")
+    p.add_argument("suite")
+    _common(p)
+    add_format_option(p)
+
+    p = sub.add_parser("pin", help="pin the reference (to --version, default the current one)")
+    p.add_argument("suite")
+    p.add_argument("--version", default=None)
+    _common(p, write=True)
+
+    p = sub.add_parser("unpin", help="unpin the reference")
+    p.add_argument("suite")
+    _common(p, write=True)
+
+    p = sub.add_parser(
+        "revert",
+        help="apply a revert: pin the restored revision's baseline or "
+        "re-anchor it from fresh results",
+    )
+    p.add_argument("suite")
+    p.add_argument("--reverted", required=True, help="the reverted revision")
+    p.add_argument("--restored", required=True, help="the restored revision")
+    p.add_argument(
+        "--policy", choices=("pin", "reanchor"), default=None, help="default: the suite's on_revert"
+    )
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        help="fresh eval results of the restored revision (policy reanchor)",
+    )
+    p.add_argument("--grader", default=None)
+    p.add_argument(
+        "--ledger-transition",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the ledger transition index this revert applies (makes sync skip it)",
+    )
+    _common(p, write=True)
+
+    p = sub.add_parser("sync", help="apply every rollback of the ledger the store has not applied")
+    p.add_argument("suite", nargs="?", default=None, help="default: every suite")
+    p.add_argument("--ledger", type=Path, required=True)
+    _common(p, write=True)
+    add_format_option(p)
+
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch ``baseline ACTION``."""
+    from analysis.evals.store import BaselineStore, SuiteConfig
+
+    store = BaselineStore(args.store)
+    cmd = args.baseline_command
+    if cmd == "init":
+        suite = store.init(
+            args.suite, SuiteConfig.load(args.config), actor=args.actor, reason=args.reason
+        )
+        write_output(f"initialised suite {suite.name} in {store.root}")
+        return 0
+    if cmd == "anchor":
+        meta, ref = store.suite(args.suite).anchor(
+            args.revision, args.results, actor=args.actor, reason=args.reason, grader=args.grader
+        )
+        moved = ref.version == meta.id
+        write_output(
+            f"anchored {args.revision} as {args.suite} {meta.id} ({meta.n_examples} examples)"
+            + ("; it is the reference" if moved else f"; reference stays {ref.version} (pinned)")
+        )
+        return 0
+    if cmd == "list":
+        return _list(store, args.format)
+    if cmd == "show":
+        return _show(store, args)
+    if cmd == "history":
+        return _history(store, args)
+    if cmd == "pin":
+        ref = store.suite(args.suite).pin(args.version, actor=args.actor, reason=args.reason)
+        write_output(f"{args.suite}: reference pinned to {ref.version} ({ref.revision})")
+        return 0
+    if cmd == "unpin":
+        ref = store.suite(args.suite).unpin(actor=args.actor, reason=args.reason)
+        write_output(f"{args.suite}: reference {ref.version} ({ref.revision}) unpinned")
+        return 0
+    if cmd == "revert":
+        key = (
+            None if args.ledger_transition is None else f"{args.ledger_transition}:{args.reverted}"
+        )
+        ref = store.suite(args.suite).revert(
+            args.reverted,
+            args.restored,
+            policy=args.policy,
+            results=args.results,
+            ledger_key=key,
+            actor=args.actor,
+            reason=args.reason,
+            grader=args.grader,
+        )
+        write_output(
+            f"{args.suite}: reverted {args.reverted} -> {args.restored}; reference "
+            f"{ref.version} ({ref.revision}){', pinned' if ref.pinned else ''}"
+        )
+        return 0
+    if cmd == "sync":
+        return _sync(store, args)
+    raise AssertionError(cmd)  # pragma: no cover
+
+
+def _render(
+    rows: list[dict[str, Any]], columns: list[str], fmt: str, title: str, payload: Any = None
+) -> str:
+    from analysis._render import to_markdown, to_text
+
+    if fmt == "json":
+        import json
+
+        return json.dumps(payload if payload is not None else rows, indent=2, default=str)
+    if fmt == "markdown":
+        return to_markdown(rows, columns, title=title)
+    return to_text(rows, columns, title=title)
+
+
+def _list(store: Any, fmt: str) -> int:
+    rows = []
+    for name in store.suite_names():
+        s = store.suite(name)
+        ref = s.reference()
+        cfg = s.config
+        rows.append(
+            {
+                "suite": name,
+                "prompt": cfg.prompt,
+                "grader": cfg.grader,
+                "on_revert": cfg.on_revert,
+                "reference": ref.version,
+                "revision": ref.revision,
+                "pinned": ref.pinned,
+                "versions": len(s.versions()),
+            }
+        )
+    cols = ["suite", "prompt", "grader", "on_revert", "reference", "revision", "pinned", "versions"]
+    write_output(_render(rows, cols, fmt, f"suites in {store.root}"))
+    return 0
+
+
+def _show(store: Any, args: argparse.Namespace) -> int:
+    s = store.suite(args.suite)
+    if args.version:
+        meta = s.version(args.version)
+        data = meta.to_dict()
+        rows = [{"field": k, "value": str(v)} for k, v in data.items()]
+        write_output(_render(rows, ["field", "value"], args.format, f"{s.name} {meta.id}", data))
+        return 0
+    ref = s.reference()
+    rows = []
+    for v in s.versions():
+        rows.append(
+            {
+                "version": v.id,
+                "revision": v.revision,
+                "created_at": v.created_at,
+                "examples": v.n_examples,
+                "samples": v.n_rows,
+                "parent": v.parent,
+                "reference": "*" if v.id == ref.version else "",
+                **{f"mean_{k}": val for k, val in v.summary.items()},
+            }
+        )
+    cfg = s.config
+    payload = {
+        "suite": s.name,
+        "config": cfg.to_mapping(),
+        "reference": ref.to_dict(),
+        "versions": [v.to_dict() for v in s.versions()],
+    }
+    cols = [
+        "version",
+        "revision",
+        "created_at",
+        "examples",
+        "samples",
+        "parent",
+        "reference",
+        *(f"mean_{m.name}" for m in cfg.metrics),
+    ]
+    title = (
+        f"suite {s.name}: prompt {cfg.prompt}, grader {cfg.grader}, on_revert "
+        f"{cfg.on_revert}; reference {ref.version} ({ref.revision})"
+        f"{', pinned' if ref.pinned else ''}"
+    )
+    write_output(_render(rows, cols, args.format, title, payload))
+    return 0
+
+
+def _history(store: Any, args: argparse.Namespace) -> int:
+    s = store.suite(args.suite)
+    entries = s.journal()
+    rows = [
+        {
+            "seq": e.seq,
+            "at": e.at,
+            "actor": e.actor,
+            "action": e.action,
+            "version": e.version,
+            "revision": e.revision,
+            "reference": e.reference.version,
+            "pinned": e.reference.pinned,
+            "ledger_key": e.ledger_key,
+            "reason": e.reason,
+        }
+        for e in entries
+    ]
+    cols = [
+        "seq",
+        "at",
+        "actor",
+        "action",
+        "version",
+        "revision",
+        "reference",
+        "pinned",
+        "ledger_key",
+        "reason",
+    ]
+    write_output(
+        _render(rows, cols, args.format, f"journal of {s.name}", [e.to_dict() for e in entries])
+    )
+    return 0
+
+
+def _sync(store: Any, args: argparse.Namespace) -> int:
+    import sys
+
+    from analysis.ledger import load_ledger
+
+    ledger = load_ledger(args.ledger)
+    names = [args.suite] if args.suite else None
+    report = store.sync(ledger, names, actor=args.actor)
+    cols = ["suite", "rollback", "reverted", "restored", "policy", "status", "reference"]
+    write_output(
+        _render(report.rows(), cols, args.format, f"sync with {args.ledger}", report.to_dict())
+    )
+    for item in report.pending:
+        print(
+            f"promptstate: pending: {item.suite}: {item.message}: {item.command}", file=sys.stderr
+        )
+    return 3 if report.pending else 0

@@ -1,0 +1,88 @@
+"""Eval results, the versioned baseline store and the gate.
+
+Modules:
+
+- :mod:`~analysis.evals.results` — reading per-example eval results; the eval-set hash.
+- :mod:`~analysis.evals.models` — suite configs, versions, references and journal entries.
+- :mod:`~analysis.evals.store` — :class:`BaselineStore`: versions, journal, reference, sync.
+- :mod:`~analysis.evals.gating` — :func:`gate`: paired tests of a candidate against the
+  reference.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from analysis._lazy import attach
+
+_EXPORTS: dict[str, str] = {
+    "EvalResults": ".results",
+    "eval_set_hash": ".results",
+    "load_results": ".results",
+    "BaselineVersion": ".models",
+    "JournalEntry": ".models",
+    "MetricSpec": ".models",
+    "Reference": ".models",
+    "SuiteConfig": ".models",
+    "SyncItem": ".models",
+    "SyncReport": ".models",
+    "DEFAULT_STORE": ".store",
+    "BaselineStore": ".store",
+    "Suite": ".store",
+    "Check": ".gating",
+    "GateResult": ".gating",
+    "MetricResult": ".gating",
+    "compare_metrics": ".gating",
+    "gate": ".gating",
+}
+
+__all__ = [
+    "DEFAULT_STORE",
+    "BaselineStore",
+    "BaselineVersion",
+    "Check",
+    "EvalResults",
+    "GateResult",
+    "JournalEntry",
+    "MetricResult",
+    "MetricSpec",
+    "Reference",
+    "Suite",
+    "SuiteConfig",
+    "SyncItem",
+    "SyncReport",
+    "compare_metrics",
+    "eval_set_hash",
+    "gate",
+    "load_results",
+]
+
+__getattr__, __dir__ = attach(__name__, _EXPORTS)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from analysis.evals.gating import (
+        Check,
+        GateResult,
+        MetricResult,
+        compare_metrics,
+        gate,
+    )
+    from analysis.evals.models import (
+        BaselineVersion,
+        JournalEntry,
+        MetricSpec,
+        Reference,
+        SuiteConfig,
+        SyncItem,
+        SyncReport,
+    )
+    from analysis.evals.results import (
+        EvalResults,
+        eval_set_hash,
+        load_results,
+    )
+    from analysis.evals.store import (
+        DEFAULT_STORE,
+        BaselineStore,
+        Suite,
+    )

@@ -1,0 +1,718 @@
+"""The eval gate: grade a candidate's eval results against the suite's reference baseline.
+
+Order of work, and what each step guarantees:
+
+1. **Stale-baseline guard** (needs the ledger): the reference must be a baseline of the prompt's
+   live revision. A reference anchored to a revision the ledger rolled back, or to any revision
+   that is not live, is refused with :class:`~analysis.errors.StaleBaselineError` (exit code 3)
+   naming the ``baseline sync`` / ``revert`` / ``pin`` command to run.
+2. **Validity checks**: the stored reference scores match their content hash; the candidate has
+   every metric of the suite (binary metrics 0/1); same grader; same eval set (identical
+   example-id hash, or the candidate covers at least ``min_coverage`` of the reference's
+   examples — the comparison then uses the common examples).
+3. **Paired statistics** per metric on the common examples (:mod:`analysis.stats.paired`).
+
+Conventions (oriented so that positive = candidate better; ``m`` = the metric's margin):
+
+* Estimand: the mean over examples of the paired difference candidate − reference, where each
+  example contributes its mean over samples (cluster by example). ``diff`` and its CI are shown
+  in the metric's own direction (candidate − reference).
+* ``alpha`` (default 0.05) is the one-sided error rate of each decision; the CI shown is the
+  two-sided ``1 − 2·alpha`` interval (90%), so each of its bounds is a level-``alpha`` bound.
+* ``pass`` (non-inferior): the lower confidence bound of the oriented difference is above
+  ``−m`` (``p_noninferior < alpha``). Passing overall requires every metric to pass — an
+  intersection–union test, which needs no multiplicity adjustment.
+* ``regression``: the candidate is worse than the reference by more than the margin —
+  ``H0: δ ≥ −m`` rejected with the **Holm-adjusted** ``p_regression < alpha`` across the
+  suite's metrics (family-wise control of false regressions). Unadjusted, that is "the upper
+  confidence bound is below ``−m``".
+* ``inconclusive`` otherwise; ``mde`` is the minimum detectable difference
+  ``(t_{1−α} + t_{power})·se``: regressions larger than ``m + mde`` are flagged with probability
+  ``power``; ``n_required`` is the number of examples at which ``mde`` would equal the margin.
+* ``pvalue`` is the two-sided test of no difference (exact McNemar for binary metrics with one
+  sample per example, else the paired t / bootstrap), with Holm-adjusted ``pvalue_adjusted``;
+  they are descriptive, the verdicts use the margin tests above.
+* Overall: ``regression`` when any metric regresses, ``pass`` when all pass, else
+  ``inconclusive``. Exit codes: 0 pass, 1 regression or inconclusive (``allow_inconclusive``
+  makes inconclusive exit 0), 2 bad input, 3 stale or invalid baseline.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from analysis.errors import ResultsError, StaleBaselineError
+from analysis.evals.store import DEFAULT_STORE, BaselineStore, MetricSpec, Reference, Suite
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import polars as pl
+
+    from analysis.evals.results import EvalResults
+    from analysis.ledger import Ledger
+
+__all__ = ["Check", "GateResult", "MetricResult", "compare_metrics", "gate"]
+
+Verdict = Literal["pass", "regression", "inconclusive"]
+Method = Literal["t", "bootstrap"]
+
+
+class MetricResult(NamedTuple):
+    """The gate's result for one metric.
+
+    Attributes:
+        metric: Metric name.
+        kind: ``binary`` or ``continuous``.
+        direction: ``higher`` or ``lower`` is better.
+        margin: Non-inferiority margin.
+        n: Examples compared (pairs).
+        reference_mean: Mean of the reference's example-level means.
+        candidate_mean: Mean of the candidate's example-level means.
+        diff: Mean paired difference candidate − reference.
+        ci_lower: Lower bound of the two-sided ``1 − 2α`` CI of ``diff``.
+        ci_upper: Upper bound of that CI.
+        pvalue: Two-sided p-value of no difference (McNemar exact / paired t / bootstrap).
+        pvalue_adjusted: Holm-adjusted ``pvalue`` across the suite's metrics.
+        p_noninferior: One-sided p-value of ``H0: worse by at least the margin``.
+        p_regression: One-sided p-value of ``H0: not worse than the margin``.
+        p_regression_adjusted: Holm-adjusted ``p_regression`` (the regression decision).
+        mde: Minimum detectable difference at the gate's power.
+        n_required: Examples at which ``mde`` equals the margin (``None`` when not estimable).
+        test: ``paired t``, ``paired bootstrap``, with ``+ McNemar exact`` for binary metrics.
+        verdict: ``pass``, ``regression`` or ``inconclusive``.
+    """
+
+    metric: str
+    kind: str
+    direction: str
+    margin: float
+    n: int
+    reference_mean: float
+    candidate_mean: float
+    diff: float
+    ci_lower: float
+    ci_upper: float
+    pvalue: float
+    pvalue_adjusted: float
+    p_noninferior: float
+    p_regression: float
+    p_regression_adjusted: float
+    mde: float
+    n_required: int | None
+    test: str
+    verdict: Verdict
+
+
+class Check(NamedTuple):
+    """One validity check of the gate.
+
+    Attributes:
+        name: ``reference``, ``integrity``, ``ledger``, ``grader``, ``eval_set``, ``schema``.
+        status: ``ok``, ``warn`` or ``skipped``.
+        detail: What was checked.
+    """
+
+    name: str
+    status: str
+    detail: str
+
+
+def _overall(verdicts: Sequence[str]) -> Verdict:
+    if any(v == "regression" for v in verdicts):
+        return "regression"
+    if verdicts and all(v == "pass" for v in verdicts):
+        return "pass"
+    return "inconclusive"
+
+
+def compare_metrics(
+    reference: Mapping[str, npt.ArrayLike],
+    candidate: Mapping[str, npt.ArrayLike],
+    specs: Sequence[MetricSpec],
+    *,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    method: Method = "t",
+    n_resamples: int = 2000,
+    seed: int | None = 0,
+    binary_single_sample: bool = True,
+) -> tuple[MetricResult, ...]:
+    """Paired comparison of example-level means, metric by metric, with Holm across metrics.
+
+    Args:
+        reference: Metric → example-level means of the reference (aligned with ``candidate``).
+        candidate: Metric → example-level means of the candidate, same example order.
+        specs: The metrics (kind, direction, margin).
+        alpha: One-sided level of each decision (the CI is two-sided ``1 − 2α``).
+        power: Power for the minimum detectable difference.
+        method: ``t`` (paired t) or ``bootstrap`` (paired percentile bootstrap over examples).
+        n_resamples: Bootstrap resamples.
+        seed: Bootstrap seed.
+        binary_single_sample: Whether binary metrics have one sample per example on both sides
+            (then the exact McNemar test gives the two-sided p-value).
+
+    Returns:
+        One :class:`MetricResult` per spec, in order.
+    """
+    from analysis.stats import paired
+
+    confidence = 1.0 - 2.0 * alpha
+    k = len(specs)
+    rows: list[dict[str, Any]] = []
+    for spec in specs:
+        ref = np.asarray(reference[spec.name], dtype=np.float64)
+        cand = np.asarray(candidate[spec.name], dtype=np.float64)
+        if ref.shape != cand.shape:
+            raise ValueError(f"{spec.name}: reference and candidate are not aligned")
+        raw = cand - ref
+        oriented = raw * spec.sign
+        t = paired.paired_t(oriented, confidence=confidence)
+        test = "paired t"
+        if method == "bootstrap":
+            b = paired.paired_bootstrap(
+                oriented, confidence=confidence, n_resamples=n_resamples, seed=seed
+            )
+            lo, hi, se = b.ci_lower, b.ci_upper, b.se
+            if b.means.size:
+                p_reg = float(np.mean(b.means >= -spec.margin))
+                p_ni = float(np.mean(b.means <= -spec.margin))
+                tail = min(float(np.mean(b.means <= 0)), float(np.mean(b.means >= 0)))
+                p_two = min(1.0, 2.0 * tail)
+            else:
+                p_reg = p_ni = p_two = math.nan
+            test = "paired bootstrap"
+        else:
+            lo, hi, se = t.ci_lower, t.ci_upper, t.se
+            mp = paired.margin_pvalues(t.mean, t.se, t.df, spec.margin)
+            p_reg, p_ni, p_two = mp.p_regression, mp.p_noninferior, t.pvalue
+        if spec.kind == "binary" and binary_single_sample:
+            b_count, c_count = paired.discordant_counts(ref, cand)
+            p_two = paired.mcnemar_exact(b_count, c_count).pvalue
+            test += " + McNemar exact"
+        mde = paired.minimum_detectable_effect(se, t.df, alpha=alpha, power=power)
+        n_req: int | None = None
+        if t.n >= 2 and t.sd > 0:
+            n_req = paired.required_examples(
+                t.sd, spec.margin, alpha=alpha, power=power, n_metrics=k
+            )
+        # back to the metric's own direction (candidate − reference)
+        ci_lower, ci_upper = (lo, hi) if spec.sign > 0 else (-hi, -lo)
+        rows.append(
+            {
+                "spec": spec,
+                "n": t.n,
+                "reference_mean": float(ref.mean()) if ref.size else math.nan,
+                "candidate_mean": float(cand.mean()) if cand.size else math.nan,
+                "diff": float(raw.mean()) if raw.size else math.nan,
+                "ci": (ci_lower, ci_upper),
+                "p_two": p_two,
+                "p_ni": p_ni,
+                "p_reg": p_reg,
+                "mde": mde,
+                "n_req": n_req,
+                "test": test,
+            }
+        )
+    adj_reg = paired.holm([r["p_reg"] for r in rows])
+    adj_two = paired.holm([r["p_two"] for r in rows])
+    out: list[MetricResult] = []
+    for r, a_reg, a_two in zip(rows, adj_reg, adj_two, strict=True):
+        spec = r["spec"]
+        verdict: Verdict
+        if not math.isnan(a_reg) and a_reg < alpha:
+            verdict = "regression"
+        elif not math.isnan(r["p_ni"]) and r["p_ni"] < alpha:
+            verdict = "pass"
+        else:
+            verdict = "inconclusive"
+        out.append(
+            MetricResult(
+                metric=spec.name,
+                kind=spec.kind,
+                direction=spec.direction,
+                margin=spec.margin,
+                n=r["n"],
+                reference_mean=r["reference_mean"],
+                candidate_mean=r["candidate_mean"],
+                diff=r["diff"],
+                ci_lower=r["ci"][0],
+                ci_upper=r["ci"][1],
+                pvalue=r["p_two"],
+                pvalue_adjusted=float(a_two),
+                p_noninferior=r["p_ni"],
+                p_regression=r["p_reg"],
+                p_regression_adjusted=float(a_reg),
+                mde=r["mde"],
+                n_required=r["n_req"],
+                test=r["test"],
+                verdict=verdict,
+            )
+        )
+    return tuple(out)
+
+
+_TABLE_COLUMNS = (
+    "metric",
+    "n",
+    "reference_mean",
+    "candidate_mean",
+    "diff",
+    "ci_lower",
+    "ci_upper",
+    "margin",
+    "p_regression_adjusted",
+    "pvalue",
+    "mde",
+    "verdict",
+)
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """The outcome of :func:`gate`.
+
+    Attributes:
+        suite: Suite name.
+        store: Store directory.
+        reference: The reference graded against.
+        candidate: Candidate results source.
+        revision: Candidate revision (``None`` when not given).
+        alpha: One-sided level of each decision.
+        power: Power used for the MDE.
+        method: ``t`` or ``bootstrap``.
+        checks: Validity checks, in order.
+        metrics: Per-metric results.
+        verdict: Overall verdict.
+        anchored: Version anchored by ``anchor_on_pass`` (``None`` when not anchored).
+        notes: Extra remarks (e.g. why ``anchor_on_pass`` did not anchor).
+    """
+
+    suite: str
+    store: str
+    reference: Reference
+    candidate: str
+    revision: str | None
+    alpha: float
+    power: float
+    method: str
+    checks: tuple[Check, ...]
+    metrics: tuple[MetricResult, ...]
+    verdict: Verdict
+    anchored: str | None = None
+    notes: tuple[str, ...] = ()
+
+    def exit_code(self, *, allow_inconclusive: bool = False) -> int:
+        """0 pass, 1 regression, 1 inconclusive (0 with ``allow_inconclusive``)."""
+        if self.verdict == "pass" or (self.verdict == "inconclusive" and allow_inconclusive):
+            return 0
+        return 1
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One tidy row per metric (every :class:`MetricResult` field)."""
+        return [m._asdict() for m in self.metrics]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form (NaN and infinities become ``None``)."""
+
+        def clean(v: Any) -> Any:
+            if isinstance(v, float) and not math.isfinite(v):
+                return None
+            return v
+
+        return {
+            "suite": self.suite,
+            "store": self.store,
+            "verdict": self.verdict,
+            "reference": self.reference.to_dict(),
+            "candidate": {"source": self.candidate, "revision": self.revision},
+            "alpha": self.alpha,
+            "confidence": 1 - 2 * self.alpha,
+            "power": self.power,
+            "method": self.method,
+            "checks": [c._asdict() for c in self.checks],
+            "metrics": [{k: clean(v) for k, v in r.items()} for r in self.rows()],
+            "anchored": self.anchored,
+            "notes": list(self.notes),
+        }
+
+    def to_json(self) -> str:
+        """JSON text."""
+        import json
+
+        return json.dumps(self.to_dict(), indent=2)
+
+    def _title(self) -> str:
+        cand = self.revision or self.candidate
+        return (
+            f"gate {self.suite}: {cand} vs {self.reference.version} ({self.reference.revision})"
+            f" — {self.verdict.upper()}"
+        )
+
+    def to_text(self) -> str:
+        """Terminal table with the checks and notes."""
+        from analysis._render import to_text
+
+        lines = [to_text(self.rows(), _TABLE_COLUMNS, title=self._title())]
+        lines.append(
+            f"CI: two-sided {1 - 2 * self.alpha:.0%}; decisions one-sided at "
+            f"alpha={self.alpha:g}, regression p Holm-adjusted; mde at power "
+            f"{self.power:.0%}"
+        )
+        lines.extend(f"check {c.name}: {c.status} — {c.detail}" for c in self.checks)
+        lines.extend(f"note: {n}" for n in self.notes)
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+    def to_markdown(self) -> str:
+        """Markdown for a pull-request comment or a CI step summary."""
+        from analysis._render import to_markdown
+
+        icon = {"pass": "✅", "regression": "❌", "inconclusive": "⚠️"}[self.verdict]
+        out = [f"### {icon} {self._title()}", ""]
+        out.append(to_markdown(self.rows(), _TABLE_COLUMNS))
+        out.append("")
+        out.append(
+            f"_CI two-sided {1 - 2 * self.alpha:.0%}; pass = lower bound above −margin; "
+            "regression = Holm-adjusted one-sided p below alpha._"
+        )
+        out.append("")
+        out.extend(f"- **{c.name}** ({c.status}): {c.detail}" for c in self.checks)
+        out.extend(f"- note: {n}" for n in self.notes)
+        return "\n".join(out)
+
+    def to_junit(self) -> str:
+        """JUnit XML: one test case per metric; regression and inconclusive are failures."""
+        from xml.sax.saxutils import quoteattr
+
+        from analysis._render import fmt
+
+        cases = []
+        failures = 0
+        for m in self.metrics:
+            body = ""
+            if m.verdict != "pass":
+                failures += 1
+                msg = (
+                    f"{m.metric}: {m.verdict}: diff {fmt(m.diff)} "
+                    f"[{fmt(m.ci_lower)}, {fmt(m.ci_upper)}], margin {fmt(m.margin)}, "
+                    f"p_regression_adjusted {fmt(m.p_regression_adjusted)}, mde {fmt(m.mde)}"
+                )
+                body = f"<failure type={quoteattr(m.verdict)} message={quoteattr(msg)}/>"
+            cases.append(
+                f"  <testcase classname={quoteattr('promptstate.gate.' + self.suite)} "
+                f"name={quoteattr(m.metric)}>{body}</testcase>"
+            )
+        head = (
+            f'<?xml version="1.0" encoding="UTF-8"?>\n<testsuite '
+            f'name={quoteattr("promptstate.gate." + self.suite)} tests="{len(self.metrics)}" '
+            f'failures="{failures}" errors="0">'
+        )
+        props = "".join(
+            f"<property name={quoteattr(k)} value={quoteattr(str(v))}/>"
+            for k, v in (
+                ("verdict", self.verdict),
+                ("reference", self.reference.version),
+                ("reference_revision", self.reference.revision),
+                ("candidate_revision", self.revision),
+            )
+        )
+        return "\n".join([head, f"  <properties>{props}</properties>", *cases, "</testsuite>"])
+
+    def to_polars(self) -> pl.DataFrame:
+        """Per-metric results as a polars DataFrame."""
+        import polars as pl
+
+        return pl.DataFrame(self.rows(), infer_schema_length=None)
+
+    def to_pandas(self) -> pd.DataFrame:
+        """Per-metric results as a pandas DataFrame."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows())
+
+    def _repr_html_(self) -> str:
+        from analysis._render import to_html
+
+        return to_html(self.rows(), _TABLE_COLUMNS, title=self._title())
+
+
+def _check_live(suite: Suite, ref: Reference, ledger: Ledger, store: BaselineStore) -> Check:
+    """Stale-baseline guard: refuse a reference that is not a baseline of the live revision."""
+    from analysis.evals._files import iso
+
+    cfg = suite.config
+    where = str(ledger.path) if ledger.path is not None else "the ledger"
+    lopt = f" --ledger {ledger.path}" if ledger.path is not None else " --ledger LEDGER"
+    opt = store.store_option()
+    live = ledger.live_revision(cfg.prompt)
+    if ref.revision == live:
+        return Check(
+            "ledger",
+            "ok",
+            f"reference {ref.version} is a baseline of {live}, the live "
+            f"revision of {cfg.prompt} in {where}",
+        )
+    head = f"suite {suite.name}: reference {ref.version} is anchored to {ref.revision}"
+    reverts = [r for r in ledger.reverts(cfg.prompt) if r.reverted == ref.revision]
+    if reverts:
+        rv = reverts[-1]
+        applied = any(
+            e.ledger_key == f"{rv.transition_index}:{rv.reverted}" for e in suite.journal()
+        )
+        fix = (
+            f"run `promptstate baseline sync {suite.name}{lopt}{opt}` (on_revert: {cfg.on_revert})"
+            if not applied
+            else f"the revert was applied but the reference was moved back; run `promptstate "
+            f"baseline revert {suite.name} --reverted {rv.reverted} --restored {rv.restored} "
+            f"--policy {cfg.on_revert}{opt}`"
+        )
+        raise StaleBaselineError(
+            f"{head}, which {where} rolled back to {rv.restored} at {iso(rv.at)} (transition "
+            f"{rv.transition_index}); a gate never grades against a reverted revision's "
+            f"baseline — {fix}"
+        )
+    if live is None:
+        raise StaleBaselineError(
+            f"{head}, but {cfg.prompt} has no live revision in {where}; deploy one first"
+        )
+    candidates = [v.id for v in suite.versions() if v.revision == live]
+    fix = (
+        f"pin it with `promptstate baseline pin {suite.name} --version {candidates[-1]}{opt}`"
+        if candidates
+        else f"anchor one with `promptstate baseline anchor {suite.name} --revision {live} "
+        f"--results FILE{opt}`"
+    )
+    raise StaleBaselineError(
+        f"{head}, but the live revision of {cfg.prompt} in {where} is {live}; the candidate "
+        f"replaces {live}, so the reference must be a baseline of {live} — {fix}"
+    )
+
+
+def gate(
+    suite: str,
+    candidate: str | Path | EvalResults | pl.DataFrame,
+    *,
+    revision: str | None = None,
+    ledger: Ledger | str | Path | None = None,
+    store: BaselineStore | str | Path = DEFAULT_STORE,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    method: Method = "t",
+    n_resamples: int = 2000,
+    seed: int | None = 0,
+    min_coverage: float = 0.95,
+    grader: str | None = None,
+    anchor_on_pass: bool = False,
+    actor: str | None = None,
+    at: datetime | None = None,
+) -> GateResult:
+    """Grade a candidate's eval results against the suite's reference baseline.
+
+    See the module docstring for the checks, the statistics and the verdict conventions.
+
+    Args:
+        suite: Suite name in the store.
+        candidate: The candidate's eval results (file or loaded).
+        revision: The candidate's revision (may be absent from the ledger: not deployed yet).
+        ledger: Rollout ledger (object or path) for the stale-baseline guard; without it the
+            guard is skipped and the result says so.
+        store: The baseline store.
+        alpha: One-sided level of each decision.
+        power: Power for the minimum detectable difference.
+        method: ``t`` or ``bootstrap``.
+        n_resamples: Bootstrap resamples.
+        seed: Bootstrap seed.
+        min_coverage: Share of the reference's examples the candidate must cover when the
+            eval-set hashes differ.
+        grader: The candidate's grader when its results carry no ``grader`` column.
+        anchor_on_pass: Anchor the candidate as the new reference when it passes and is better
+            on the primary metric (needs ``revision``).
+        actor: Journal actor for ``anchor_on_pass``.
+        at: Journal time for ``anchor_on_pass`` (default now).
+
+    Raises:
+        StaleBaselineError: The reference is a reverted or non-live revision's baseline.
+        BaselineError: No reference, or the stored scores fail their content hash.
+        ResultsError: Bad candidate input, other grader, too little eval-set overlap.
+    """
+    from analysis.errors import BaselineError
+    from analysis.evals.results import EvalResults, load_results
+
+    if not 0 < alpha < 0.5:
+        raise ResultsError(f"alpha must be in (0, 0.5), not {alpha}")
+    if method not in ("t", "bootstrap"):
+        raise ResultsError(f"method must be 't' or 'bootstrap', not {method!r}")
+    st = store if isinstance(store, BaselineStore) else BaselineStore(store)
+    s = st.suite(suite)
+    cfg = s.config
+    ref = s.reference()
+    opt = st.store_option()
+    if ref.version is None:
+        raise BaselineError(
+            f"{s.path}: suite {suite!r} has no reference yet; run `promptstate baseline anchor "
+            f"{suite} --revision R --results FILE{opt}`"
+        )
+    checks: list[Check] = [
+        Check(
+            "reference", "ok", f"{ref.version} ({ref.revision}){', pinned' if ref.pinned else ''}"
+        )
+    ]
+    led: Ledger | None
+    if ledger is None:
+        led = None
+        checks.append(
+            Check(
+                "ledger",
+                "skipped",
+                "no ledger given: the stale-baseline guard did not run (pass --ledger)",
+            )
+        )
+    else:
+        if isinstance(ledger, str | Path):
+            from analysis.ledger import load_ledger
+
+            led = load_ledger(ledger)
+        else:
+            led = ledger
+        if revision is not None and revision in led.revisions:
+            rp = led.revisions[revision].prompt
+            if rp != cfg.prompt:
+                raise ResultsError(
+                    f"--revision {revision} is a revision of {rp!r} in {led.path}, but suite "
+                    f"{suite!r} evaluates {cfg.prompt!r}"
+                )
+        checks.append(_check_live(s, ref, led, st))
+
+    ref_res = s.scores(ref.version)
+    meta = s.version(ref.version)
+    checks.append(
+        Check("integrity", "ok", f"scores of {ref.version} match sha256 {meta.scores_sha256[:12]}…")
+    )
+    if meta.grader != cfg.grader:
+        raise BaselineError(
+            f"{s.path}: reference {ref.version} was graded by {meta.grader!r} but the suite now "
+            f"uses {cfg.grader!r}; re-evaluate and anchor a new baseline with the new grader"
+        )
+    cand = candidate if isinstance(candidate, EvalResults) else load_results(candidate)
+    names = [m.name for m in cfg.metrics]
+    cand.check_metrics(names, [m.name for m in cfg.metrics if m.kind == "binary"])
+    extra = [m for m in cand.metrics if m not in names]
+    checks.append(
+        Check(
+            "schema",
+            "ok",
+            f"metrics {', '.join(names)} present"
+            + (f"; ignored extra column(s) {', '.join(extra)}" if extra else ""),
+        )
+    )
+    cand_grader = grader or cand.grader
+    if cand_grader is None:
+        checks.append(
+            Check(
+                "grader",
+                "warn",
+                f"candidate results name no grader; assumed "
+                f"{cfg.grader} (add a grader column or pass --grader)",
+            )
+        )
+    elif cand_grader != cfg.grader:
+        raise ResultsError(
+            f"{cand.source}: graded by {cand_grader!r} but suite {suite!r} and reference "
+            f"{ref.version} use {cfg.grader!r}; scores of different graders are not comparable"
+        )
+    else:
+        checks.append(Check("grader", "ok", cfg.grader))
+
+    ref_means = ref_res.example_means()
+    cand_means = cand.example_means()
+    joined = ref_means.join(cand_means, on="example_id", how="inner", suffix="__cand")
+    n_ref = ref_means.height
+    if cand.eval_set_sha256 == meta.eval_set_sha256:
+        checks.append(
+            Check("eval_set", "ok", f"same {n_ref} examples (sha256 {meta.eval_set_sha256[:12]}…)")
+        )
+    else:
+        coverage = joined.height / n_ref if n_ref else 0.0
+        if coverage < min_coverage:
+            raise ResultsError(
+                f"{cand.source}: covers {joined.height} of the {n_ref} examples of reference "
+                f"{ref.version} ({coverage:.1%} < {min_coverage:.0%}); run the candidate on the "
+                f"suite's eval set or lower --min-coverage"
+            )
+        checks.append(
+            Check(
+                "eval_set",
+                "warn",
+                f"eval sets differ; comparing the "
+                f"{joined.height} common examples ({coverage:.1%} of the reference's "
+                f"{n_ref}; candidate has {cand_means.height})",
+            )
+        )
+
+    cand_max = cand_means.get_column("n_samples").max()
+    single = meta.max_samples <= 1 and isinstance(cand_max, int) and cand_max <= 1
+    ref_arrays = {n: joined.get_column(n).to_numpy() for n in names}
+    cand_arrays = {n: joined.get_column(f"{n}__cand").to_numpy() for n in names}
+    metrics = compare_metrics(
+        ref_arrays,
+        cand_arrays,
+        cfg.metrics,
+        alpha=alpha,
+        power=power,
+        method=method,
+        n_resamples=n_resamples,
+        seed=seed,
+        binary_single_sample=single,
+    )
+    verdict = _overall([m.verdict for m in metrics])
+    anchored: str | None = None
+    notes: list[str] = []
+    if anchor_on_pass:
+        primary = next(m for m in metrics if m.metric == cfg.primary)
+        better = primary.diff * cfg.metric(cfg.primary).sign > 0
+        if revision is None:
+            raise ResultsError("--anchor-on-pass needs --revision (the candidate's revision)")
+        if verdict != "pass":
+            notes.append(f"not anchored: verdict is {verdict}")
+        elif ref.pinned:
+            notes.append(f"not anchored: reference {ref.version} is pinned (unpin first)")
+        elif not better:
+            notes.append(f"not anchored: not better than the reference on {cfg.primary}")
+        else:
+            version, _ = s.anchor(
+                revision,
+                cand,
+                grader=cand_grader,
+                actor=actor,
+                at=at,
+                expect_reference=ref.version,
+                reason=f"gate --anchor-on-pass: passed against {ref.version}, {cfg.primary} "
+                f"{primary.diff:+.4g}",
+            )
+            anchored = version.id
+            notes.append(f"anchored {revision} as {version.id}, the new reference")
+    return GateResult(
+        suite=suite,
+        store=str(st.root),
+        reference=ref,
+        candidate=cand.source,
+        revision=revision,
+        alpha=alpha,
+        power=power,
+        method=method,
+        checks=tuple(checks),
+        metrics=metrics,
+        verdict=verdict,
+        anchored=anchored,
+        notes=tuple(notes),
+    )

@@ -1,0 +1,576 @@
+"""Loading a warehouse event export: sources, the column map and validation.
+
+:func:`load_events` accepts Parquet/CSV/NDJSON files, directories and globs (hive-partitioned
+exports), and in-memory pandas, polars (eager or lazy), pyarrow and DuckDB objects. Every input
+becomes a lazy narwhals frame with the canonical column names of ``DESIGN.md``; files and eager
+frames run on polars' lazy engine, DuckDB relations stay in DuckDB. Validation reads the schema
+and one small aggregate (counts per experiment × arm, null counts, distinct event ids); the
+events themselves stay in the engine.
+
+What validation does, and reports in :class:`LoadReport`:
+
+* missing required columns, a column map naming absent columns, a ``ts`` that is not a timestamp
+  (or ISO-8601 text), null unit ids / timestamps / event ids → :class:`EventsError`;
+* naive timestamps are read as UTC, other time zones converted to UTC — and the report says so;
+* duplicate ``event_id`` rows: counted, one row per id kept (the earliest ``ts``), reported;
+* tags: counts per experiment × arm; with a ledger, events of experiments it does not define are
+  reported with counts, and an arm the experiment does not define is an error.
+"""
+
+from __future__ import annotations
+
+import glob as _glob
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import narwhals as nw
+
+from analysis.errors import EventsError
+
+if TYPE_CHECKING:
+    from analysis.ledger import Ledger
+
+__all__ = [
+    "CANONICAL_COLUMNS",
+    "REQUIRED_COLUMNS",
+    "Events",
+    "LoadReport",
+    "check_tags",
+    "collect",
+    "load_events",
+]
+
+REQUIRED_COLUMNS: tuple[str, ...] = ("event_id", "ts", "user_id", "experiment_id", "arm")
+CANONICAL_COLUMNS: tuple[str, ...] = (
+    *REQUIRED_COLUMNS,
+    "conversation_id",
+    "revision_id",
+    "response_revision_id",
+    "contract_version",
+    "consumer",
+)
+_TEXT_COLUMNS = ("experiment_id", "arm", "revision_id", "response_revision_id")
+_FILE_SUFFIXES = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".ndjson": "ndjson",
+    ".jsonl": "ndjson",
+    ".json": "ndjson",
+}
+_OFFSET = re.compile(r"(Z|[+-]\d\d:?\d\d)$")
+_MAX_EXAMPLES = 5
+_UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/Universal", "Universal", "Zulu", "Etc/Zulu"})
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What loading found and did; nothing is dropped or rewritten without being counted here.
+
+    Attributes:
+        source: Description of the input (path or in-memory type).
+        n_rows: Rows read.
+        n_events: Events kept (``n_rows - n_duplicates``).
+        n_duplicates: Extra rows of repeated ``event_id`` values, dropped.
+        duplicate_examples: Up to five of the repeated ids.
+        timestamps: ``utc``, ``naive, read as UTC``, ``converted from <tz> to UTC`` or
+            ``parsed from text``.
+        renamed: Canonical name → the export's name, for every mapped column.
+        tags: ``(experiment_id, arm)`` → rows, ``None`` for untagged.
+        unknown_experiments: Experiment ids the ledger does not define → rows (set by
+            :func:`check_tags`); these events are ``outside_window`` for any split.
+        arm_without_experiment: Rows with an ``arm`` but no ``experiment_id`` (treated as
+            untagged).
+        missing_optional: Optional canonical columns the export does not have.
+        unit: The unit column validated as required (the experiment's ``unit``).
+    """
+
+    source: str
+    n_rows: int
+    n_events: int
+    n_duplicates: int
+    duplicate_examples: tuple[str, ...]
+    timestamps: str
+    renamed: Mapping[str, str]
+    tags: Mapping[tuple[str | None, str | None], int]
+    unknown_experiments: Mapping[str, int] = field(default_factory=dict)
+    arm_without_experiment: int = 0
+    missing_optional: tuple[str, ...] = ()
+    unit: str = "user_id"
+
+    @property
+    def experiments(self) -> dict[str, int]:
+        """Experiment id → number of tagged rows in the export."""
+        out: dict[str, int] = {}
+        for (exp, _arm), n in self.tags.items():
+            if exp is not None:
+                out[exp] = out.get(exp, 0) + n
+        return dict(sorted(out.items()))
+
+    def notes(self) -> list[str]:
+        """Human-readable lines for everything that was dropped, converted or ignored."""
+        notes = []
+        if self.n_duplicates:
+            ex = ", ".join(self.duplicate_examples)
+            notes.append(
+                f"{self.n_duplicates} duplicate event_id row(s) dropped, one row kept per id "
+                f"(earliest ts); e.g. {ex}"
+            )
+        if self.timestamps != "utc":
+            notes.append(f"timestamps: {self.timestamps}")
+        for exp, n in self.unknown_experiments.items():
+            notes.append(
+                f"{n} event(s) tagged with experiment {exp!r}, which the ledger does not "
+                "define: counted as outside_window"
+            )
+        if self.arm_without_experiment:
+            notes.append(
+                f"{self.arm_without_experiment} event(s) have an arm but no experiment_id: "
+                "treated as untagged"
+            )
+        return notes
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly view."""
+        return {
+            "source": self.source,
+            "n_rows": self.n_rows,
+            "n_events": self.n_events,
+            "n_duplicates": self.n_duplicates,
+            "duplicate_examples": list(self.duplicate_examples),
+            "timestamps": self.timestamps,
+            "renamed": dict(self.renamed),
+            "experiments": self.experiments,
+            "unknown_experiments": dict(self.unknown_experiments),
+            "arm_without_experiment": self.arm_without_experiment,
+            "missing_optional": list(self.missing_optional),
+            "notes": self.notes(),
+        }
+
+
+@dataclass(frozen=True)
+class Events:
+    """A validated event export: a lazy narwhals frame in canonical names, and its report.
+
+    Attributes:
+        frame: Lazy frame (polars or DuckDB engine), deduplicated, ``ts`` in UTC.
+        report: What loading found and did.
+        kind: The input's kind: ``polars-lazy``, ``polars``, ``pandas``, ``pyarrow``,
+            ``duckdb`` or ``file``; results are handed back in this kind.
+    """
+
+    frame: nw.LazyFrame[Any]
+    report: LoadReport
+    kind: str
+
+    @property
+    def columns(self) -> list[str]:
+        """Column names (canonical)."""
+        return list(self.frame.collect_schema().names())
+
+    def to_native(self) -> Any:
+        """The events as a native object of the input's kind (lazy where the kind is lazy)."""
+        return to_kind(self.frame, self.kind)
+
+
+def to_kind(frame: nw.LazyFrame[Any], kind: str) -> Any:
+    """Hand a lazy frame back in the input's kind: lazy for polars-lazy, DuckDB and files."""
+    if kind in ("polars-lazy", "duckdb", "file"):
+        return frame.to_native()
+    eager = frame.collect()
+    if kind == "pandas":
+        return eager.to_pandas()
+    if kind == "pyarrow":
+        return eager.to_arrow()
+    return eager.to_polars()
+
+
+def load_events(
+    source: Any,
+    *,
+    columns: Mapping[str, str] | None = None,
+    ledger: Ledger | None = None,
+    unit: str = "user_id",
+) -> Events:
+    """Load and validate an event export.
+
+    Args:
+        source: A path (file, directory or glob of Parquet/CSV/NDJSON; directories are read as
+            hive-partitioned Parquet, CSV or NDJSON), a pandas/polars/pyarrow/DuckDB object, a
+            narwhals frame, or an :class:`Events` (returned re-checked against ``ledger``).
+        columns: Canonical name → the export's column name, e.g. ``{"user_id": "account"}``.
+        ledger: When given, experiment and arm tags are checked against it.
+        unit: The randomization unit column (required, never null); default ``user_id``.
+
+    Returns:
+        The validated :class:`Events`.
+
+    Raises:
+        EventsError: naming the source, the column or rows, and what to do.
+
+    Examples:
+        >>> import polars as pl
+        >>> from datetime import datetime, UTC
+        >>> ev = load_events(pl.DataFrame({
+        ...     "event_id": ["a", "b", "b"], "ts": [datetime(2026, 11, 2, tzinfo=UTC)] * 3,
+        ...     "user_id": ["u1", "u2", "u2"], "experiment_id": [None, None, None],
+        ...     "arm": [None, None, None]}))
+        >>> ev.report.n_duplicates
+        1
+    """
+    if isinstance(source, Events):
+        if ledger is not None:
+            return replace(source, report=check_tags(source.report, ledger))
+        return source
+    frame, kind, where = _open(source)
+    frame, renamed = _rename(frame, columns or {}, where)
+    required = tuple(unit if c == "user_id" else c for c in REQUIRED_COLUMNS)
+    names = frame.collect_schema().names()
+    missing = [c for c in required if c not in names]
+    if missing:
+        hint = ", ".join(f"{c}=<your column>" for c in missing)
+        raise EventsError(
+            f"{where}: required column(s) {', '.join(missing)} missing; the export has: "
+            f"{', '.join(names)}. Map yours with columns={{...}} or --column {hint}"
+        )
+    frame, timestamps = _normalise_types(frame, where)
+    report, duplicates = _scan(frame, where, unit, renamed, timestamps, names)
+    if duplicates:
+        frame = _drop_duplicates(frame, duplicates)
+    events = Events(frame=frame, report=report, kind=kind)
+    if ledger is not None:
+        events = replace(events, report=check_tags(report, ledger))
+    return events
+
+
+def check_tags(report: LoadReport, ledger: Ledger) -> LoadReport:
+    """Check the experiment × arm tags against the ledger (no scan: uses the report's counts).
+
+    Unknown experiments are reported with counts; an arm a known experiment does not define
+    (including a missing arm) raises :class:`EventsError` listing every such tag and its count.
+    """
+    unknown: dict[str, int] = {}
+    bad: dict[tuple[str, str | None], int] = {}
+    orphan = 0
+    for (exp, arm), n in report.tags.items():
+        if exp is None:
+            orphan += n if arm is not None else 0
+            continue
+        definition = ledger.experiments.get(exp)
+        if definition is None:
+            unknown[exp] = unknown.get(exp, 0) + n
+        elif arm is None or arm not in definition.arms:
+            bad[(exp, arm)] = n
+    if bad:
+        listed = "; ".join(
+            f"experiment {e!r} arm {a!r}: {n} row(s)" for (e, a), n in sorted(bad.items(), key=str)
+        )
+        raise EventsError(
+            f"{report.source}: arm tag(s) the ledger does not define — {listed}. Fix the tags "
+            "or add the arm to the experiment in the ledger"
+        )
+    return replace(
+        report, unknown_experiments=dict(sorted(unknown.items())), arm_without_experiment=orphan
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# sources
+
+
+def _open(source: Any) -> tuple[nw.LazyFrame[Any], str, str]:
+    if isinstance(source, str | Path):
+        return _open_path(Path(source) if not _is_glob(str(source)) else source)
+    if isinstance(source, nw.LazyFrame):
+        return source, "polars-lazy" if source.implementation.is_polars() else "duckdb", "events"
+    if isinstance(source, nw.DataFrame):
+        return source.lazy(backend="polars"), "polars", "events"
+    module = type(source).__module__.split(".")[0]
+    try:
+        native = nw.from_native(source)
+    except TypeError:
+        raise EventsError(
+            f"events: cannot read a {type(source).__name__}; pass a path (Parquet/CSV/NDJSON), "
+            "or a pandas, polars, pyarrow or DuckDB object"
+        ) from None
+    if isinstance(native, nw.LazyFrame):
+        if native.implementation.is_polars():
+            return native, "polars-lazy", "events (polars LazyFrame)"
+        if native.implementation.is_duckdb():
+            return native, "duckdb", "events (DuckDB relation)"
+        return native.collect().lazy(backend="polars"), "polars", f"events ({module})"
+    if isinstance(native, nw.DataFrame):
+        kind = {"pandas": "pandas", "pyarrow": "pyarrow", "polars": "polars"}.get(module, module)
+        return native.lazy(backend="polars"), kind, f"events ({kind} DataFrame)"
+    raise EventsError(f"events: a {type(source).__name__} is not a table")  # pragma: no cover
+
+
+def _is_glob(text: str) -> bool:
+    return any(ch in text for ch in "*?[")
+
+
+def _open_path(path: Path | str) -> tuple[nw.LazyFrame[Any], str, str]:
+    import polars as pl
+
+    where = str(path)
+    if isinstance(path, str):  # glob
+        matches = sorted(_glob.glob(path, recursive=True))
+        if not matches:
+            raise EventsError(f"{where}: no file matches this pattern")
+        fmt = _format_of(Path(matches[0]), where)
+        target: str | list[str] = path
+    elif path.is_dir():
+        files = [p for p in sorted(path.rglob("*")) if p.is_file() and p.suffix in _FILE_SUFFIXES]
+        if not files:
+            raise EventsError(
+                f"{where}: the directory holds no .parquet, .csv or .ndjson/.jsonl files"
+            )
+        fmts = {_FILE_SUFFIXES[p.suffix] for p in files}
+        if len(fmts) > 1:
+            raise EventsError(
+                f"{where}: the directory mixes formats ({', '.join(sorted(fmts))}); "
+                "point at one format with a glob, e.g. DIR/**/*.parquet"
+            )
+        fmt = fmts.pop()
+        ext = "parquet" if fmt == "parquet" else files[0].suffix.lstrip(".")
+        target = str(path / "**" / f"*.{ext}")
+    elif path.is_file():
+        fmt = _format_of(path, where)
+        target = str(path)
+    else:
+        raise EventsError(f"{where}: no such file or directory")
+    try:
+        if fmt == "parquet":
+            lf = pl.scan_parquet(target, hive_partitioning=True)
+        elif fmt == "csv":
+            sep = "\t" if str(target).endswith(".tsv") else ","
+            lf = pl.scan_csv(target, try_parse_dates=True, separator=sep)
+        else:
+            lf = pl.scan_ndjson(target, infer_schema_length=None)
+        lf.collect_schema()
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise EventsError(f"{where}: cannot read as {fmt}: {str(exc).splitlines()[0]}") from None
+    return nw.from_native(lf), "file", where
+
+
+def _format_of(path: Path, where: str) -> str:
+    suffixes = [s for s in path.suffixes if s != ".gz"]
+    suffix = suffixes[-1] if suffixes else ""
+    if suffix not in _FILE_SUFFIXES:
+        raise EventsError(
+            f"{where}: unknown file type {suffix or '(none)'}; "
+            "use .parquet, .csv, .ndjson or .jsonl"
+        )
+    return _FILE_SUFFIXES[suffix]
+
+
+# ------------------------------------------------------------------------------------------
+# column map and types
+
+
+def _rename(
+    frame: nw.LazyFrame[Any], columns: Mapping[str, str], where: str
+) -> tuple[nw.LazyFrame[Any], dict[str, str]]:
+    names = frame.collect_schema().names()
+    renamed: dict[str, str] = {}
+    for canonical, theirs in columns.items():
+        if theirs == canonical:
+            continue
+        if theirs not in names:
+            raise EventsError(
+                f"{where}: column map names {theirs!r} for {canonical!r}, but the export has no "
+                f"such column; it has: {', '.join(names)}"
+            )
+        if canonical in names and canonical not in columns.values():
+            raise EventsError(
+                f"{where}: column map renames {theirs!r} to {canonical!r}, but the export already "
+                f"has a {canonical!r} column; map or drop that one first"
+            )
+        renamed[canonical] = theirs
+    if renamed:
+        frame = frame.rename({v: k for k, v in renamed.items()})
+    return frame, renamed
+
+
+def _normalise_types(frame: nw.LazyFrame[Any], where: str) -> tuple[nw.LazyFrame[Any], str]:
+    schema = frame.collect_schema()
+    casts = [
+        nw.col(c).cast(nw.String)
+        for c in _TEXT_COLUMNS
+        if c in schema
+        and schema[c] != nw.String
+        and (
+            schema[c].is_numeric()
+            or schema[c] in (nw.Unknown, nw.Categorical, nw.Enum)
+            or str(schema[c]) == "Null"
+        )
+    ]
+    for c in _TEXT_COLUMNS:
+        if c in schema and not (
+            schema[c] == nw.String
+            or schema[c].is_numeric()
+            or schema[c] in (nw.Unknown, nw.Categorical, nw.Enum)
+            or str(schema[c]) == "Null"
+        ):
+            raise EventsError(
+                f"{where}: column {c!r} has type {schema[c]}; expected text (or integers)"
+            )
+    if casts:
+        frame = frame.with_columns(*casts)
+    ts_type = schema["ts"]
+    if isinstance(ts_type, nw.Datetime):
+        tz = ts_type.time_zone
+        if tz is None:
+            return frame.with_columns(nw.col("ts").dt.replace_time_zone("UTC")), (
+                "naive, read as UTC"
+            )
+        if tz not in _UTC_NAMES:
+            if frame.implementation.is_duckdb():
+                raise EventsError(
+                    f"{where}: column 'ts' is in time zone {tz}; run SET TimeZone = 'UTC' on the "
+                    "DuckDB connection before passing the relation"
+                )
+            return frame.with_columns(nw.col("ts").dt.convert_time_zone("UTC")), (
+                f"converted from {tz} to UTC"
+            )
+        return frame, "utc"
+    if ts_type == nw.String:
+        return _parse_text_ts(frame, where)
+    if ts_type == nw.Date:
+        raise EventsError(
+            f"{where}: column 'ts' holds dates without a time; the split needs event times"
+        )
+    raise EventsError(
+        f"{where}: column 'ts' has type {ts_type}; expected a timestamp (datetime or ISO-8601 "
+        "text such as 2026-11-02T09:00:00Z)"
+    )
+
+
+def _parse_text_ts(frame: nw.LazyFrame[Any], where: str) -> tuple[nw.LazyFrame[Any], str]:
+    if not frame.implementation.is_polars():
+        raise EventsError(
+            f"{where}: column 'ts' is text; cast it to TIMESTAMP WITH TIME ZONE in the query"
+        )
+    import polars as pl
+
+    native: pl.LazyFrame = frame.to_native()
+    first = native.select(pl.col("ts").drop_nulls().first()).collect().item()
+    naive = first is None or not _OFFSET.search(str(first).strip())
+    parsed = pl.col("ts").str.strip_chars().str.to_datetime(time_zone="UTC", strict=False)
+    bad = (
+        native.select(
+            (parsed.is_null() & pl.col("ts").is_not_null()).sum().alias("n"),
+            pl.col("ts").filter(parsed.is_null() & pl.col("ts").is_not_null()).first().alias("ex"),
+        )
+        .collect()
+        .row(0)
+    )
+    if bad[0]:
+        raise EventsError(
+            f"{where}: column 'ts': {bad[0]} value(s) are not ISO-8601 timestamps, e.g. "
+            f"{bad[1]!r}; write them like 2026-11-02T09:00:00Z"
+        )
+    out = nw.from_native(native.with_columns(parsed.alias("ts")))
+    return out, "parsed from text, naive, read as UTC" if naive else "parsed from text"
+
+
+# ------------------------------------------------------------------------------------------
+# the validation scan
+
+
+def _scan(
+    frame: nw.LazyFrame[Any],
+    where: str,
+    unit: str,
+    renamed: Mapping[str, str],
+    timestamps: str,
+    names: list[str],
+) -> tuple[LoadReport, list[Any]]:
+    per_tag = collect(
+        frame.group_by("experiment_id", "arm", drop_null_keys=False).agg(
+            nw.len().alias("n"),
+            nw.col("ts").is_null().sum().alias("null_ts"),
+            nw.col(unit).is_null().sum().alias("null_unit"),
+            nw.col("event_id").is_null().sum().alias("null_id"),
+        )
+    ).rows(named=True)
+    n_rows = sum(int(r["n"]) for r in per_tag)
+    for col, key in (("ts", "null_ts"), (unit, "null_unit"), ("event_id", "null_id")):
+        nulls = sum(int(r[key]) for r in per_tag)
+        if nulls:
+            example = _null_example(frame, col)
+            raise EventsError(
+                f"{where}: {nulls} row(s) have a null {col!r}{example}; every event needs one — "
+                "fix or filter them in the export"
+            )
+    duplicates = _duplicate_ids(frame)
+    n_dup = sum(n - 1 for n in duplicates.values())
+    examples = tuple(str(v) for v in sorted(duplicates, key=str)[:_MAX_EXAMPLES])
+    tags = {(r["experiment_id"], r["arm"]): int(r["n"]) for r in per_tag}
+    report = LoadReport(
+        source=where,
+        n_rows=n_rows,
+        n_events=n_rows - n_dup,
+        n_duplicates=n_dup,
+        duplicate_examples=examples,
+        timestamps=timestamps,
+        renamed=dict(renamed),
+        tags=dict(sorted(tags.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1])))),
+        missing_optional=tuple(c for c in CANONICAL_COLUMNS if c not in names and c not in renamed),
+        unit=unit,
+    )
+    return report, list(duplicates)
+
+
+def collect(frame: nw.LazyFrame[Any]) -> nw.DataFrame[Any]:
+    """Collect a (small) result; polars plans run on its streaming engine to bound memory."""
+    if frame.implementation.is_polars():
+        return nw.from_native(frame.to_native().collect(engine="streaming"))
+    return frame.collect()
+
+
+def _duplicate_ids(frame: nw.LazyFrame[Any]) -> dict[Any, int]:
+    """``event_id`` → rows, for every id that occurs more than once (exact).
+
+    On polars, candidates are found by grouping a 64-bit hash of the id (much less memory than
+    grouping the strings), then confirmed on the ids themselves, so the result is exact.
+    """
+    if frame.implementation.is_polars():
+        import polars as pl
+
+        native: pl.LazyFrame = frame.to_native()
+        hashed = pl.col("event_id").hash(seed=0).alias("__h")
+        # sorting 8-byte hashes takes far less memory than a hash table of the ids
+        hashes = native.select(hashed).collect(engine="streaming").to_series().sort()
+        candidates = hashes.filter(hashes == hashes.shift(1)).unique()
+        if candidates.is_empty():
+            return {}
+        found = (
+            native.with_columns(hashed)
+            .filter(pl.col("__h").is_in(candidates.implode()))
+            .group_by("event_id")
+            .agg(pl.len().alias("n"))
+            .filter(pl.col("n") > 1)
+            .collect(engine="streaming")
+        )
+        return dict(zip(found["event_id"].to_list(), found["n"].to_list(), strict=True))
+    dup = frame.group_by("event_id").agg(nw.len().alias("n")).filter(nw.col("n") > 1).collect()
+    return dict(zip(dup["event_id"].to_list(), dup["n"].to_list(), strict=True))
+
+
+def _drop_duplicates(frame: nw.LazyFrame[Any], ids: list[Any]) -> nw.LazyFrame[Any]:
+    """Keep one row per duplicated id (the earliest ``ts``); other rows are untouched."""
+    repeated = nw.col("event_id").is_in(ids)
+    kept = frame.filter(repeated).unique(subset=["event_id"], keep="first", order_by=["ts"])
+    return nw.concat([frame.filter(~repeated), kept], how="vertical")
+
+
+def _null_example(frame: nw.LazyFrame[Any], col: str) -> str:
+    if col == "event_id":
+        return ""
+    row = frame.filter(nw.col(col).is_null()).select("event_id").head(1).collect()
+    return f" (e.g. event_id {row['event_id'][0]!r})" if len(row) else ""

@@ -1,0 +1,80 @@
+"""The rollout ledger: prompts, revisions, experiments, consumers and their transitions.
+
+Modules:
+
+- :mod:`~analysis.ledger.model` — the typed ledger, its phases, live revisions, reverts and the
+  revision state tuple.
+- :mod:`~analysis.ledger.writer` — appending a transition to a ledger file (atomic, locked,
+  comments kept).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from analysis._lazy import attach
+
+_EXPORTS: dict[str, str] = {
+    "ACTIONS": ".model",
+    "Consumer": ".model",
+    "Experiment": ".model",
+    "Ledger": ".model",
+    "Phase": ".model",
+    "Prompt": ".model",
+    "Revert": ".model",
+    "Revision": ".model",
+    "RevisionState": ".model",
+    "Transition": ".model",
+    "load_ledger": ".model",
+    "parse_ledger": ".model",
+    "revision_state": ".model",
+    "AppendResult": ".writer",
+    "append_transition": ".writer",
+    "ledger_lock": ".writer",
+    "render_append": ".writer",
+}
+
+__all__ = [
+    "ACTIONS",
+    "AppendResult",
+    "Consumer",
+    "Experiment",
+    "Ledger",
+    "Phase",
+    "Prompt",
+    "Revert",
+    "Revision",
+    "RevisionState",
+    "Transition",
+    "append_transition",
+    "ledger_lock",
+    "load_ledger",
+    "parse_ledger",
+    "render_append",
+    "revision_state",
+]
+
+__getattr__, __dir__ = attach(__name__, _EXPORTS)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from analysis.ledger.model import (
+        ACTIONS,
+        Consumer,
+        Experiment,
+        Ledger,
+        Phase,
+        Prompt,
+        Revert,
+        Revision,
+        RevisionState,
+        Transition,
+        load_ledger,
+        parse_ledger,
+        revision_state,
+    )
+    from analysis.ledger.writer import (
+        AppendResult,
+        append_transition,
+        ledger_lock,
+        render_append,
+    )

@@ -1,0 +1,84 @@
+"""Metrics and clean per-arm effects.
+
+Modules:
+
+- :mod:`~analysis.metrics.definitions` — :class:`Mean`, :class:`Ratio`, :class:`Proportion`,
+  :class:`Quantile` and the metrics file.
+- :mod:`~analysis.metrics.aggregation` — the one-pass, lazy aggregation to sufficient statistics.
+- :mod:`~analysis.metrics.analyzing` — :func:`analyze`: per phase, combined, naive vs clean,
+  SRM, explain.
+- :mod:`~analysis.metrics.recovery` — recovery after a rollback.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from analysis._lazy import attach
+
+_EXPORTS: dict[str, str] = {
+    "Mean": ".definitions",
+    "Metric": ".definitions",
+    "MomentMetric": ".definitions",
+    "Proportion": ".definitions",
+    "Quantile": ".definitions",
+    "Ratio": ".definitions",
+    "load_metrics": ".definitions",
+    "EFFECT_COLUMNS": ".analyzing",
+    "AnalysisResult": ".analyzing",
+    "EffectRow": ".analyzing",
+    "ExclusionRow": ".analyzing",
+    "ExplainRow": ".analyzing",
+    "SRMRow": ".analyzing",
+    "analyze": ".analyzing",
+    "default_metrics": ".analyzing",
+    "RecoveryRow": ".recovery",
+    "RecoverySummaryRow": ".recovery",
+}
+
+__all__ = [
+    "EFFECT_COLUMNS",
+    "AnalysisResult",
+    "EffectRow",
+    "ExclusionRow",
+    "ExplainRow",
+    "Mean",
+    "Metric",
+    "MomentMetric",
+    "Proportion",
+    "Quantile",
+    "Ratio",
+    "RecoveryRow",
+    "RecoverySummaryRow",
+    "SRMRow",
+    "analyze",
+    "default_metrics",
+    "load_metrics",
+]
+
+__getattr__, __dir__ = attach(__name__, _EXPORTS)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from analysis.metrics.analyzing import (
+        EFFECT_COLUMNS,
+        AnalysisResult,
+        EffectRow,
+        ExclusionRow,
+        ExplainRow,
+        SRMRow,
+        analyze,
+        default_metrics,
+    )
+    from analysis.metrics.definitions import (
+        Mean,
+        Metric,
+        MomentMetric,
+        Proportion,
+        Quantile,
+        Ratio,
+        load_metrics,
+    )
+    from analysis.metrics.recovery import (
+        RecoveryRow,
+        RecoverySummaryRow,
+    )

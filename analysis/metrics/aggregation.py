@@ -1,0 +1,246 @@
+"""Data work: events → unit-level aggregates → group-level sufficient statistics, lazily.
+
+Everything here builds narwhals lazy queries; nothing but the small group-level aggregates is
+collected (by :func:`collect_all`, which runs all queries of one plan together — on polars with
+``polars.collect_all`` so that common sub-plans, such as the scan of the export, are shared).
+
+Two reductions, both plain ``group_by`` aggregations:
+
+1. :func:`unit_level` — per group key × unit, the unit-level variables every metric declares
+   (:meth:`analysis.metrics.definitions.Mean.unit_aggs` and friends);
+2. :func:`group_moments` — per group key, the number of units, the sum of each variable and the
+   sum of each product of two variables of the same metric: the additive
+   :class:`~analysis.stats.moments.Moments` the tests need.
+
+Quantile metrics need event-level quantiles and counts at them (:func:`quantiles`,
+:func:`below_counts`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+import narwhals as nw
+
+from analysis.metrics.definitions import Metric, MomentMetric, Quantile
+from analysis.stats.moments import Moments
+
+__all__ = [
+    "Key",
+    "below_counts",
+    "collect_all",
+    "group_moments",
+    "moment_metrics",
+    "pre_exposure",
+    "prefix",
+    "quantiles",
+    "read_moments",
+    "unit_level",
+]
+
+Key = tuple[Any, ...]
+
+
+def prefix(i: int) -> str:
+    """Column prefix of the ``i``-th metric's unit-level variables."""
+    return f"m{i}_"
+
+
+def moment_metrics(metrics: Sequence[Metric]) -> list[tuple[int, MomentMetric]]:
+    """The metrics computed from moments (all but quantiles), with their index."""
+    return [(i, m) for i, m in enumerate(metrics) if not isinstance(m, Quantile)]
+
+
+def unit_level(
+    events: nw.LazyFrame[Any],
+    keys: Sequence[str],
+    unit: str,
+    metrics: Sequence[Metric],
+    *,
+    covariates: nw.LazyFrame[Any] | None = None,
+    use_covariates: bool = True,
+) -> nw.LazyFrame[Any]:
+    """Per ``keys`` × unit, the unit-level variables of the moment metrics (lazy).
+
+    Args:
+        events: Event-level frame holding ``keys``, ``unit`` and the metrics' columns.
+        keys: Group columns (e.g. ``phase``, ``arm``).
+        unit: The randomization unit column.
+        metrics: All metrics of the analysis (quantiles are skipped).
+        covariates: Unit-level pre-exposure covariates (:func:`pre_exposure`), joined on the
+            unit; units without pre-exposure events get 0.
+        use_covariates: False drops CUPED variables (e.g. for the naive analysis).
+    """
+    aggs: list[nw.Expr] = []
+    for i, m in moment_metrics(metrics):
+        p = prefix(i)
+        exprs = m.unit_aggs(p)
+        if not use_covariates:
+            exprs = exprs[: 2 if m.variables(p)[1:2] == (f"{p}x",) else 1]
+        aggs.extend(exprs)
+    out = events.group_by([*keys, unit]).agg(*aggs)
+    if use_covariates and covariates is not None:
+        names = [c for c in covariates.collect_schema().names() if c != unit]
+        if names:
+            out = out.join(covariates, on=unit, how="left").with_columns(
+                nw.col(c).fill_null(0.0) for c in names
+            )
+    return out
+
+
+def variables(metric: MomentMetric, i: int, *, use_covariates: bool = True) -> tuple[str, ...]:
+    """The unit-level variables of metric ``i`` that enter its moments."""
+    p = prefix(i)
+    names = metric.variables(p)
+    if not use_covariates:
+        names = tuple(v for v in names if v in (f"{p}y", f"{p}x"))
+    return names
+
+
+def group_moments(
+    units: nw.LazyFrame[Any],
+    keys: Sequence[str],
+    metrics: Sequence[Metric],
+    *,
+    use_covariates: bool = True,
+) -> nw.LazyFrame[Any]:
+    """Per ``keys``: unit count, sums and within-metric cross-product sums (lazy, small)."""
+    aggs: list[nw.Expr] = [nw.len().alias("n")]
+    for i, m in moment_metrics(metrics):
+        names = variables(m, i, use_covariates=use_covariates)
+        cols = [nw.col(v).cast(nw.Float64).fill_null(0.0) for v in names]
+        for v, c in zip(names, cols, strict=True):
+            aggs.append(c.sum().alias(f"s|{v}"))
+        for a in range(len(names)):
+            for b in range(a, len(names)):
+                aggs.append((cols[a] * cols[b]).sum().alias(f"c|{names[a]}|{names[b]}"))
+    return units.group_by(list(keys)).agg(*aggs)
+
+
+def read_moments(
+    rows: Sequence[Mapping[str, Any]],
+    keys: Sequence[str],
+    metrics: Sequence[Metric],
+    *,
+    use_covariates: bool = True,
+) -> dict[Key, dict[int, Moments]]:
+    """Turn collected :func:`group_moments` rows into ``{key: {metric index: Moments}}``."""
+    out: dict[Key, dict[int, Moments]] = {}
+    for row in rows:
+        key = tuple(row[k] for k in keys)
+        per: dict[int, Moments] = {}
+        for i, m in moment_metrics(metrics):
+            names = variables(m, i, use_covariates=use_covariates)
+            sums = {v: float(row[f"s|{v}"] or 0.0) for v in names}
+            cross = {
+                (names[a], names[b]): float(row[f"c|{names[a]}|{names[b]}"] or 0.0)
+                for a in range(len(names))
+                for b in range(a, len(names))
+            }
+            per[i] = Moments.from_sums(int(row["n"]), sums, cross)
+        out[key] = per
+    return out
+
+
+def pre_exposure(
+    events: nw.LazyFrame[Any],
+    first_exposure: nw.LazyFrame[Any],
+    unit: str,
+    metrics: Sequence[Metric],
+) -> nw.LazyFrame[Any] | None:
+    """Unit-level CUPED covariates over each unit's pre-exposure window (lazy), or None.
+
+    The window of a metric is ``[first − cuped_days, first)`` with ``first`` the unit's first
+    exposure (column ``first_ts`` of ``first_exposure``); every event of the export counts,
+    tagged or not. Metrics with different ``cuped_days`` get one aggregation each.
+    """
+    cuped = [(i, m) for i, m in moment_metrics(metrics) if m.cuped]
+    if not cuped:
+        return None
+    by_days: dict[float, list[tuple[int, MomentMetric]]] = {}
+    for i, m in cuped:
+        by_days.setdefault(m.cuped_days, []).append((i, m))
+    joined = events.join(first_exposure.select(unit, "first_ts"), on=unit, how="inner")
+    out: nw.LazyFrame[Any] | None = None
+    for days, group in by_days.items():
+        window = joined.filter(
+            (nw.col("ts") < nw.col("first_ts"))
+            & (nw.col("ts") >= nw.col("first_ts") - timedelta(days=days))
+        )
+        aggs = [e for i, m in group for e in m.pre_aggs(prefix(i))]
+        part = window.group_by(unit).agg(*aggs)
+        if out is None:
+            out = part
+        else:  # every unit of either part: the union of units, then both parts
+            units = nw.concat([out.select(unit), part.select(unit)]).unique()
+            out = units.join(out, on=unit, how="left").join(part, on=unit, how="left")
+    return out
+
+
+def quantiles(
+    events: nw.LazyFrame[Any], keys: Sequence[str], metrics: Sequence[Metric]
+) -> nw.LazyFrame[Any] | None:
+    """Per ``keys``: each quantile metric's event-level sample quantile (``q|<i>``)."""
+    aggs = [
+        m.value_expr(m.column).quantile(m.q, interpolation="lower").alias(f"q|{i}")
+        for i, m in enumerate(metrics)
+        if isinstance(m, Quantile)
+    ]
+    return events.group_by(list(keys)).agg(*aggs) if aggs else None
+
+
+def below_counts(
+    events: nw.LazyFrame[Any],
+    thresholds: nw.LazyFrame[Any],
+    keys: Sequence[str],
+    unit: str,
+    metrics: Sequence[Metric],
+) -> nw.LazyFrame[Any]:
+    """Per ``keys``: moments of the per-unit counts at or below each quantile (``b|i``, ``e|i``).
+
+    ``thresholds`` holds ``keys`` and the ``q|<i>`` columns of :func:`quantiles`.
+    """
+    qs = [(i, m) for i, m in enumerate(metrics) if isinstance(m, Quantile)]
+    joined = events.join(thresholds, on=list(keys), how="inner")
+    unit_aggs: list[nw.Expr] = []
+    for i, m in qs:
+        v = m.value_expr(m.column)
+        unit_aggs.append((v <= nw.col(f"q|{i}")).cast(nw.Float64).sum().alias(f"b|{i}"))
+        unit_aggs.append((~v.is_null()).cast(nw.Float64).sum().alias(f"e|{i}"))
+    units = joined.group_by([*keys, unit]).agg(*unit_aggs)
+    aggs: list[nw.Expr] = [nw.len().alias("n")]
+    for i, _ in qs:
+        b, e = nw.col(f"b|{i}"), nw.col(f"e|{i}")
+        aggs += [
+            b.sum().alias(f"sb|{i}"),
+            e.sum().alias(f"se|{i}"),
+            (b * b).sum().alias(f"cbb|{i}"),
+            (b * e).sum().alias(f"cbe|{i}"),
+            (e * e).sum().alias(f"cee|{i}"),
+        ]
+    return units.group_by(list(keys)).agg(*aggs)
+
+
+def read_below(row: Mapping[str, Any], i: int) -> Moments:
+    """The :class:`Moments` of ``below``/``events`` of quantile metric ``i`` from a row."""
+    return Moments.from_sums(
+        int(row["n"]),
+        {"below": float(row[f"sb|{i}"]), "events": float(row[f"se|{i}"])},
+        {
+            ("below", "below"): float(row[f"cbb|{i}"]),
+            ("below", "events"): float(row[f"cbe|{i}"]),
+            ("events", "events"): float(row[f"cee|{i}"]),
+        },
+    )
+
+
+def collect_all(frames: Sequence[nw.LazyFrame[Any]]) -> list[list[dict[str, Any]]]:
+    """Collect several small aggregates in one go (``polars.collect_all`` on polars)."""
+    if frames and all(f.implementation.is_polars() for f in frames):
+        import polars as pl
+
+        outs = pl.collect_all([f.to_native() for f in frames])
+        return [o.to_dicts() for o in outs]
+    return [f.collect().rows(named=True) for f in frames]

@@ -1,0 +1,411 @@
+"""Renderings of a :class:`~analysis.reporting.batch.Report`: self-contained HTML and Markdown.
+
+The HTML embeds each figure as inline SVG, cleaned so that the page is deterministic and makes
+no network reference: no XML declaration, DOCTYPE, ``xmlns`` or metadata (which carry
+``http://`` URLs), ids prefixed per figure (several figures in one document must not share ids),
+``xlink:href`` written as SVG 2 ``href``. A small inline script measures every plot once the page
+is rendered and writes the sizes into ``<output id="render-check">`` (used by the browser test;
+harmless otherwise).
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from analysis import _render
+from analysis.reporting.plots import PLOTS
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from analysis.reporting.batch import Report
+
+__all__ = ["figure_svg", "render_html", "render_markdown", "render_summary_html"]
+
+EFFECT_SHOWN = (
+    "analysis",
+    "metric",
+    "phase",
+    "arm",
+    "n_control",
+    "n_arm",
+    "control_mean",
+    "arm_mean",
+    "effect",
+    "effect_ci_lower",
+    "effect_ci_upper",
+    "rel_effect",
+    "pvalue_adjusted",
+)
+
+SECTIONS: tuple[tuple[str, str, str], ...] = (
+    (
+        "effects",
+        "Naive vs clean effects",
+        "Relative effect of each treatment arm per metric: clean per phase and combined across "
+        "phases (stratified by enrollment cohort), and the naive number a dashboard shows (arm "
+        "tags at face value, every tagged event, one window).",
+    ),
+    (
+        "metric_by_time",
+        "Metrics over time",
+        "Each metric per hour and arm tag as the events carry it. Dashed lines are rollout "
+        "boundaries; the shaded span is after the experiment ended (arm tags that keep "
+        "flowing there are stale). Bands are event-level 95% intervals.",
+    ),
+    (
+        "contamination",
+        "Contamination by phase and label",
+        "Events tagged with the experiment, by phase and the first contamination rule that "
+        "matched. Only clean events enter the clean effects.",
+    ),
+    (
+        "recovery",
+        "Recovery after the rollback",
+        "After the rollback: units that were served the rolled-back revision minus units that "
+        "never were, overall and in conversations tainted by its turns vs fresh ones, by hours "
+        "since the rollback. Observational once the experiment has ended.",
+    ),
+    (
+        "cache",
+        "Prompt cache around the boundaries",
+        "Prompt-cache hit rate and cost per event by served revision, two hours either side of "
+        "each boundary: a new revision starts with a cold cache.",
+    ),
+    (
+        "baselines",
+        "Eval baselines",
+        "Each suite's journal and which version was the reference over time. A reference "
+        "anchored to a revision the ledger rolled back is stale: gates must not grade against "
+        "it.",
+    ),
+)
+
+_CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:0 auto;max-width:1000px;
+padding:1rem 1.5rem;color:#222;line-height:1.4}
+h1{font-size:1.4rem;margin-bottom:.2rem}h2{font-size:1.15rem;margin-top:2rem;
+border-bottom:1px solid #ddd;padding-bottom:.2rem}
+.headline{font-size:1.1rem;background:#f5f7fa;border-left:4px solid #1f5fa8;padding:.6rem .8rem}
+.attention{border-left:4px solid #d1495b;background:#fdf1f0;padding:.4rem .8rem}
+.ok{border-left:4px solid #2a9d55;background:#eef8f1;padding:.4rem .8rem}
+.kind{font-family:ui-monospace,monospace;font-size:.85rem;background:#fff;padding:0 .3rem;
+border:1px solid #ddd;border-radius:3px}
+figure{margin:.5rem 0}figure svg{width:100%;height:auto;display:block}
+table{border-collapse:collapse;font-size:.8rem;margin:.6rem 0;display:block;overflow-x:auto}
+th,td{border-bottom:1px solid #e5e5e5;padding:.15rem .45rem;text-align:right;white-space:nowrap}
+th{background:#f5f5f5}td:first-child,th:first-child{text-align:left}
+caption{text-align:left;font-weight:600;padding:.2rem 0}
+nav a{margin-right:.8rem}.muted{color:#666;font-size:.85rem}
+"""
+
+_SCRIPT = """
+(function(){
+  function measure(){
+    var out=[];var svgs=document.querySelectorAll('figure svg');
+    for(var i=0; i < svgs.length; i++){var r=svgs[i].getBoundingClientRect();
+      out.push({id:svgs[i].parentNode.id,width:Math.round(r.width),height:Math.round(r.height)});}
+    document.getElementById('render-check').textContent=JSON.stringify(out);
+  }
+  if(document.readyState==='complete'){measure();}else{window.addEventListener('load',measure);}
+})();
+"""
+
+
+def figure_svg(fig: Figure, prefix: str) -> str:
+    """Render ``fig`` as an inline-ready, deterministic SVG element with ids under ``prefix``."""
+    from analysis.reporting.plots import style
+
+    buf = io.StringIO()
+    with style():
+        fig.savefig(
+            buf,
+            format="svg",
+            metadata={"Date": None, "Creator": None, "Format": None, "Type": None},
+        )
+    text = buf.getvalue()
+    text = re.sub(r"<\?xml[^>]*\?>\s*", "", text)
+    text = re.sub(r"<!DOCTYPE[^>]*>\s*", "", text, flags=re.DOTALL)
+    text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, flags=re.DOTALL)
+    text = re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", text)
+    text = re.sub(r'\bid="([^"]+)"', lambda m: f'id="{prefix}-{m.group(1)}"', text)
+    text = re.sub(r"url\(#([^)]+)\)", lambda m: f"url(#{prefix}-{m.group(1)})", text)
+    text = re.sub(r'xlink:href="#([^"]+)"', lambda m: f'href="#{prefix}-{m.group(1)}"', text)
+    text = re.sub(r"<svg\s+width=\"[^\"]*\"\s+height=\"[^\"]*\"", '<svg role="img"', text, count=1)
+    text = re.sub(r"<!--.*?-->", "", text, flags=re.DOTALL)
+    return text.strip()
+
+
+def _figures(rep: Report) -> dict[str, str]:
+    out = {}
+    for name in PLOTS:
+        if name == "baselines" and not rep.baselines:
+            continue
+        out[name] = figure_svg(rep.figure(name), f"fig-{name.replace('_', '-')}")
+    return out
+
+
+def _effect_rows(rep: Report) -> list[dict[str, Any]]:
+    return rep.analysis.metrics.to_dicts()
+
+
+def _key_effects(rep: Report) -> list[dict[str, Any]]:
+    return [
+        r
+        for r in _effect_rows(rep)
+        if (r["analysis"], r["phase"]) in (("clean", "combined"), ("naive", "pooled"))
+    ]
+
+
+def _section_tables(rep: Report, name: str) -> list[str]:
+    esc = html.escape
+    res = rep.analysis
+    if name == "effects":
+        return [
+            _render.to_html(
+                _effect_rows(rep), EFFECT_SHOWN, percent=("rel_effect",), title="Effects"
+            ),
+            _render.to_html(
+                res.explain.to_dicts(),
+                res.explain.columns,
+                title="Naive − clean, label by label (pooled window)",
+            ),
+            _render.to_html(res.srm.to_dicts(), res.srm.columns, title="Sample ratio per phase"),
+        ]
+    if name == "contamination":
+        n = sum(r.n_events for r in rep.contamination)
+        tagged = [r._asdict() for r in rep.contamination if r.arm is not None]
+        return [
+            f"<p>{n:,} events in the export; units by label and arm in the second table.</p>",
+            _render.to_html(
+                tagged,
+                ("phase", "phase_kind", "arm", "label", "n_events", "share"),
+                percent=("share",),
+                title="Tagged events by phase, arm and label",
+            ),
+            _render.to_html(
+                res.exclusions.to_dicts(),
+                res.exclusions.columns,
+                percent=("share_events",),
+                title="Tagged events and units by label and arm",
+            ),
+        ]
+    if name == "recovery":
+        if not len(res.recovery_summary):
+            return ["<p class='muted'>The experiment was not rolled back.</p>"]
+        return [
+            _render.to_html(
+                res.recovery_summary.to_dicts(),
+                res.recovery_summary.columns,
+                title="When each exposed group is back within the margin",
+            )
+        ]
+    if name == "cache":
+        if not rep.cache:
+            return ["<p class='muted'>The export has no cache_hit or cost_usd column.</p>"]
+        return [_render.to_html(_cache_summary(rep), _CACHE_COLUMNS, percent=_CACHE_PCT)]
+    if name == "baselines":
+        if not rep.baselines:
+            return ["<p class='muted'>No baseline store (pass --store DIR).</p>"]
+        return [
+            _render.to_html(
+                [b._asdict() for b in rep.baselines],
+                ("suite", "prompt", "version", "revision", "pinned", "live_revision", "status"),
+                title="Reference of each suite",
+            ),
+            "<ul>"
+            + "".join(f"<li>{esc(b.suite)}: {esc(b.detail)}</li>" for b in rep.baselines)
+            + "</ul>",
+        ]
+    return []
+
+
+_CACHE_COLUMNS = (
+    "action",
+    "served_revision",
+    "events_before",
+    "hit_rate_before",
+    "events_after",
+    "hit_rate_after",
+    "cost_before",
+    "cost_after",
+)
+_CACHE_PCT = ("hit_rate_before", "hit_rate_after")
+
+
+def _cache_summary(rep: Report) -> list[dict[str, Any]]:
+    """Per boundary × served revision: the hour before vs the first 30 minutes after."""
+    out = []
+    keys = sorted({(c.boundary, c.served_revision) for c in rep.cache})
+    for b, rev in keys:
+        rows = [c for c in rep.cache if c.boundary == b and c.served_revision == rev]
+        before = [c for c in rows if -60 <= c.minutes < 0]
+        after = [c for c in rows if 0 <= c.minutes < 30]
+        out.append(
+            {
+                "action": rows[0].action,
+                "served_revision": rev,
+                "events_before": sum(c.n_events for c in before),
+                "hit_rate_before": _weighted(before, "hit_rate"),
+                "events_after": sum(c.n_events for c in after),
+                "hit_rate_after": _weighted(after, "hit_rate"),
+                "cost_before": _weighted(before, "cost_mean"),
+                "cost_after": _weighted(after, "cost_mean"),
+            }
+        )
+    return out
+
+
+def _weighted(rows: Sequence[Any], attr: str) -> float | None:
+    pairs = [(getattr(r, attr), r.n_events) for r in rows if getattr(r, attr) == getattr(r, attr)]
+    n = sum(w for _, w in pairs)
+    return sum(v * w for v, w in pairs) / n if n else None
+
+
+def _attention_html(rep: Report) -> str:
+    esc = html.escape
+    if not rep.attention:
+        return "<div class='ok'><p>Nothing needs attention.</p></div>"
+    items = "".join(
+        f"<li><span class='kind'>{esc(a.kind)}</span> {esc(a.message)}</li>" for a in rep.attention
+    )
+    return f"<div class='attention'><p><strong>Needs attention</strong></p><ul>{items}</ul></div>"
+
+
+def render_html(rep: Report) -> str:
+    """The self-contained ``report.html``."""
+    esc = html.escape
+    figures = _figures(rep)
+    toc = (
+        "".join(
+            f"<a href='#{name}'>{esc(title)}</a>" for name, title, _ in SECTIONS if name in figures
+        )
+        + "<a href='#contracts'>Contracts</a><a href='#notes'>Notes</a>"
+    )
+    sections = []
+    for name, title, text in SECTIONS:
+        if name not in figures and name != "baselines":
+            continue
+        fig = figures.get(name, "")
+        body = (
+            f"<figure id='plot-{name.replace('_', '-')}'>{fig}</figure>" if fig else ""
+        ) + "".join(_section_tables(rep, name))
+        sections.append(
+            f"<section id='{name}'><h2>{esc(title)}</h2><p>{esc(text)}</p>{body}</section>"
+        )
+    contracts = _render.to_html(
+        [{**c._asdict(), "accepts": ", ".join(c.accepts)} for c in rep.contracts],
+        ("name", "prompt", "accepts", "live_revision", "contract", "status"),
+        title="Downstream consumers of the live revision's output",
+    )
+    phases = _render.to_html(
+        [
+            {**p.to_dict(), "allocation": _alloc(p.allocation), "arms": _alloc(p.arms)}
+            for p in rep.phases
+        ],
+        ("phase", "kind", "start", "end", "start_action", "end_action", "allocation", "arms"),
+        title="Phases",
+    )
+    notes = "".join(f"<li>{esc(n)}</li>" for n in rep.notes)
+    inputs = "".join(
+        f"<li>{esc(k)}: {esc(str(v))}</li>" for k, v in rep.inputs.items() if v is not None
+    )
+    return (
+        "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>\n"
+        f"<title>promptstate report: {esc(rep.experiment)}</title>\n"
+        f"<style>{_CSS}</style>\n</head>\n<body>\n"
+        f"<header><h1>promptstate report: {esc(rep.experiment)} "
+        f"<span class='muted'>({esc(rep.prompt)})</span></h1>\n"
+        f"<p class='headline' id='headline'>{esc(rep.headline)}</p>\n"
+        f"{_attention_html(rep)}\n<nav>{toc}</nav>\n</header>\n<main>\n"
+        + "\n".join(sections)
+        + f"\n<section id='contracts'><h2>Contracts</h2>{contracts}</section>\n"
+        f"<section id='notes'><h2>Notes</h2>{phases}<ul>{notes}</ul>"
+        f"<p class='muted'>Inputs</p><ul class='muted'>{inputs}</ul></section>\n"
+        "</main>\n<output id='render-check' hidden></output>\n"
+        f"<script>{_SCRIPT}</script>\n</body>\n</html>\n"
+    )
+
+
+def _alloc(mapping: Any) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in dict(mapping).items())
+
+
+def render_summary_html(rep: Report) -> str:
+    """A short HTML summary for notebooks (headline, attention, key effects)."""
+    return (
+        f"<div><p><strong>{html.escape(rep.headline)}</strong></p>{_attention_html(rep)}"
+        + _render.to_html(_key_effects(rep), EFFECT_SHOWN, percent=("rel_effect",))
+        + "</div>"
+    )
+
+
+def render_markdown(rep: Report) -> str:
+    """``report.md``: headline, attention, key effects, contamination, recovery, baselines."""
+    res = rep.analysis
+    parts = [
+        f"## promptstate report: `{rep.experiment}` ({rep.prompt})",
+        "",
+        f"**{rep.headline}**",
+        "",
+    ]
+    if rep.attention:
+        parts += ["**Needs attention**", ""]
+        parts += [f"- `{a.kind}`: {a.message}" for a in rep.attention]
+    else:
+        parts.append("Nothing needs attention.")
+    parts += [
+        "",
+        "### Effects (clean combined vs naive pooled)",
+        "",
+        _render.to_markdown(_key_effects(rep), EFFECT_SHOWN, percent=("rel_effect",)),
+        "",
+        "### Contamination",
+        "",
+        _render.to_markdown(
+            res.exclusions.to_dicts(), res.exclusions.columns, percent=("share_events",)
+        ),
+    ]
+    if len(res.recovery_summary):
+        parts += [
+            "",
+            "### Recovery after the rollback",
+            "",
+            _render.to_markdown(res.recovery_summary.to_dicts(), res.recovery_summary.columns),
+        ]
+    if rep.cache:
+        parts += [
+            "",
+            "### Prompt cache (hour before vs first 30 minutes after each boundary)",
+            "",
+            _render.to_markdown(_cache_summary(rep), _CACHE_COLUMNS, percent=_CACHE_PCT),
+        ]
+    if rep.baselines:
+        parts += [
+            "",
+            "### Eval baselines",
+            "",
+            _render.to_markdown(
+                [b._asdict() for b in rep.baselines],
+                ("suite", "version", "revision", "pinned", "live_revision", "status", "detail"),
+            ),
+        ]
+    if rep.contracts:
+        parts += [
+            "",
+            "### Contracts",
+            "",
+            _render.to_markdown(
+                [{**c._asdict(), "accepts": ", ".join(c.accepts)} for c in rep.contracts],
+                ("name", "accepts", "live_revision", "contract", "status"),
+            ),
+        ]
+    if rep.notes:
+        parts += ["", "### Notes", "", *(f"- {n}" for n in rep.notes)]
+    parts += ["", "_Plots and every table: report.html; numbers: report.json._"]
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,417 @@
+"""Apply a rollback plan: :func:`rollback_apply`.
+
+**Apply** (:func:`rollback_apply`) holds the ledger's lock for its whole run and:
+
+1. if the ledger already ends the prompt's history with this rollback (same ``to``, and same
+   ``at`` when given), plans it again against the ledger *before* that transition — nothing is
+   appended (idempotent; the rest still runs so that an interrupted apply completes);
+2. refuses (``RollbackError``, exit 1 in the CLI) while a consumer needs confirmation;
+3. writes the exports into ``out_dir`` (default ``rollback-<prompt>-<at>/`` next to the ledger),
+   each atomically and only when its content changes: ``cohort_units.csv``,
+   ``cohort_conversations.csv``, ``semantic_cache_expiry.txt`` (one key per line) and
+   ``plan.json``;
+4. appends the transition (:mod:`analysis.ledger.writer`: validated, atomic, comments kept) —
+   the commit point;
+5. runs the baseline revert actions (:meth:`analysis.evals.store.BaselineStore.sync`, idempotent
+   through its ledger key); re-anchors that need fresh results are reported as pending.
+
+``dry_run=True`` does all the checks and reports what would change without writing anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import narwhals as nw
+
+from analysis import _render
+from analysis.ledger import Ledger, load_ledger, parse_ledger
+from analysis.rollback._legs import (
+    RollbackError,
+    cohort_conversations,
+    cohort_units,
+    contracts_leg,
+    served_frame,
+)
+from analysis.rollback.planning import RollbackPlan, _prompt, _store, rollback_plan
+
+if TYPE_CHECKING:
+    from analysis.evals.store import BaselineStore
+
+__all__ = ["ApplyResult", "ApplyStep", "StepStatus", "rollback_apply"]
+
+
+StepStatus = Literal["applied", "unchanged", "would-apply", "pending", "skipped"]
+
+
+@dataclass(frozen=True)
+class ApplyStep:
+    """One step of :func:`rollback_apply`.
+
+    Attributes:
+        name: ``ledger``, ``baseline:<suite>``, ``cohort_units``, ``cohort_conversations``,
+            ``semantic_cache_expiry``, ``plan``.
+        status: ``applied`` (changed now), ``unchanged`` (already in place), ``would-apply``
+            (dry run), ``pending`` (needs a person: see ``detail``) or ``skipped``.
+        detail: What was (or would be) done.
+        path: The file written, if any.
+    """
+
+    name: str
+    status: StepStatus
+    detail: str
+    path: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"name": self.name, "status": self.status, "detail": self.detail, "path": self.path}
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What :func:`rollback_apply` did.
+
+    Attributes:
+        plan: The plan that was applied.
+        steps: Each step and its status.
+        dry_run: Whether nothing was written.
+        already_recorded: Whether the ledger already held the rollback.
+        ledger_diff: Unified diff of the ledger change (empty when unchanged).
+        refused: Consumers whose confirmation is missing (only on a dry run; a real apply
+            raises instead).
+    """
+
+    plan: RollbackPlan
+    steps: tuple[ApplyStep, ...]
+    dry_run: bool
+    already_recorded: bool
+    ledger_diff: str = ""
+    refused: tuple[str, ...] = ()
+
+    @property
+    def exit_code(self) -> int:
+        """1 when a dry run shows apply would refuse, else 0."""
+        return 1 if self.refused else 0
+
+    @property
+    def changed(self) -> bool:
+        """Whether anything was (or, on a dry run, would be) written."""
+        return any(s.status in ("applied", "would-apply") for s in self.steps)
+
+    @property
+    def pending(self) -> tuple[ApplyStep, ...]:
+        """Steps that need a person."""
+        return tuple(s for s in self.steps if s.status == "pending")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: the plan, the steps, and flags."""
+        return {
+            "dry_run": self.dry_run,
+            "changed": self.changed,
+            "already_recorded": self.already_recorded,
+            "refused": list(self.refused),
+            "steps": [s.to_dict() for s in self.steps],
+            "ledger_diff": self.ledger_diff,
+            "plan": self.plan.to_dict(),
+        }
+
+    def _summary(self) -> str:
+        if self.refused:
+            return "dry run: apply would refuse until confirmed: " + ", ".join(self.refused)
+        if self.dry_run:
+            return "dry run: nothing was written" + (
+                "" if self.changed else " (and nothing would change)"
+            )
+        if not self.changed:
+            return "nothing changed: the rollback was already applied"
+        return "rollback applied" + (
+            f"; {len(self.pending)} step(s) pending" if self.pending else ""
+        )
+
+    def __str__(self) -> str:
+        rows = [s.to_dict() for s in self.steps]
+        table = _render.to_text(rows, ["name", "status", "detail"])
+        diff = f"\n\n{self.ledger_diff.rstrip()}" if self.ledger_diff else ""
+        return f"{self.plan._title()}\n\n{table}{diff}\n\n{self._summary()}"
+
+    def to_markdown(self) -> str:
+        """A Markdown rendering."""
+        rows = [s.to_dict() for s in self.steps]
+        table = _render.to_markdown(rows, ["name", "status", "detail"])
+        diff = f"\n\n```diff\n{self.ledger_diff.rstrip()}\n```" if self.ledger_diff else ""
+        return f"**{self.plan._title()}**\n\n{table}{diff}\n\n{self._summary()}"
+
+
+def _run(
+    ledger: str | Path,
+    prompt: str | None,
+    *,
+    to: str | None,
+    revision: str | None,
+    at: datetime | None,
+    confirm: Sequence[str],
+    dry_run: bool,
+    out_dir: str | Path | None,
+    baselines: BaselineStore | str | Path | None,
+    options: Mapping[str, Any],
+    reason: str | None,
+    actor: str | None,
+) -> ApplyResult:
+    """The body of :func:`rollback_apply`."""
+    from analysis.ledger.writer import append_transition, ledger_lock
+
+    path = Path(ledger)
+    # a dry run only reads: it takes no lock (and leaves no lock file behind)
+    with contextlib.nullcontext() if dry_run else ledger_lock(path):
+        current = load_ledger(path)
+        name = _prompt(current, prompt)
+        recorded = _recorded_rollback(current, name, to, at)
+        if recorded is not None:
+            before = _without_last(current, recorded)
+            plan = rollback_plan(
+                before, name, to=recorded.to, at=recorded.at, confirm=confirm, reason=None,
+                actor=None, **options,
+            )  # fmt: skip
+            plan = _as_confirmed(plan, before)
+        else:
+            plan = rollback_plan(
+                current, name, to=to, revision=revision, at=at, confirm=confirm, reason=reason,
+                actor=actor, **options,
+            )  # fmt: skip
+            missing = plan.needs_confirmation
+            if missing and not dry_run:
+                flags = " ".join(f"--confirm {m}" for m in missing)
+                err = RollbackError(
+                    f"{path}: not applied — consumer(s) {', '.join(missing)} do not accept "
+                    f"{plan.to}'s contract; confirm they can take it ({flags}) and re-run"
+                )
+                err.exit_code = 1
+                raise err
+        refused = plan.needs_confirmation if recorded is None else ()
+        out = Path(out_dir) if out_dir is not None else _default_out(path, plan)
+        steps = [
+            ApplyStep(f"confirm:{m}", "pending", f"apply refuses until {m} is confirmed "
+                      f"(--confirm {m})")
+            for m in refused
+        ]  # fmt: skip
+        steps.extend(_write_exports(plan, out, dry_run=dry_run, keep_plan=recorded is not None))
+        diff = ""
+        if recorded is not None:
+            steps.append(
+                ApplyStep("ledger", "unchanged", f"transition {recorded.index} already records "
+                          "this rollback", str(path))
+            )  # fmt: skip
+            ledger_after = current
+        else:
+            res = append_transition(path, plan.transition, dry_run=dry_run, locked=True)
+            diff = res.diff()
+            status: StepStatus = "would-apply" if dry_run else "applied"
+            steps.append(
+                ApplyStep(
+                    "ledger", status, f"append {json.dumps(dict(plan.transition))}", str(path)
+                )
+            )
+            ledger_after = res.ledger
+        steps.extend(_baseline_steps(plan, ledger_after, baselines, dry_run=dry_run, actor=actor))
+    return ApplyResult(plan, tuple(steps), dry_run, recorded is not None, diff, refused)
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+
+def rollback_apply(
+    ledger: str | Path,
+    prompt: str | None = None,
+    *,
+    to: str | None = None,
+    revision: str | None = None,
+    events: Any = None,
+    baselines: BaselineStore | str | Path | None = None,
+    at: datetime | None = None,
+    confirm: Sequence[str] = (),
+    dry_run: bool = False,
+    out_dir: str | Path | None = None,
+    columns: Mapping[str, str] | None = None,
+    open_hours: float = 4.0,
+    holdout_days: float = 14.0,
+    idle_minutes: float = 60.0,
+    recovery: bool = True,
+    reason: str | None = None,
+    actor: str | None = None,
+) -> ApplyResult:
+    """Apply a rollback: exports, the ledger transition, the baseline revert actions.
+
+    Takes the arguments of :func:`rollback_plan` (``ledger`` must be a file path) plus:
+
+    Args:
+        ledger: The ledger file; the transition is appended to it.
+        prompt: See :func:`rollback_plan`.
+        to: See :func:`rollback_plan`.
+        revision: See :func:`rollback_plan`.
+        events: See :func:`rollback_plan`.
+        baselines: See :func:`rollback_plan`.
+        at: See :func:`rollback_plan`.
+        confirm: Consumers confirmed to take the restored revision's contract; apply refuses
+            while one is missing.
+        dry_run: Check everything and report what would change; write nothing.
+        out_dir: Where the exports go (default ``rollback-<prompt>-<at>/`` next to the ledger).
+        columns: See :func:`rollback_plan`.
+        open_hours: See :func:`rollback_plan`.
+        holdout_days: See :func:`rollback_plan`.
+        idle_minutes: See :func:`rollback_plan`.
+        recovery: See :func:`rollback_plan`.
+        reason: See :func:`rollback_plan`.
+        actor: See :func:`rollback_plan`.
+
+    Returns:
+        An :class:`ApplyResult`; a second apply reports every step ``unchanged``.
+
+    Raises:
+        RollbackError: a consumer's confirmation is missing (``exit_code`` 1), or the plan is
+            refused (see :func:`rollback_plan`).
+    """
+    options: dict[str, Any] = {
+        "events": events, "baselines": baselines, "columns": columns, "open_hours": open_hours,
+        "holdout_days": holdout_days, "idle_minutes": idle_minutes, "recovery": recovery,
+    }  # fmt: skip
+    return _run(
+        ledger, prompt, to=to, revision=revision, at=at, confirm=confirm, dry_run=dry_run,
+        out_dir=out_dir, baselines=baselines, options=options, reason=reason, actor=actor,
+    )  # fmt: skip
+
+
+def _recorded_rollback(ledger: Ledger, prompt: str, to: str | None, at: datetime | None) -> Any:
+    """The prompt's last transition when it is a rollback matching ``to``/``at``, else None."""
+    mine = [t for t in ledger.transitions if t.prompt == prompt]
+    if not mine or mine[-1].action != "rollback":
+        return None
+    last = mine[-1]
+    if to is not None and last.to != to:
+        return None
+    if at is not None and last.at != at.astimezone(UTC):
+        return None
+    return last
+
+
+def _as_confirmed(plan: RollbackPlan, ledger: Ledger) -> RollbackPlan:
+    """A recorded rollback was confirmed when it was applied: mark its consumers confirmed."""
+    missing = plan.needs_confirmation
+    if not missing or plan._target is None:
+        return plan
+    confirmed = (*plan.confirmed, *missing)
+    leg = contracts_leg(ledger, plan._target, plan._events, confirmed)
+    legs = tuple(leg if old.name == "contracts" else old for old in plan.legs)
+    return dataclasses.replace(plan, legs=legs, confirmed=confirmed)
+
+
+def _without_last(ledger: Ledger, transition: Any) -> Ledger:
+    data = ledger.to_dict()
+    data["transitions"] = [t.to_dict() for t in ledger.transitions if t.index != transition.index]
+    return parse_ledger(data, path=ledger.path)
+
+
+def _default_out(path: Path, plan: RollbackPlan) -> Path:
+    stamp = plan.at.strftime("%Y%m%dT%H%M%SZ")
+    return path.parent / f"rollback-{plan.prompt}-{stamp}"
+
+
+def _write_exports(
+    plan: RollbackPlan, out: Path, *, dry_run: bool, keep_plan: bool = False
+) -> list[ApplyStep]:
+    """Write the exports; with ``keep_plan`` an existing ``plan.json`` (the plan as first
+    applied) is kept although the baseline leg has since been carried out."""
+    from analysis._io import atomic_write_bytes
+
+    target, events = plan._target, plan._events
+    assert target is not None
+    files: list[tuple[str, str, bytes | None]] = []
+    if events is not None:
+        frame = served_frame(events, target.candidate, target)
+        names = frame.collect_schema().names()
+        files.append(("cohort_units", "cohort_units.csv", _csv(cohort_units(frame, target))))
+        if "conversation_id" in names:
+            open_hours = float(plan.leg("cohort").findings.get("open_hours", 4.0))
+            convs = cohort_conversations(frame, target, open_hours)
+            files.append(("cohort_conversations", "cohort_conversations.csv", _csv(convs)))
+        if plan.leg("caches").findings.get("semantic_cache_keys") is not None:
+            from analysis.rollback.cache import semantic_cache_writes
+
+            keys = semantic_cache_writes(frame, target.reverted, served="served_revision")
+            text = "".join(f"{k}\n" for k in keys.select("cache_key").collect()["cache_key"])
+            files.append(("semantic_cache_expiry", "semantic_cache_expiry.txt", text.encode()))
+    files.append(("plan", "plan.json", (plan.to_json() + "\n").encode()))
+    steps = []
+    for name, filename, data in files:
+        assert data is not None
+        dest = out / filename
+        same = dest.is_file() and (dest.read_bytes() == data or (keep_plan and name == "plan"))
+        if same:
+            steps.append(ApplyStep(name, "unchanged", f"{dest} is up to date", str(dest)))
+        elif dry_run:
+            steps.append(ApplyStep(name, "would-apply", f"write {dest}", str(dest)))
+        else:
+            atomic_write_bytes(dest, data)
+            steps.append(ApplyStep(name, "applied", f"wrote {dest}", str(dest)))
+    return steps
+
+
+def _csv(frame: nw.LazyFrame[Any]) -> bytes:
+    """Collect an export (streamed by the engine) and render it as CSV bytes."""
+    import io
+
+    buf = io.BytesIO()
+    frame.collect().write_csv(buf)
+    return buf.getvalue()
+
+
+def _baseline_steps(
+    plan: RollbackPlan,
+    ledger_after: Ledger,
+    baselines: BaselineStore | str | Path | None,
+    *,
+    dry_run: bool,
+    actor: str | None = None,
+) -> list[ApplyStep]:
+    store = _store(baselines)
+    leg = plan.leg("baseline")
+    suites = [s for s in leg.findings.get("suites", []) if s.get("action") not in (None, "none")]
+    if store is None:
+        return []
+    if dry_run:
+        return [
+            ApplyStep(
+                f"baseline:{s['suite']}",
+                "would-apply" if s["action"] == "pin" else "pending",
+                f"pin {s['target']} ({plan.to})"
+                if s["action"] == "pin"
+                else f"re-anchor needs fresh results: {s.get('command')}",
+            )
+            for s in suites
+        ]
+    names = [s["suite"] for s in leg.findings.get("suites", [])]
+    if not names:
+        return []
+    report = store.sync(ledger_after, names, actor=actor)
+    keys = {f"{i.transition_index}:{i.reverted}" for i in ledger_after.reverts(plan.prompt)
+            if i.at == plan.at}  # fmt: skip
+    steps = []
+    for item in report.items:
+        if item.ledger_key not in keys:
+            continue
+        mapping: dict[str, StepStatus] = {
+            "applied": "applied",
+            "noop": "applied",
+            "already": "unchanged",
+            "pending": "pending",
+        }
+        status = mapping[item.status]  # fmt: skip
+        detail = item.message + (f"; run: {item.command}" if item.command else "")
+        steps.append(ApplyStep(f"baseline:{item.suite}", status, detail))
+    return steps

@@ -57,12 +57,12 @@ Most of the treatment arm's contaminated events are `after_end`: the assignment 
 tagging turns with `treatment` for up to a day after the rollback, although `r41` served them.
 A dashboard that trusts the tag counts them as treatment."""),
     ("code", """\
-from analysis.reporting.plots import plot_contamination
+from analysis import plot_contamination
 
 plot_contamination(summary)"""),
     ("code", """\
-from analysis.metrics.definitions import load_metrics
-from analysis.reporting.plots import plot_metric_by_time
+from analysis import load_metrics
+from analysis import plot_metric_by_time
 
 metrics = load_metrics(SAMPLE / "metrics.yaml")
 plot_metric_by_time(res, metrics)"""),
@@ -72,7 +72,7 @@ plot_metric_by_time(res, metrics)"""),
 `analyze` computes the clean effect per phase and combined (stratified by enrollment cohort),
 next to the naive pooled number, and rebuilds the naive number label by label (`explain`)."""),
     ("code", """\
-from analysis.metrics import analyze
+from analysis import analyze
 
 result = analyze(res, metrics=metrics)
 clean = result.effect("helpfulness", analysis="clean", phase="combined")
@@ -81,7 +81,7 @@ print(f"clean {clean.effect:+.3f} [{clean.effect_ci_lower:+.3f}, {clean.effect_c
 print(f"naive {naive.effect:+.3f} [{naive.effect_ci_lower:+.3f}, {naive.effect_ci_upper:+.3f}]")
 assert clean.effect < naive.effect  # the dashboard understated the harm"""),
     ("code", """\
-from analysis.reporting.plots import plot_effects
+from analysis import plot_effects
 
 plot_effects(result)"""),
     ("md", """\
@@ -97,7 +97,7 @@ After the rollback, users who had been served `r42` are compared with users who 
 Turns in **tainted** conversations (their history holds `r42` turns) stay worse; fresh
 conversations of the same users are back within the margin."""),
     ("code", """\
-from analysis.reporting.plots import plot_recovery
+from analysis import plot_recovery
 
 print(result.recovery_summary)
 plot_recovery(result)"""),
@@ -107,7 +107,7 @@ plot_recovery(result)"""),
 `analysis.report` runs all of this (plus the prompt cache, eval baselines and contracts) and
 writes `report.html`, `report.md` and `report.json`."""),
     ("code", """\
-from analysis.reporting.batch import report
+from analysis import report
 
 rep = report()
 print(rep)"""),
@@ -186,7 +186,7 @@ result.exit_code()"""),
 The history plot shows the reference over time: hatched while it belonged to the rolled-back
 revision (between the rollback and the sync)."""),
     ("code", """\
-from analysis.reporting.plots import plot_baseline_history
+from analysis import plot_baseline_history
 
 plot_baseline_history(store, ledger)"""),
     ("code", """\
@@ -208,7 +208,7 @@ the eval baselines."""),
     ("code", """\
 from datetime import datetime, timezone
 
-from analysis.rollback.planning import rollback_plan
+from analysis import rollback_plan
 
 at = datetime(2026, 11, 3, 8, 15, tzinfo=timezone.utc)  # the recorded rollback instant
 plan = rollback_plan(
@@ -266,7 +266,7 @@ ledger and the store."""),
 import shutil
 import tempfile
 
-from analysis.rollback.planning import rollback_apply
+from analysis import rollback_apply
 
 tmp = Path(tempfile.mkdtemp(prefix="promptstate-rollback-"))
 shutil.copy(SAMPLE / "rollback" / "ledger.yaml", tmp / "ledger.yaml")

@@ -19,9 +19,10 @@ import polars as pl
 import pytest
 
 from analysis.cli import main
+from analysis.errors import RollbackError
 from analysis.evals.store import BaselineStore
 from analysis.ledger import load_ledger
-from analysis.rollback.planning import RollbackError, rollback_apply
+from analysis.rollback.applying import rollback_apply
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "data_samples" / "events.parquet"
@@ -176,7 +177,7 @@ def replace(src, dst):
         pause()  # the ledger is written; the baseline action has not run
 os.replace = replace
 
-from analysis.rollback.planning import rollback_apply
+from analysis.rollback.applying import rollback_apply
 rollback_apply(ledger, events=sys.argv[3], baselines=workdir / "baselines",
                at=datetime(2026, 11, 3, 8, 15, tzinfo=UTC), out_dir=workdir / "out",
                confirm=["ticket-router"], recovery=False)
@@ -224,7 +225,7 @@ def test_sigkill_mid_apply_leaves_the_ledger_before_or_after(
 _CONCURRENT = r"""
 import sys, pathlib
 from datetime import datetime, UTC
-from analysis.rollback.planning import rollback_apply
+from analysis.rollback.applying import rollback_apply
 workdir = pathlib.Path(sys.argv[1])
 res = rollback_apply(workdir / "ledger.yaml", events=sys.argv[2], baselines=workdir / "baselines",
                      at=datetime(2026, 11, 3, 8, 15, tzinfo=UTC), out_dir=workdir / "out",

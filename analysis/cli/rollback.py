@@ -187,7 +187,7 @@ def run_apply(args: argparse.Namespace) -> int:
 
     from analysis.cli._common import write_output
     from analysis.errors import PromptstateError
-    from analysis.rollback.planning import rollback_apply
+    from analysis.rollback.applying import rollback_apply
 
     inputs = _inputs(args)
     if inputs.pop("sample") and not args.dry_run:

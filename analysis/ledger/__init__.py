@@ -2,8 +2,10 @@
 
 Modules:
 
-- :mod:`~analysis.ledger.model` — the typed ledger, its phases, live revisions, reverts and the
-  revision state tuple.
+- :mod:`~analysis.ledger.model` — the typed ledger (the ledger semantics), its phases, live
+  revisions and reverts.
+- :mod:`~analysis.ledger.loading` — reading and validating a ledger file (YAML or JSON).
+- :mod:`~analysis.ledger.state` — the state tuple of one revision at one instant.
 - :mod:`~analysis.ledger.writer` — appending a transition to a ledger file (atomic, locked,
   comments kept).
 """
@@ -25,9 +27,9 @@ _EXPORTS: dict[str, str] = {
     "Revision": ".model",
     "RevisionState": ".model",
     "Transition": ".model",
-    "load_ledger": ".model",
-    "parse_ledger": ".model",
-    "revision_state": ".model",
+    "load_ledger": ".loading",
+    "parse_ledger": ".loading",
+    "revision_state": ".state",
     "AppendResult": ".writer",
     "append_transition": ".writer",
     "ledger_lock": ".writer",
@@ -57,6 +59,7 @@ __all__ = [
 __getattr__, __dir__ = attach(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
+    from analysis.ledger.loading import load_ledger, parse_ledger
     from analysis.ledger.model import (
         ACTIONS,
         Consumer,
@@ -68,10 +71,8 @@ if TYPE_CHECKING:  # pragma: no cover
         Revision,
         RevisionState,
         Transition,
-        load_ledger,
-        parse_ledger,
-        revision_state,
     )
+    from analysis.ledger.state import revision_state
     from analysis.ledger.writer import (
         AppendResult,
         append_transition,

@@ -34,7 +34,8 @@ from typing import Any
 
 from analysis._io import atomic_path, file_lock
 from analysis.errors import LedgerError
-from analysis.ledger.model import Ledger, load_ledger
+from analysis.ledger.loading import load_ledger
+from analysis.ledger.model import Ledger
 
 __all__ = ["AppendResult", "append_transition", "ledger_lock", "render_append"]
 

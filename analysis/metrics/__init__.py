@@ -6,7 +6,8 @@ Modules:
   :class:`Quantile` and the metrics file.
 - :mod:`~analysis.metrics.aggregation` — the one-pass, lazy aggregation to sufficient statistics.
 - :mod:`~analysis.metrics.analyzing` — :func:`analyze`: per phase, combined, naive vs clean,
-  SRM, explain.
+  SRM, explain (the lazy plan in ``_plan``, the statistics in ``_estimates``).
+- :mod:`~analysis.metrics.results` — :class:`AnalysisResult` and its row types.
 - :mod:`~analysis.metrics.recovery` — recovery after a rollback.
 """
 
@@ -24,12 +25,12 @@ _EXPORTS: dict[str, str] = {
     "Quantile": ".definitions",
     "Ratio": ".definitions",
     "load_metrics": ".definitions",
-    "EFFECT_COLUMNS": ".analyzing",
-    "AnalysisResult": ".analyzing",
-    "EffectRow": ".analyzing",
-    "ExclusionRow": ".analyzing",
-    "ExplainRow": ".analyzing",
-    "SRMRow": ".analyzing",
+    "EFFECT_COLUMNS": ".results",
+    "AnalysisResult": ".results",
+    "EffectRow": ".results",
+    "ExclusionRow": ".results",
+    "ExplainRow": ".results",
+    "SRMRow": ".results",
     "analyze": ".analyzing",
     "default_metrics": ".analyzing",
     "RecoveryRow": ".recovery",
@@ -59,16 +60,7 @@ __all__ = [
 __getattr__, __dir__ = attach(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from analysis.metrics.analyzing import (
-        EFFECT_COLUMNS,
-        AnalysisResult,
-        EffectRow,
-        ExclusionRow,
-        ExplainRow,
-        SRMRow,
-        analyze,
-        default_metrics,
-    )
+    from analysis.metrics.analyzing import analyze, default_metrics
     from analysis.metrics.definitions import (
         Mean,
         Metric,
@@ -81,4 +73,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from analysis.metrics.recovery import (
         RecoveryRow,
         RecoverySummaryRow,
+    )
+    from analysis.metrics.results import (
+        EFFECT_COLUMNS,
+        AnalysisResult,
+        EffectRow,
+        ExclusionRow,
+        ExplainRow,
+        SRMRow,
     )

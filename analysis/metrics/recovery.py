@@ -1,8 +1,8 @@
 """Residual effects after a rollback: exposed vs never-exposed units, tainted vs fresh
 conversations, and the recovery curve by time since the rollback.
 
-Estimands (each metric as defined in :mod:`analysis.metrics.definitions`, on events at or after the end of
-the experiment — every event of the after-end phase, tagged or not):
+Estimands (each metric as defined in :mod:`analysis.metrics.definitions`, on events at or after
+the end of the experiment — every event of the after-end phase, tagged or not):
 
 - ``exposed`` − ``never_exposed``: the difference between units that were served a rolled-back
   revision during the experiment and units that never were (the control arm's units and units

@@ -150,7 +150,7 @@ def _figures(rep: Report) -> dict[str, str]:
 
 
 def _effect_rows(rep: Report) -> list[dict[str, Any]]:
-    return rep.analysis.metrics.to_dicts()
+    return rep.analysis.effects.to_dicts()
 
 
 def _key_effects(rep: Report) -> list[dict[str, Any]]:

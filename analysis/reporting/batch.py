@@ -189,9 +189,9 @@ class Report:
         if name == "contamination":
             return plots.draw_contamination(self.contamination, self.experiment)
         if name == "effects":
-            return plots.draw_effects(list(self.analysis.metrics.rows))
+            return plots.draw_effects(list(self.analysis.effects.rows))
         if name == "recovery":
-            return plots.draw_recovery(list(self.analysis.metrics.recovery.rows))
+            return plots.draw_recovery(list(self.analysis.recovery.rows))
         if name == "cache":
             return plots.draw_cache(self.cache, self.boundaries)
         if name == "baselines":

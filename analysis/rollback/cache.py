@@ -234,7 +234,8 @@ def cache_impact(
 
     Args:
         events: An :class:`~analysis.events.loading.Events` or anything
-            :func:`~analysis.events.loading.load_events` reads; needs ``revision_id`` and ``cache_hit``
+            :func:`~analysis.events.loading.load_events` reads; needs ``revision_id`` and
+            ``cache_hit``
             (``cost_usd``, ``latency_ms``, ``prompt_tokens``, ``cached_tokens``,
             ``output_tokens`` are used when present).
         ledger: A :class:`~analysis.ledger.Ledger` or a ledger path.

@@ -228,7 +228,8 @@ def rollback_plan(
         to: The revision to restore (default: the control arm's, or the previously live one).
         revision: The revision to roll back (default: the canary or live revision); refused when
             it is not live or an arm of the running experiment.
-        events: Event export (anything :func:`~analysis.events.loading.load_events` reads), optional.
+        events: Event export (anything :func:`~analysis.events.loading.load_events` reads),
+            optional.
         baselines: A :class:`~analysis.evals.store.BaselineStore` or its directory, optional.
         at: When the rollback takes effect (default now, UTC); events at or after it are used
             only for the residual effect.

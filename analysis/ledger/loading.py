@@ -1,0 +1,387 @@
+"""Reading a ledger file: text parsing, schema validation and building the typed ledger.
+
+:func:`load_ledger` reads YAML or JSON, :func:`parse_ledger` validates the parsed mapping against
+the raw schema (:mod:`analysis.ledger._schema`), and :class:`_Builder` applies the cross-entry
+rules (see :mod:`analysis.ledger.model`) while it builds the frozen
+:class:`~analysis.ledger.model.Ledger`. Every error names the file, the entry and the fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from analysis.errors import LedgerError
+from analysis.ledger._schema import _LedgerIn, _RevisionIn, _TransitionIn
+from analysis.ledger.model import Consumer, Experiment, Ledger, Prompt, Revision, Transition
+
+__all__ = ["load_ledger", "parse_ledger"]
+
+_ALLOCATION_TOLERANCE = 1e-6
+
+
+def load_ledger(path: str | Path) -> Ledger:
+    """Read and validate a ledger file (YAML, or JSON with the same schema).
+
+    Raises:
+        LedgerError: naming the file, the entry (e.g. ``transitions[3]``) and the fix.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LedgerError(f"{path}: ledger file not found; pass --ledger PATH") from None
+    except OSError as exc:
+        raise LedgerError(f"{path}: cannot read the ledger ({exc.strerror})") from None
+    data = _parse_text(path, text)
+    return parse_ledger(data, path=path)
+
+
+def _parse_text(path: Path, text: str) -> Any:
+    if path.suffix.lower() == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise LedgerError(
+                f"{path}: not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+            ) from None
+    import yaml
+
+    class _Loader(yaml.SafeLoader):
+        """SafeLoader that keeps timestamps as strings (pydantic parses them strictly)."""
+
+    _Loader.yaml_implicit_resolvers = {
+        k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:timestamp"]
+        for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise LedgerError(f"{path}: not valid YAML{where}: {exc}") from None
+
+
+def parse_ledger(data: Any, *, path: Path | None = None) -> Ledger:
+    """Validate an already-parsed ledger mapping (see :func:`load_ledger`)."""
+    where = str(path) if path is not None else "ledger"
+    if not isinstance(data, dict):
+        raise LedgerError(f"{where}: the ledger must be a mapping with version, prompts, ...")
+    try:
+        raw = _LedgerIn.model_validate(data)
+    except ValidationError as exc:
+        raise LedgerError(_format_validation(where, exc)) from None
+    return _Builder(raw, where, path).build()
+
+
+def _format_validation(where: str, exc: ValidationError) -> str:
+    messages = []
+    for err in exc.errors()[:5]:
+        loc = _loc(err["loc"])
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field; remove it or check its spelling"
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+        messages.append(f"{loc}: {msg}")
+    more = len(exc.errors()) - 5
+    tail = f" (and {more} more)" if more > 0 else ""
+    return f"{where}: " + "; ".join(messages) + tail
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+class _Builder:
+    """Cross-entry validation and construction of the typed :class:`Ledger`."""
+
+    def __init__(self, raw: _LedgerIn, where: str, path: Path | None) -> None:
+        self.raw = raw
+        self.where = where
+        self.path = path
+
+    def fail(self, entry: str, message: str) -> LedgerError:
+        return LedgerError(f"{self.where}: {entry}: {message}")
+
+    def build(self) -> Ledger:
+        revisions: dict[str, Revision] = {}
+        prompts: dict[str, Prompt] = {}
+        for pname, p in self.raw.prompts.items():
+            revs: dict[str, Revision] = {}
+            for rid, r in p.revisions.items():
+                entry = f"prompts.{pname}.revisions.{rid}"
+                if rid in revisions:
+                    raise self.fail(
+                        entry,
+                        f"revision id {rid!r} is also used by prompt {revisions[rid].prompt!r}; "
+                        "revision ids must be unique across the ledger",
+                    )
+                sha = self._text_hash(entry, r)
+                prefix = r.cache_prefix or (f"prefix-{sha[:12]}" if sha else f"prefix-{rid}")
+                revs[rid] = Revision(rid, pname, r.parent, r.contract, sha, r.text_file, prefix)
+                revisions[rid] = revs[rid]
+            prompts[pname] = Prompt(pname, revs)
+        for rev in revisions.values():
+            if rev.parent is not None and rev.parent not in prompts[rev.prompt].revisions:
+                raise self.fail(
+                    f"prompts.{rev.prompt}.revisions.{rev.id}.parent",
+                    f"parent {rev.parent!r} is not a revision of prompt {rev.prompt!r}",
+                )
+
+        experiments: dict[str, Experiment] = {}
+        for eid, e in self.raw.experiments.items():
+            entry = f"experiments.{eid}"
+            if e.prompt not in prompts:
+                raise self.fail(entry, f"prompt {e.prompt!r} is not defined under prompts")
+            for arm, rid in e.arms.items():
+                if rid not in prompts[e.prompt].revisions:
+                    raise self.fail(
+                        f"{entry}.arms.{arm}",
+                        f"revision {rid!r} is not a revision of prompt {e.prompt!r}",
+                    )
+            control = e.control
+            if control is None:
+                control = "control" if "control" in e.arms else next(iter(e.arms))
+            elif control not in e.arms:
+                raise self.fail(f"{entry}.control", f"arm {control!r} is not one of its arms")
+            experiments[eid] = Experiment(eid, e.prompt, e.unit, dict(e.arms), control)
+
+        consumers: dict[str, Consumer] = {}
+        for cname, c in self.raw.consumers.items():
+            if c.prompt not in prompts:
+                raise self.fail(f"consumers.{cname}", f"prompt {c.prompt!r} is not defined")
+            consumers[cname] = Consumer(cname, c.prompt, tuple(c.accepts))
+
+        transitions = self._transitions(prompts, experiments)
+        return Ledger(prompts, revisions, experiments, consumers, transitions, self.path)
+
+    def _text_hash(self, entry: str, r: _RevisionIn) -> str | None:
+        if r.text_file is None:
+            return r.text_sha256
+        base = self.path.parent if self.path is not None else Path.cwd()
+        text_path = base / r.text_file
+        try:
+            digest = hashlib.sha256(text_path.read_bytes()).hexdigest()
+        except OSError:
+            raise self.fail(
+                f"{entry}.text_file",
+                f"cannot read {text_path}; the path is relative to the ledger file",
+            ) from None
+        if r.text_sha256 is not None and r.text_sha256 != digest:
+            raise self.fail(
+                f"{entry}.text_sha256",
+                f"does not match the hash of {r.text_file} ({digest}); the text changed — "
+                "record it as a new revision",
+            )
+        return digest
+
+    def _transitions(
+        self, prompts: Mapping[str, Prompt], experiments: Mapping[str, Experiment]
+    ) -> tuple[Transition, ...]:
+        out: list[Transition] = []
+        started: set[str] = set()
+        ended: set[str] = set()
+        running: dict[str, str] = {}  # prompt -> running experiment
+        live: dict[str, str] = {}
+        previous: datetime | None = None
+        for i, t in enumerate(self.raw.transitions):
+            entry = f"transitions[{i}] ({t.action} at {t.at.isoformat()})"
+            if previous is not None and t.at < previous:
+                raise self.fail(
+                    entry,
+                    f"time goes backwards (the previous transition is at {previous.isoformat()}); "
+                    "transitions must be in time order",
+                )
+            previous = t.at
+            if t.action == "deploy":
+                prompt = self._deploy(entry, t, prompts, running)
+            else:
+                prompt = self._experiment_action(
+                    entry, t, prompts, experiments, started, ended, running, live
+                )
+            if t.action == "deploy" and t.revision is not None:
+                live[prompt] = t.revision
+            elif t.action == "rollback" and t.to is not None:
+                live[prompt] = t.to
+            elif t.action == "promote" and t.experiment is not None and t.arm is not None:
+                live[prompt] = experiments[t.experiment].arms[t.arm]
+            to = t.to
+            if t.action == "rollback" and to is None and t.experiment is not None:
+                exp = experiments[t.experiment]
+                to = exp.arms[exp.control]
+            allocation = None
+            if t.allocation is not None and t.experiment is not None:
+                arms = experiments[t.experiment].arms
+                allocation = {a: float(t.allocation.get(a, 0.0)) for a in arms}
+            out.append(
+                Transition(
+                    index=i,
+                    at=t.at,
+                    action=t.action,
+                    prompt=prompt,
+                    revision=t.revision,
+                    experiment=t.experiment,
+                    allocation=allocation,
+                    to=to,
+                    arm=t.arm,
+                    reason=t.reason,
+                    actor=t.actor,
+                )
+            )
+        return tuple(out)
+
+    def _deploy(
+        self,
+        entry: str,
+        t: _TransitionIn,
+        prompts: Mapping[str, Prompt],
+        running: Mapping[str, str],
+    ) -> str:
+        self._forbid(entry, t, ("experiment", "allocation", "to", "arm"))
+        if t.prompt is None or t.revision is None:
+            raise self.fail(entry, "deploy needs `prompt` and `revision`")
+        if t.prompt not in prompts:
+            raise self.fail(entry, f"prompt {t.prompt!r} is not defined under prompts")
+        if t.revision not in prompts[t.prompt].revisions:
+            raise self.fail(
+                entry, f"revision {t.revision!r} is not a revision of prompt {t.prompt!r}"
+            )
+        if t.prompt in running:
+            raise self.fail(
+                entry,
+                f"experiment {running[t.prompt]!r} of prompt {t.prompt!r} is still running; a "
+                "prompt has one live revision at a time — end the experiment (rollback, promote "
+                "or stop) before deploying",
+            )
+        return t.prompt
+
+    def _experiment_action(
+        self,
+        entry: str,
+        t: _TransitionIn,
+        prompts: Mapping[str, Prompt],
+        experiments: Mapping[str, Experiment],
+        started: set[str],
+        ended: set[str],
+        running: dict[str, str],
+        live: Mapping[str, str],
+    ) -> str:
+        if t.experiment is None:
+            if t.action != "rollback":
+                raise self.fail(entry, f"{t.action} needs `experiment`")
+            return self._prompt_rollback(entry, t, prompts, running, live)
+        self._forbid(entry, t, ("revision",))
+        exp = experiments.get(t.experiment)
+        if exp is None:
+            known = ", ".join(sorted(experiments)) or "none"
+            raise self.fail(entry, f"experiment {t.experiment!r} is not defined (defined: {known})")
+        if t.prompt is not None and t.prompt != exp.prompt:
+            raise self.fail(
+                entry, f"prompt {t.prompt!r} differs from the experiment's prompt {exp.prompt!r}"
+            )
+        if t.experiment in ended:
+            raise self.fail(
+                entry, f"experiment {t.experiment!r} has already ended; start a new experiment"
+            )
+        if t.action == "start":
+            if t.experiment in started:
+                raise self.fail(entry, f"experiment {t.experiment!r} has already started")
+            if exp.prompt in running:
+                raise self.fail(
+                    entry,
+                    f"experiment {running[exp.prompt]!r} of prompt {exp.prompt!r} is still "
+                    "running; a prompt runs one experiment at a time",
+                )
+            started.add(t.experiment)
+            running[exp.prompt] = t.experiment
+        elif t.experiment not in started:
+            raise self.fail(
+                entry, f"experiment {t.experiment!r} has not started; add a `start` before it"
+            )
+        if t.action in ("start", "ramp"):
+            self._forbid(entry, t, ("to", "arm"))
+            self._allocation(entry, t, exp)
+        else:
+            if t.allocation is not None:
+                raise self.fail(entry, f"{t.action} takes no `allocation`")
+            ended.add(t.experiment)
+            running.pop(exp.prompt, None)
+        if t.action == "rollback":
+            self._forbid(entry, t, ("arm",))
+            if t.to is not None and t.to not in prompts[exp.prompt].revisions:
+                raise self.fail(entry, f"`to` {t.to!r} is not a revision of prompt {exp.prompt!r}")
+        elif t.action == "promote":
+            self._forbid(entry, t, ("to",))
+            if t.arm is None or t.arm not in exp.arms:
+                arms = ", ".join(exp.arms)
+                raise self.fail(entry, f"promote needs `arm`, one of: {arms}")
+        elif t.action == "stop":
+            self._forbid(entry, t, ("to", "arm"))
+        return exp.prompt
+
+    def _prompt_rollback(
+        self,
+        entry: str,
+        t: _TransitionIn,
+        prompts: Mapping[str, Prompt],
+        running: Mapping[str, str],
+        live: Mapping[str, str],
+    ) -> str:
+        self._forbid(entry, t, ("allocation", "arm", "revision"))
+        if t.prompt is None or t.to is None:
+            raise self.fail(
+                entry,
+                "a rollback without `experiment` needs `prompt` and `to` (the revision "
+                "the prompt reverts to)",
+            )
+        if t.prompt not in prompts:
+            raise self.fail(entry, f"prompt {t.prompt!r} is not defined under prompts")
+        if t.to not in prompts[t.prompt].revisions:
+            raise self.fail(entry, f"`to` {t.to!r} is not a revision of prompt {t.prompt!r}")
+        if t.prompt in running:
+            raise self.fail(
+                entry,
+                f"experiment {running[t.prompt]!r} is running; roll it back with "
+                f"`experiment: {running[t.prompt]}`",
+            )
+        if t.prompt not in live:
+            raise self.fail(entry, f"prompt {t.prompt!r} has no live revision to roll back")
+        return t.prompt
+
+    def _allocation(self, entry: str, t: _TransitionIn, exp: Experiment) -> None:
+        if t.allocation is None:
+            raise self.fail(entry, f"{t.action} needs `allocation` (arm: share, summing to 1)")
+        unknown = [a for a in t.allocation if a not in exp.arms]
+        if unknown:
+            raise self.fail(
+                f"{entry}.allocation",
+                f"arm(s) {', '.join(map(repr, unknown))} not in experiment {exp.id!r} "
+                f"(arms: {', '.join(exp.arms)})",
+            )
+        bad = [a for a, s in t.allocation.items() if not (0.0 <= s <= 1.0) or math.isnan(s)]
+        if bad:
+            raise self.fail(f"{entry}.allocation", "shares must lie between 0 and 1")
+        total = sum(t.allocation.values())
+        if abs(total - 1.0) > _ALLOCATION_TOLERANCE:
+            raise self.fail(
+                f"{entry}.allocation", f"shares sum to {total:g}, not 1; fix the shares"
+            )
+
+    def _forbid(self, entry: str, t: _TransitionIn, names: tuple[str, ...]) -> None:
+        for name in names:
+            if getattr(t, name) is not None:
+                raise self.fail(entry, f"`{name}` does not apply to {t.action}; remove it")

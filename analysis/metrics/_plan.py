@@ -1,0 +1,306 @@
+"""The data work of :func:`~analysis.metrics.analyzing.analyze`: the lazy frames and the plan.
+
+Everything here builds lazy narwhals frames — the events views (:func:`build_frames`), the
+aggregates to collect in one go (:func:`build_plan`: moments per phase, cohort and pooled arm,
+SRM counts, exclusions, the explanation steps, the recovery groups, event-level quantiles) and
+the two follow-up queries of the clustered quantile CIs (:func:`below_count_plans`,
+:func:`outer_quantile_plans`). The one exception is :func:`winsorized`, which collects the
+winsorizing bounds (a single row) before the plan is built. The statistics on the collected
+aggregates are in :mod:`analysis.metrics._estimates`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import narwhals as nw
+
+from analysis.metrics import aggregation as agg
+from analysis.metrics._context import _Context
+from analysis.metrics.definitions import Metric, Quantile, with_bounds
+from analysis.metrics.recovery import after_end_events
+from analysis.metrics.results import EXPLAIN_ORDER
+
+if TYPE_CHECKING:  # pragma: no cover
+    from analysis.ledger import Phase
+
+__all__ = [
+    "Frames",
+    "Plan",
+    "QuantileViews",
+    "below_count_plans",
+    "build_frames",
+    "build_plan",
+    "explain_plan",
+    "outer_quantile_plans",
+    "recovery_plan",
+    "thresholds_frame",
+    "winsorized",
+]
+
+#: View name -> (events, group keys) of the quantile metrics (``phase``, ``cohort``, ``naive``).
+QuantileViews = Mapping[str, tuple[nw.LazyFrame[Any], list[str]]]
+
+
+@dataclass(frozen=True)
+class Frames:
+    """The lazy views of the labelled events one run works on.
+
+    Attributes:
+        frame: The keyed events, reduced to the columns the analysis reads.
+        tagged: Events tagged with the experiment and an arm (what the naive analysis reads).
+        clean: Clean events of the exposure phases.
+        enroll: Per unit: first tagged exposure turn (``first_ts``), its phase (``cohort``) and
+            the smallest and largest arm tag (``first_arm``, ``last_arm``).
+    """
+
+    frame: nw.LazyFrame[Any]
+    tagged: nw.LazyFrame[Any]
+    clean: nw.LazyFrame[Any]
+    enroll: nw.LazyFrame[Any]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The aggregates to collect.
+
+    Attributes:
+        frames: Name -> lazy aggregate; collect them together
+            (:func:`~analysis.metrics.aggregation.collect_all`).
+        quantile_views: The views the quantile metrics are estimated on.
+        after_phase: The after-end phase the recovery analysis reads (``None`` without one).
+    """
+
+    frames: dict[str, nw.LazyFrame[Any]]
+    quantile_views: dict[str, tuple[nw.LazyFrame[Any], list[str]]]
+    after_phase: Phase | None
+
+
+def build_frames(ctx: _Context, keyed: nw.LazyFrame[Any]) -> Frames:
+    """The views of ``keyed`` (the split's keyed events) the analysis reads."""
+    unit, exp_id = ctx.unit, ctx.experiment.id
+    keep = {"ts", unit, "experiment_id", "arm", "phase", "contamination", "served_revision"}
+    keep |= {c for m in ctx.metrics for c in m.columns}
+    keep |= {"conversation_id", "response_revision_id"} & ctx.names
+    f = keyed.select(*sorted(keep))
+    in_exposure = nw.col("phase").is_in(list(ctx.exposure))
+    tagged = f.filter((nw.col("experiment_id") == exp_id) & ~nw.col("arm").is_null())
+    clean = f.filter((nw.col("contamination") == "clean") & in_exposure)
+    enrolled = tagged.filter(
+        in_exposure & ~nw.col("contamination").is_in(["outside_window", "after_end"])
+    )
+    enroll = enrolled.group_by(unit).agg(
+        nw.col("ts").min().alias("first_ts"),
+        nw.col("phase").min().alias("cohort"),
+        nw.col("arm").min().alias("first_arm"),
+        nw.col("arm").max().alias("last_arm"),
+    )
+    return Frames(frame=f, tagged=tagged, clean=clean, enroll=enroll)
+
+
+def winsorized(metrics: tuple[Metric, ...], clean: nw.LazyFrame[Any]) -> tuple[Metric, ...]:
+    """``metrics`` with the winsorizing bounds of the clean events (one small collect)."""
+    todo = [(i, m) for i, m in enumerate(metrics) if m.winsorize is not None]
+    if not todo:
+        return metrics
+    exprs = []
+    for i, m in todo:
+        lo, hi = m.winsorize_bounds
+        v = m.value_expr(m.column)
+        if lo is not None:
+            exprs.append(v.quantile(lo, interpolation="linear").alias(f"lo{i}"))
+        if hi is not None:
+            exprs.append(v.quantile(hi, interpolation="linear").alias(f"hi{i}"))
+    row = clean.select(*exprs).collect().rows(named=True)[0]
+    out = list(metrics)
+    for i, m in todo:
+        out[i] = with_bounds(m, row.get(f"lo{i}"), row.get(f"hi{i}"))
+    return tuple(out)
+
+
+def build_plan(ctx: _Context, fr: Frames) -> Plan:
+    """Every aggregate :func:`~analysis.metrics.analyzing.analyze` collects in one go."""
+    M, unit = ctx.metrics, ctx.unit
+    cov = agg.pre_exposure(fr.frame, fr.enroll, unit, M)
+    clean_cohort = fr.clean.join(fr.enroll.select(unit, "cohort"), on=unit, how="inner")
+    plan: dict[str, nw.LazyFrame[Any]] = {}
+    plan["phase"] = agg.group_moments(
+        agg.unit_level(fr.clean, ["phase", "arm"], unit, M, covariates=cov),
+        ["phase", "arm"],
+        M,
+    )
+    plan["cohort"] = agg.group_moments(
+        agg.unit_level(clean_cohort, ["cohort", "arm"], unit, M, covariates=cov),
+        ["cohort", "arm"],
+        M,
+    )
+    plan["naive"] = agg.group_moments(
+        agg.unit_level(fr.tagged, ["arm"], unit, M, use_covariates=False),
+        ["arm"],
+        M,
+        use_covariates=False,
+    )
+    # a unit's arm is its single arm tag; crossover units (two arms) are left out of SRM
+    plan["srm"] = (
+        fr.enroll.filter(nw.col("first_arm") == nw.col("last_arm"))
+        .group_by("cohort", "first_arm")
+        .agg(nw.len().alias("n"))
+    )
+    plan["xunits"] = fr.tagged.filter(nw.col("contamination") == "crossover").select(
+        nw.col(unit).n_unique().alias("units")
+    )
+    plan["excl"] = fr.tagged.group_by("contamination", "arm").agg(
+        nw.len().alias("events"), nw.col(unit).n_unique().alias("units")
+    )
+    if ctx.options["explain"]:
+        plan["explain"] = explain_plan(ctx, fr.tagged)
+    after_phase = recovery_plan(ctx, fr.frame, plan)
+    quantile_views = {
+        "phase": (fr.clean, ["phase", "arm"]),
+        "cohort": (clean_cohort, ["cohort", "arm"]),
+        "naive": (fr.tagged, ["arm"]),
+    }
+    for name, (ev, keys) in quantile_views.items():
+        q = agg.quantiles(ev, keys, M)
+        if q is not None:
+            plan[f"q:{name}"] = q
+    return Plan(frames=plan, quantile_views=quantile_views, after_phase=after_phase)
+
+
+def explain_plan(ctx: _Context, tagged: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
+    """Pooled moments per step × arm: clean events, then each label of
+    :data:`~analysis.metrics.results.EXPLAIN_ORDER` added in turn."""
+    steps: list[nw.LazyFrame[Any]] = []
+    labels = ["clean"]
+    for k in range(len(EXPLAIN_ORDER) + 1):
+        if k:
+            labels.append(EXPLAIN_ORDER[k - 1])
+        steps.append(
+            tagged.filter(nw.col("contamination").is_in(list(labels))).with_columns(
+                nw.lit(k, dtype=nw.Int32).alias("step")
+            )
+        )
+    events = nw.concat(steps, how="vertical")
+    units = agg.unit_level(events, ["step", "arm"], ctx.unit, ctx.metrics, use_covariates=False)
+    return agg.group_moments(units, ["step", "arm"], ctx.metrics, use_covariates=False)
+
+
+def recovery_plan(
+    ctx: _Context, frame: nw.LazyFrame[Any], plan: dict[str, nw.LazyFrame[Any]]
+) -> Phase | None:
+    """Add the recovery aggregates (``rec_bin``, ``rec_all``) to ``plan`` when the experiment
+    was rolled back and recovery is asked for; return the after-end phase (else ``None``)."""
+    last = ctx.phases[-1]
+    if not ctx.options["recovery"] or last.kind != "after_end" or last.start_action != "rollback":
+        return None
+    rolled = sorted({ctx.experiment.arms[a] for a in ctx.arms} - {last.served_after_end})
+    if not rolled:
+        return None
+    assert last.start is not None
+    ev = after_end_events(
+        frame,
+        unit=ctx.unit,
+        end=last.start,
+        after_phase=last.id,
+        exposure_phases=list(ctx.exposure),
+        rolled_back=rolled,
+        bin_width=timedelta(hours=ctx.options["recovery_bin_hours"]),
+        has_conversations="conversation_id" in ctx.names,
+        has_response_revision="response_revision_id" in ctx.names,
+    )
+    M, unit = ctx.metrics, ctx.unit
+    plan["rec_bin"] = agg.group_moments(
+        agg.unit_level(ev, ["group", "bin"], unit, M, use_covariates=False),
+        ["group", "bin"],
+        M,
+        use_covariates=False,
+    )
+    plan["rec_all"] = agg.group_moments(
+        agg.unit_level(ev, ["group"], unit, M, use_covariates=False),
+        ["group"],
+        M,
+        use_covariates=False,
+    )
+    return last
+
+
+# -- the clustered quantile CIs ---------------------------------------------------------------
+
+
+def below_count_plans(
+    ctx: _Context,
+    frame: nw.LazyFrame[Any],
+    views: QuantileViews,
+    collected: Mapping[str, list[dict[str, Any]]],
+) -> list[nw.LazyFrame[Any]]:
+    """Per view (in order): per-unit counts at or below each collected sample quantile."""
+    qs = [(i, m) for i, m in enumerate(ctx.metrics) if isinstance(m, Quantile)]
+    plans: list[nw.LazyFrame[Any]] = []
+    for name, (ev, keys) in views.items():
+        thresholds = thresholds_frame(collected[f"q:{name}"], keys, qs, frame)
+        plans.append(agg.below_counts(ev, thresholds, keys, ctx.unit, ctx.metrics))
+    return plans
+
+
+def thresholds_frame(
+    rows: list[dict[str, Any]],
+    keys: list[str],
+    qs: Sequence[tuple[int, Quantile]],
+    frame: nw.LazyFrame[Any],
+) -> nw.LazyFrame[Any]:
+    """The collected sample quantiles ``rows`` as a lazy frame on ``frame``'s backend."""
+    import polars as pl
+
+    cols = [*keys, *(f"q|{i}" for i, _ in qs)]
+    data = {c: [r[c] for r in rows] for c in cols}
+    df = pl.DataFrame(data)
+    casts = [pl.col(k).cast(pl.Int32) for k in keys if k in ("phase", "cohort")]
+    if casts:
+        df = df.with_columns(casts)
+    lf = nw.from_native(df.lazy())
+    if not frame.implementation.is_polars():
+        lf = nw.from_native(df).lazy(backend=frame.implementation)
+    return lf
+
+
+def outer_quantile_plans(
+    ctx: _Context,
+    views: QuantileViews,
+    bounds: Mapping[tuple[str, Any, int], tuple[float, float, int, float]],
+) -> tuple[list[tuple[str, Any, int]], list[list[int]], list[nw.LazyFrame[Any]]]:
+    """The outer quantiles of the CIs: one filtered quantile per group and metric.
+
+    Args:
+        ctx: The run.
+        views: The quantile views.
+        bounds: ``(view, group key, metric index) -> (lower, upper probability, units, value)``
+            (:func:`~analysis.metrics._estimates.quantile_bounds`).
+
+    Returns:
+        ``(labels, groups, frames)``: label ``j`` is read from columns ``lo<j>``, ``hi<j>`` of
+        the single row of ``frames[g]`` for the ``g`` with ``j in groups[g]``.
+    """
+    exprs: list[nw.Expr] = []
+    labels: list[tuple[str, Any, int]] = []
+    for (name, key, i), (lo, hi, _, _) in bounds.items():
+        _, keys = views[name]
+        cond = nw.lit(value=True)
+        for k, v in zip(keys, key, strict=True):
+            cond = cond & (nw.col(k) == v)
+        qm = ctx.metrics[i]
+        v_expr = qm.value_expr(qm.column)
+        j = len(labels)
+        exprs.append(v_expr.filter(cond).quantile(lo, interpolation="lower").alias(f"lo{j}"))
+        exprs.append(v_expr.filter(cond).quantile(hi, interpolation="higher").alias(f"hi{j}"))
+        labels.append((name, key, i))
+    per_view: dict[str, list[int]] = {}
+    for j, (name, _, _) in enumerate(labels):
+        per_view.setdefault(name, []).append(j)
+    frames = [
+        views[n][0].select(*[e for j in js for e in exprs[2 * j : 2 * j + 2]])
+        for n, js in per_view.items()
+    ]
+    return labels, list(per_view.values()), frames

@@ -1,0 +1,300 @@
+"""The result of :func:`~analysis.metrics.analyzing.analyze`: its row types and tables.
+
+- :class:`EffectRow` — one analysis × metric × phase × treatment arm (columns
+  :data:`EFFECT_COLUMNS` first).
+- :class:`SRMRow`, :class:`ExclusionRow`, :class:`ExplainRow` — the sample-ratio check, the
+  tagged events by label and the naive number rebuilt label by label (in :data:`EXPLAIN_ORDER`).
+- :class:`AnalysisResult` — every table, the alerts and the notes, with their renderings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from analysis._table import Table
+
+__all__ = [
+    "EFFECT_COLUMNS",
+    "EXPLAIN_ORDER",
+    "SHOWN_COLUMNS",
+    "AnalysisResult",
+    "EffectRow",
+    "ExclusionRow",
+    "ExplainRow",
+    "SRMRow",
+]
+
+#: The leading columns of the effects table, fixed by DESIGN.md ("Result tables").
+EFFECT_COLUMNS: tuple[str, ...] = (
+    "analysis",
+    "metric",
+    "phase",
+    "control",
+    "arm",
+    "n_control",
+    "n_arm",
+    "control_mean",
+    "arm_mean",
+    "effect",
+    "effect_ci_lower",
+    "effect_ci_upper",
+    "rel_effect",
+    "rel_effect_ci_lower",
+    "rel_effect_ci_upper",
+    "pvalue",
+    "pvalue_adjusted",
+)
+
+#: Effect columns shown in the text renderings (every column is in the tables).
+SHOWN_COLUMNS: tuple[str, ...] = (
+    *EFFECT_COLUMNS[:3],
+    *EFFECT_COLUMNS[4:12],
+    "rel_effect",
+    "pvalue",
+    "pvalue_adjusted",
+)
+
+#: The labels the explanation adds to the clean events, one step each, in this order.
+EXPLAIN_ORDER: tuple[str, ...] = (
+    "carryover",
+    "stale_cache",
+    "served_mismatch",
+    "crossover",
+    "after_end",
+    "outside_window",
+)
+
+
+class EffectRow(NamedTuple):
+    """One analysis × metric × phase × treatment arm.
+
+    Attributes:
+        analysis: ``clean`` or ``naive``.
+        metric: Metric name.
+        phase: Phase id as text, ``combined`` (clean, across exposure phases) or ``pooled``
+            (naive, one window).
+        control: Control arm.
+        arm: Treatment arm.
+        n_control: Units in the control arm.
+        n_arm: Units in the treatment arm.
+        control_mean: Control value of the metric (unadjusted).
+        arm_mean: Treatment value of the metric (unadjusted).
+        effect: Arm − control (CUPED-adjusted when the metric uses CUPED).
+        effect_ci_lower: Lower confidence bound.
+        effect_ci_upper: Upper confidence bound.
+        rel_effect: Arm / control − 1 (on adjusted values).
+        rel_effect_ci_lower: Lower bound (delta method).
+        rel_effect_ci_upper: Upper bound.
+        pvalue: Two-sided p-value.
+        pvalue_adjusted: After the multiple-testing adjustment.
+        se: Standard error of ``effect``.
+        direction: ``higher`` or ``lower`` is better.
+        significant: ``pvalue_adjusted < alpha``.
+        better: Significant and in the better direction (None when not significant).
+        cuped_theta: CUPED coefficient (0 without CUPED).
+        mde: Minimum detectable absolute effect at the configured power and these sizes.
+        cs_lower: Lower bound of the always-valid confidence sequence (NaN unless requested).
+        cs_upper: Upper bound of the always-valid confidence sequence.
+    """
+
+    analysis: str
+    metric: str
+    phase: str
+    control: str
+    arm: str
+    n_control: int
+    n_arm: int
+    control_mean: float
+    arm_mean: float
+    effect: float
+    effect_ci_lower: float
+    effect_ci_upper: float
+    rel_effect: float
+    rel_effect_ci_lower: float
+    rel_effect_ci_upper: float
+    pvalue: float
+    pvalue_adjusted: float
+    se: float
+    direction: str
+    significant: bool
+    better: bool | None
+    cuped_theta: float
+    mde: float
+    cs_lower: float
+    cs_upper: float
+
+
+class SRMRow(NamedTuple):
+    """Newly enrolled units of one phase × arm against the phase's allocation.
+
+    Attributes:
+        phase: Exposure phase id.
+        arm: Arm.
+        allocation: The arm's share in the phase.
+        observed: Units first enrolled in the phase in the arm. Units tagged with more than
+            one arm (crossover) are left out: their arm is not defined, and they have an alert of
+            their own (``crossover_threshold``).
+        expected: ``allocation × units enrolled in the phase``.
+        statistic: Chi-square statistic of the phase (repeated on each arm's row).
+        pvalue: Its p-value.
+        mismatch: ``pvalue < threshold``.
+    """
+
+    phase: int
+    arm: str
+    allocation: float
+    observed: int
+    expected: float
+    statistic: float
+    pvalue: float
+    mismatch: bool
+
+
+class ExclusionRow(NamedTuple):
+    """Events and units tagged with the experiment, by contamination label and arm tag.
+
+    Attributes:
+        label: Contamination label (``clean`` rows are what the clean analysis uses).
+        arm: The arm tag.
+        events: Events.
+        units: Distinct units.
+        share_events: Share of the arm's tagged events.
+    """
+
+    label: str
+    arm: str
+    events: int
+    units: int
+    share_events: float
+
+
+class ExplainRow(NamedTuple):
+    """The pooled effect with clean events plus the labels added so far.
+
+    Attributes:
+        step: 0 for clean events only; the last step equals the naive analysis.
+        added: The label added at this step (``clean`` at step 0).
+        metric: Metric name.
+        arm: Treatment arm.
+        n_control: Units in control.
+        n_arm: Units in the arm.
+        effect: Arm − control with the events of this step, one pooled window.
+        effect_ci_lower: Lower bound.
+        effect_ci_upper: Upper bound.
+        change: Change of ``effect`` from the previous step.
+    """
+
+    step: int
+    added: str
+    metric: str
+    arm: str
+    n_control: int
+    n_arm: int
+    effect: float
+    effect_ci_lower: float
+    effect_ci_upper: float
+    change: float
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    """The result of :func:`~analysis.metrics.analyzing.analyze`.
+
+    Attributes:
+        experiment: Experiment id.
+        control: Control arm.
+        effects: One row per analysis × metric × phase × arm (:class:`EffectRow`).
+        srm: Sample-ratio check per exposure phase × arm (:class:`SRMRow`).
+        exclusions: Tagged events and units by label × arm (:class:`ExclusionRow`).
+        explain: Naive number rebuilt label by label (:class:`ExplainRow`).
+        recovery: Exposed vs never-exposed after the rollback, overall and per time bin.
+        recovery_summary: When each exposed group is back within the margin.
+        alerts: Problems a scheduled job should alert on (SRM, crossover share).
+        notes: What the reader should know (loading notes, unchecked rules, choices made).
+        options: The options the analysis ran with.
+    """
+
+    experiment: str
+    control: str
+    effects: Table
+    srm: Table
+    exclusions: Table
+    explain: Table
+    recovery: Table
+    recovery_summary: Table
+    alerts: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """No alert (no SRM, crossover share under its threshold)."""
+        return not self.alerts
+
+    def effect(
+        self,
+        metric: str,
+        *,
+        analysis: str = "clean",
+        phase: str = "combined",
+        arm: str | None = None,
+    ) -> EffectRow:
+        """The effect row of one metric (first treatment arm unless ``arm`` is given)."""
+        for r in self.effects.rows:
+            assert isinstance(r, EffectRow)
+            if (r.metric, r.analysis, r.phase) == (metric, analysis, phase) and (
+                arm is None or r.arm == arm
+            ):
+                return r
+        raise KeyError(f"no effect row for metric={metric!r} analysis={analysis!r} phase={phase!r}")
+
+    def to_pandas(self) -> Any:
+        """The effects table as a pandas DataFrame."""
+        return self.effects.to_pandas()
+
+    def to_polars(self) -> Any:
+        """The effects table as a polars DataFrame."""
+        return self.effects.to_polars()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every table as JSON-friendly records."""
+        return {
+            "experiment": self.experiment,
+            "control": self.control,
+            "ok": self.ok,
+            "alerts": list(self.alerts),
+            "notes": list(self.notes),
+            "options": dict(self.options),
+            "effects": self.effects.to_records(),
+            "srm": self.srm.to_records(),
+            "exclusions": self.exclusions.to_records(),
+            "explain": self.explain.to_records(),
+            "recovery": self.recovery.to_records(),
+            "recovery_summary": self.recovery_summary.to_records(),
+        }
+
+    def _tables(self) -> list[Table]:
+        return [
+            t
+            for t in (self.effects, self.srm, self.exclusions, self.explain, self.recovery_summary)
+            if len(t)
+        ]
+
+    def __str__(self) -> str:
+        head = f"experiment {self.experiment} (control: {self.control})"
+        parts = [head, *(str(t) for t in self._tables())]
+        parts += [f"ALERT: {a}" for a in self.alerts] + [f"note: {n}" for n in self.notes]
+        return "\n\n".join(parts)
+
+    def to_markdown(self) -> str:
+        """All tables as Markdown."""
+        parts = [f"### Experiment `{self.experiment}`", *(t.to_markdown() for t in self._tables())]
+        parts += [f"- **alert**: {a}" for a in self.alerts] + [f"- note: {n}" for n in self.notes]
+        return "\n\n".join(parts)
+
+    def _repr_html_(self) -> str:
+        body = "".join(t._repr_html_() for t in self._tables())
+        alerts = "".join(f"<p><b>alert:</b> {a}</p>" for a in self.alerts)
+        return f"<div><h4>experiment {self.experiment}</h4>{body}{alerts}</div>"

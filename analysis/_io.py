@@ -1,10 +1,20 @@
-"""Atomic file writes: write to a temporary file in the same directory, fsync, rename."""
+"""Atomic file writes (temporary file in the same directory, fsync, rename) and file locks.
+
+A temporary file of :func:`atomic_path` is named ``.<target name>.<random>.tmp``; a process
+killed between creating and renaming it leaves it behind. :func:`stray_temp_files` finds them
+so that the next writer holding the directory's lock can remove them.
+
+Locks (:func:`file_lock`) use :mod:`filelock`: ``flock`` on Linux/macOS, ``msvcrt.locking`` on
+Windows (untested here); both are released by the operating system when the holder dies, so a
+killed writer never leaves a stale lock. On a Unix filesystem without ``flock`` filelock falls
+back to a marker-file lock that detects dead holders.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,7 +25,11 @@ __all__ = [
     "atomic_write_text",
     "atomic_write_with",
     "file_lock",
+    "stray_temp_files",
 ]
+
+#: Names :func:`atomic_path` gives its temporary files (``tempfile.mkstemp``'s 8 random chars).
+_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 
 
 @contextlib.contextmanager
@@ -83,18 +97,44 @@ def atomic_write_with(target: Path, writer: Callable[[Path], object]) -> None:
         writer(tmp)
 
 
-@contextlib.contextmanager
-def file_lock(lock_file: Path) -> Iterator[None]:
-    """Hold an exclusive ``fcntl.flock`` on ``lock_file`` (created if missing) for the block.
+def stray_temp_files(directory: Path) -> list[Path]:
+    """Temporary files of :func:`atomic_path` left in ``directory`` by a killed writer.
 
-    Blocks until the lock is free. The lock is released when the block exits or the process
-    dies, so a killed writer never leaves a stale lock behind.
+    Only call this while holding the lock that every writer of ``directory`` takes: a temporary
+    file of a live writer would be listed too.
     """
-    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        children = list(Path(directory).iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(p for p in children if _TEMP_NAME.match(p.name) and p.is_file())
+
+
+@contextlib.contextmanager
+def file_lock(lock_file: Path, *, timeout: float | None = None) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_file`` (created if missing, never deleted) for the block.
+
+    A portable :class:`filelock.FileLock`: ``flock`` on Linux/macOS, ``msvcrt.locking`` on
+    Windows. The operating system releases it when the block exits or the process dies, so a
+    writer killed with SIGKILL never leaves a stale lock. Locks of one path exclude each other
+    across processes and across calls in one process (a second ``file_lock`` of the same path
+    in the same thread waits, as ``flock`` on a second descriptor does).
+
+    Args:
+        lock_file: The lock file.
+        timeout: Seconds to wait; ``None`` waits until the lock is free.
+
+    Raises:
+        TimeoutError: The lock was not free within ``timeout`` seconds.
+    """
+    import filelock
+
+    lock = filelock.FileLock(os.fspath(lock_file), timeout=-1 if timeout is None else timeout)
+    try:
+        lock.acquire()
+    except filelock.Timeout as exc:
+        raise TimeoutError(f"{lock_file}: still locked by another writer after {timeout}s") from exc
+    try:
         yield
     finally:
-        with contextlib.suppress(OSError):
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+        lock.release()

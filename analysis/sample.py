@@ -47,9 +47,50 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Sample", "SampleSpec", "generate", "main", "write_large", "write_sample"]
+__all__ = [
+    "Sample",
+    "SampleSpec",
+    "generate",
+    "main",
+    "path",
+    "store",
+    "write_large",
+    "write_sample",
+]
 
 _US = 1_000_000  # microseconds per second
+
+
+def path(name: str | None = None) -> Path:
+    """The embedded sample's folder, or one file in it, from a checkout or an installed package.
+
+    Args:
+        name: A file of the sample (``"ledger.yaml"``, ``"events.parquet"``,
+            ``"evals/support-qa.suite.yaml"``, ...); ``None`` for the folder itself.
+
+    Returns:
+        The path (the folder holds ``ledger.yaml``, ``events.parquet``, ``metrics.yaml``,
+        ``truth.parquet``, ``evals/`` and ``rollback/``).
+
+    Raises:
+        PromptstateError: the sample is not installed.
+
+    Examples:
+        >>> from analysis import sample
+        >>> sample.path("ledger.yaml").name
+        'ledger.yaml'
+    """
+    from analysis._paths import sample_dir
+
+    folder = sample_dir()
+    return folder if name is None else folder / name
+
+
+def store() -> Path | None:
+    """The embedded sample's eval-baseline store (read-only; copy it before writing to it)."""
+    from analysis._paths import sample_store
+
+    return sample_store()
 
 
 def _t(text: str) -> datetime:

@@ -2,7 +2,8 @@
 
 Targets (issue 4): the gate finishes in under 2 s of process wall time including interpreter
 start-up; ``promptstate --help`` in under 0.5 s. Each figure is the median of ``--repeat`` runs
-of a fresh subprocess (``python -m analysis.cli``). Data go to ``benchmarks/data/`` (ignored by
+of a fresh subprocess (``python -c 'from analysis.cli import main; main()'``, what the
+``promptstate`` console script runs). Data go to ``benchmarks/data/`` (ignored by
 git).
 
 Usage::
@@ -113,7 +114,7 @@ def main() -> int:
     args = parser.parse_args()
 
     store, ledger, cand = prepare(args.examples)
-    cli = [sys.executable, "-m", "analysis.cli"]
+    cli = [sys.executable, "-c", "import sys; from analysis.cli import main; sys.exit(main())"]
     help_times = _time([*cli, "--help"], args.repeat, ok=(0,))
     gate_cmd = [
         *cli,

@@ -18,13 +18,13 @@ import nbformat
 HERE = Path(__file__).resolve().parent
 
 SETUP = """\
+%matplotlib inline
 from pathlib import Path
 
-# the repository root (notebooks/ is one level below it)
-ROOT = Path.cwd().resolve()
-while not (ROOT / "data_samples").is_dir() and ROOT != ROOT.parent:
-    ROOT = ROOT.parent
-SAMPLE = ROOT / "data_samples"
+from analysis import sample
+
+SAMPLE = sample.path()   # the embedded sample: data_samples/ in a checkout, or the installed copy
+STORE = sample.store()   # its eval-baseline store (read only here; copied before any write)
 """
 
 WHY = [
@@ -51,7 +51,7 @@ from analysis import contamination_summary, load_ledger, split
 ledger = load_ledger(SAMPLE / "ledger.yaml")
 res = split(SAMPLE / "events.parquet", ledger)
 summary = contamination_summary(res)
-print(summary)"""),
+summary"""),
     ("md", """\
 Most of the treatment arm's contaminated events are `after_end`: the assignment service kept
 tagging turns with `treatment` for up to a day after the rollback, although `r41` served them.
@@ -77,9 +77,11 @@ from analysis import analyze
 result = analyze(res, metrics=metrics)
 clean = result.effect("helpfulness", analysis="clean", phase="combined")
 naive = result.effect("helpfulness", analysis="naive", phase="pooled")
-print(f"clean {clean.effect:+.3f} [{clean.effect_ci_lower:+.3f}, {clean.effect_ci_upper:+.3f}]")
-print(f"naive {naive.effect:+.3f} [{naive.effect_ci_lower:+.3f}, {naive.effect_ci_upper:+.3f}]")
-assert clean.effect < naive.effect  # the dashboard understated the harm"""),
+assert clean.effect < naive.effect  # the dashboard understated the harm
+effects = result.effects.to_polars()
+effects.filter(
+    (effects["metric"] == "helpfulness") & effects["phase"].is_in(["combined", "pooled"])
+).select("analysis", "phase", "effect", "effect_ci_lower", "effect_ci_upper", "rel_effect")"""),
     ("code", """\
 from analysis import plot_effects
 
@@ -97,9 +99,10 @@ After the rollback, users who had been served `r42` are compared with users who 
 Turns in **tainted** conversations (their history holds `r42` turns) stay worse; fresh
 conversations of the same users are back within the margin."""),
     ("code", """\
+result.recovery_summary"""),
+    ("code", """\
 from analysis import plot_recovery
 
-print(result.recovery_summary)
 plot_recovery(result)"""),
     ("md", """\
 ## 4. The same story as the morning report
@@ -110,7 +113,7 @@ writes `report.html`, `report.md` and `report.json`."""),
 from analysis import report
 
 rep = report()
-print(rep)"""),
+rep"""),
 ]
 
 BASELINES = [
@@ -169,19 +172,22 @@ except StaleBaselineError as exc:
 reference, and the journal records the revert."""),
     ("code", """\
 report = store.sync(ledger, at=datetime(2026, 11, 3, 9, 0, tzinfo=utc))
-print(report.rows())
+report"""),
+    ("code", """\
 suite.reference()"""),
     ("code", """\
-for entry in suite.journal():
-    print(entry.seq, entry.at.isoformat(), entry.action, entry.version or "", entry.reason)"""),
+import polars as pl
+
+pl.DataFrame([entry.to_dict() for entry in suite.journal()]).select(
+    "seq", "at", "action", "version", "reason"
+)"""),
     ("md", """\
 ## Gate the candidate against the right baseline
 
 Against `r41`'s baseline, `r43` (about as good as `r41`) passes."""),
     ("code", """\
 result = gate("support-qa", candidate, revision="r43", ledger=ledger, store=store)
-print(result.to_text())
-result.exit_code()"""),
+result"""),
     ("md", """\
 The history plot shows the reference over time: hatched while it belonged to the rolled-back
 revision (between the rollback and the sync)."""),
@@ -214,10 +220,10 @@ at = datetime(2026, 11, 3, 8, 15, tzinfo=timezone.utc)  # the recorded rollback 
 plan = rollback_plan(
     SAMPLE / "rollback" / "ledger.yaml",
     events=SAMPLE / "events.parquet",
-    baselines=ROOT / "baselines",
+    baselines=STORE,
     at=at,
 )
-print(plan)"""),
+plan"""),
     ("md", """\
 ## Text and caches
 
@@ -225,11 +231,12 @@ The text leg appends the `rollback` transition that ends `exp-17`. The caches le
 prompt-cache region of `r42` to expire and every semantic-cache entry `r42` wrote — served from
 cache, they would keep answering with `r42`'s text after the rollback."""),
     ("code", """\
-for name in ("text", "caches"):
-    leg = plan.leg(name)
-    print(name, leg.status)
-    for action in leg.actions:
-        print("  -", action)"""),
+import polars as pl
+
+pl.DataFrame(
+    [{"leg": name, **action.to_dict()} for name in ("text", "caches")
+     for action in plan.leg(name).actions]
+)"""),
     ("md", """\
 ## Cohort
 
@@ -237,7 +244,7 @@ The units and conversations that were served `r42`: the exposed cohort to hold o
 experiments, and the tainted conversations whose histories still hold `r42` turns."""),
     ("code", """\
 cohort = plan.leg("cohort").findings
-{k: cohort[k] for k in ("units", "conversations", "open_tainted_conversations")}"""),
+pl.DataFrame([{k: cohort[k] for k in ("units", "conversations", "open_tainted_conversations")}])"""),
     ("md", """\
 ## Baseline and contracts
 
@@ -245,17 +252,18 @@ The eval suite's reference is anchored to `r42`, so the baseline leg pins `r41`'
 `ticket-router` only accepts contract `v4`, which `r41` does not emit: the plan needs a person to
 confirm before it can be applied."""),
     ("code", """\
-print(plan.leg("baseline").actions)
-plan.leg("contracts").findings["consumers"]"""),
+pl.DataFrame([action.to_dict() for action in plan.leg("baseline").actions])"""),
+    ("code", """\
+pl.DataFrame(plan.leg("contracts").findings["consumers"])"""),
     ("code", """\
 confirmed = rollback_plan(
     SAMPLE / "rollback" / "ledger.yaml",
     events=SAMPLE / "events.parquet",
-    baselines=ROOT / "baselines",
+    baselines=STORE,
     at=at,
     confirm=["ticket-router"],
 )
-[(leg.name, leg.status) for leg in confirmed.legs]"""),
+pl.DataFrame([{"leg": leg.name, "status": leg.status} for leg in confirmed.legs])"""),
     ("md", """\
 ## Apply, dry run
 
@@ -270,7 +278,7 @@ from analysis import rollback_apply
 
 tmp = Path(tempfile.mkdtemp(prefix="promptstate-rollback-"))
 shutil.copy(SAMPLE / "rollback" / "ledger.yaml", tmp / "ledger.yaml")
-shutil.copytree(ROOT / "baselines", tmp / "baselines")
+shutil.copytree(STORE, tmp / "baselines")
 applied = rollback_apply(
     tmp / "ledger.yaml",
     events=SAMPLE / "events.parquet",
@@ -279,8 +287,8 @@ applied = rollback_apply(
     confirm=["ticket-router"],
     dry_run=True,
 )
-print(applied)
-shutil.rmtree(tmp)"""),
+shutil.rmtree(tmp)
+applied"""),
 ]
 
 NOTEBOOKS = {

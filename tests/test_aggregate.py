@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,10 +17,10 @@ from analysis.metrics.definitions import Mean, Proportion, Ratio
 from analysis.stats import Moments
 
 METRICS = (
-    Ratio("helpfulness"),
-    Proportion("thumbs_up"),
-    Mean("cost_usd", cap=(None, 0.05)),
-    Ratio("cached_tokens", "prompt_tokens"),
+    Ratio("helpfulness", cuped=False),
+    Proportion("thumbs_up", cuped=False),
+    Mean("cost_usd", cap=(None, 0.05), cuped=False),
+    Ratio("cached_tokens", "prompt_tokens", cuped=False),
 )
 T0 = datetime(2026, 11, 2, tzinfo=UTC)
 
@@ -130,3 +131,84 @@ def test_moments_are_additive_over_shards() -> None:
     for arm in ("control", "treatment"):
         summed = p[(1, arm)][0] + p[(2, arm)][0]
         np.testing.assert_allclose(summed.sums, w[(arm,)][0].sums, rtol=1e-9)
+
+
+def _with_bad_values(seed: int = 21) -> pl.DataFrame:
+    """The events with NaN, ±inf and nulls sprinkled into some metric columns."""
+    df = _events(seed=seed)
+    rng = np.random.default_rng(seed)
+    n = df.height
+    cost = df["cost_usd"].to_numpy().copy()
+    cost[rng.random(n) < 0.03] = np.nan
+    cost[rng.random(n) < 0.01] = np.inf
+    prompt = df["prompt_tokens"].to_numpy().astype(float)
+    prompt[rng.random(n) < 0.02] = -np.inf
+    null_cached = rng.random(n) < 0.02
+    return df.with_columns(
+        pl.Series("cost_usd", cost),
+        pl.Series("prompt_tokens", prompt),
+        pl.when(pl.Series(null_cached))
+        .then(None)
+        .otherwise(pl.col("cached_tokens"))
+        .alias("cached_tokens"),
+    )
+
+
+@pytest.mark.parametrize("backend", ["polars", "duckdb"])
+def test_non_finite_values_are_left_out_of_their_metric_only(backend: str) -> None:
+    """Brute force: an event's NaN/inf/null value drops out of that metric (a ratio's event
+    counts only with both parts finite); the other metrics keep the event."""
+    df = _with_bad_values()
+    frame: Any
+    if backend == "polars":
+        frame = nw.from_native(df.lazy())
+    else:
+        import duckdb
+
+        con = duckdb.connect()
+        frame = nw.from_native(con.sql("select * from df"))
+    units = agg.unit_level(frame, ["arm"], "user_id", METRICS)
+    (rows,) = agg.collect_all([agg.group_moments(units, ["arm"], METRICS)])
+    got = agg.read_moments(rows, ["arm"], METRICS)
+    per_unit: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0] * 6)
+    for row in df.iter_rows(named=True):
+        v = per_unit[(row["arm"], row["user_id"])]
+        if row["helpfulness"] is not None:
+            v[0] += row["helpfulness"]
+            v[1] += 1
+        v[2] = max(v[2], float(row["thumbs_up"]))
+        if row["cost_usd"] is not None and math.isfinite(row["cost_usd"]):
+            v[3] += min(row["cost_usd"], 0.05)
+        num, den = row["cached_tokens"], row["prompt_tokens"]
+        if num is not None and den is not None and math.isfinite(num) and math.isfinite(den):
+            v[4] += num
+            v[5] += den
+    for arm in ("control", "treatment"):
+        arr = np.array([v for (a, _), v in per_unit.items() if a == arm])
+        np.testing.assert_allclose(got[(arm,)][0].sums, arr[:, :2].sum(axis=0), rtol=1e-9)
+        np.testing.assert_allclose(got[(arm,)][2].sums, [arr[:, 3].sum()], rtol=1e-9)
+        np.testing.assert_allclose(got[(arm,)][2].cross, [[np.sum(arr[:, 3] ** 2)]], rtol=1e-9)
+        np.testing.assert_allclose(got[(arm,)][3].sums, arr[:, 4:6].sum(axis=0), rtol=1e-9)
+        assert all(np.isfinite(got[(arm,)][i].cross).all() for i in range(4))
+    (counts,) = agg.collect_all([agg.missing_counts(frame, "user_id", METRICS)])
+    c = counts[0]
+    assert int(c["events"]) == df.height
+    assert int(c["units"]) == df["user_id"].n_unique()
+
+    def bad(col: str) -> pl.Expr:
+        v = pl.col(col).cast(pl.Float64)
+        return v.is_null() | v.is_nan() | v.is_infinite()
+
+    flags = df.select(
+        bad("helpfulness").alias("h"),
+        bad("cost_usd").alias("c"),
+        (bad("cached_tokens") | bad("prompt_tokens")).alias("r"),
+        pl.col("user_id"),
+    )
+    for i, col in ((0, "h"), (2, "c"), (3, "r")):
+        assert int(c[f"miss|{i}"]) == int(flags[col].sum())
+        assert int(c[f"units|{i}"]) == flags.filter(pl.col(col))["user_id"].n_unique()
+    assert int(c["2|nan"]) == int(np.isnan(df["cost_usd"].to_numpy()).sum())
+    assert int(c["2|inf"]) == int(np.isinf(df["cost_usd"].to_numpy()).sum())
+    assert int(c["3|null"]) == int(df["cached_tokens"].is_null().sum())
+    assert int(c["1|nan"]) + int(c["1|inf"]) + int(c["1|null"]) == 0

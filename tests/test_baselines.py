@@ -12,7 +12,7 @@ import pytest
 
 from analysis.cli import main
 from analysis.errors import BaselineError, ResultsError
-from analysis.evals.store import BaselineStore, Reference, SuiteConfig
+from analysis.evals.store import BaselineStore, Reference, RepairWarning, SuiteConfig
 from analysis.ledger import load_ledger, parse_ledger
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,6 +50,18 @@ def sample_store(tmp_path: Path) -> BaselineStore:
     dst = tmp_path / "baselines"
     shutil.copytree(ROOT / "baselines", dst)
     return BaselineStore(dst)
+
+
+def tree_digest(root: Path) -> str:
+    """SHA-256 over every path and file content under ``root`` (to prove nothing changed)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        h.update(str(path.relative_to(root)).encode() + b"\0")
+        if path.is_file():
+            h.update(path.read_bytes())
+    return h.hexdigest()
 
 
 def write(df: pl.DataFrame, path: Path) -> Path:
@@ -354,8 +366,13 @@ def test_crash_leftovers_are_ignored_then_repaired(sample_store: BaselineStore) 
     # readers: the journal is the commit log
     assert s.reference() == before
     assert [v.id for v in s.versions()] == ["v0001", "v0002"]
-    # the next writer repairs
-    meta, _ = s.anchor("r43", EVALS / "support-qa" / "r43.csv")
+    # the next writer repairs, and says so
+    with pytest.warns(RepairWarning) as record:
+        meta, _ = s.anchor("r43", EVALS / "support-qa" / "r43.csv")
+    assert any("quarantined" in str(w.message) for w in record)
+    assert any("v0003: removed" in str(w.message) for w in record)
+    (torn,) = (s.path / "quarantine").iterdir()
+    assert torn.read_bytes() == b'{"seq": 4, "action": "reanch'
     assert meta.id == "v0003"
     assert s.scores("v0003").n_examples == 1500
     lines = s.journal_path.read_text().splitlines()
@@ -402,8 +419,15 @@ def test_cli_walkthrough(
         == 0
     )
     assert "v0001" in capsys.readouterr().out
-    assert main(["baseline", "revert", "qa2", "--reverted", "r41", "--restored", "r40", *st]) == 3
+    # bad input (nothing to pin, a name that escapes the store): exit 2, nothing changed
+    before = tree_digest(sample_store.root)
+    assert main(["baseline", "revert", "qa2", "--reverted", "r41", "--restored", "r40", *st]) == 2
     err = capsys.readouterr().err
     assert err.startswith("promptstate: error:")
     assert "--policy reanchor" in err
-    assert main(["baseline", "init", "../evil", "--config", str(new), *st]) == 3
+    assert main(["baseline", "init", "../evil", "--config", str(new), *st]) == 2
+    assert main(["baseline", "show", "qa2", "--version", "v0009", *st]) == 2
+    assert main(["baseline", "pin", "qa2", "--version", "v0009", *st]) == 2
+    assert main(["baseline", "anchor", "nope", "--revision", "r", "--results", "x.csv", *st]) == 2
+    assert tree_digest(sample_store.root) == before
+    assert main(["baseline", "verify", *st]) == 0

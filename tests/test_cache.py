@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analysis.events.loading import load_events
 from analysis.ledger import parse_ledger
@@ -229,3 +231,101 @@ def test_cache_impact_renders(story: Any) -> None:
     assert "|" in impact.to_markdown()
     assert impact.to_polars().height == len(impact.warmup)
     json.dumps(impact.to_dict(), default=str)
+
+
+# ------------------------------------------------- one join, linear in events + boundaries
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    times=st.lists(st.integers(-50, 400), max_size=40),
+    spans=st.lists(
+        st.tuples(st.integers(0, 350), st.one_of(st.none(), st.integers(0, 120))), max_size=12
+    ),
+    width=st.integers(1, 200),
+)
+def test_window_join_is_every_event_window_pair(
+    times: list[int], spans: list[tuple[int, int | None]], width: int
+) -> None:
+    """Against a loop over every (event, window) pair, for overlapping, empty and open-ended
+    windows and any bucket width (the width only prunes)."""
+    from analysis.rollback._windows import Window, window_join
+
+    def at(minute: int) -> datetime:
+        return T0 + timedelta(minutes=minute)
+
+    windows = [
+        Window(at(s), None if d is None else at(s + d), {"w": i}) for i, (s, d) in enumerate(spans)
+    ]
+    events = pl.DataFrame(
+        {"i": list(range(len(times))), "ts": [at(m) for m in times]},
+        schema={"i": pl.Int64, "ts": pl.Datetime("us", "UTC")},
+    )
+    import narwhals as nw
+
+    got = window_join(
+        nw.from_native(events.lazy()), windows, width_us=width * 60_000_000, dtypes={"w": int}
+    ).collect()
+    pairs = sorted(zip(got["i"].to_list(), got["w"].to_list(), strict=True))
+    expected = sorted(
+        (i, k)
+        for i, m in enumerate(times)
+        for k, (s, d) in enumerate(spans)
+        if s <= m and (d is None or m < s + d)
+    )
+    assert pairs == expected
+
+
+def test_window_join_on_duckdb_matches_polars() -> None:
+    import duckdb
+    import narwhals as nw
+
+    from analysis.rollback._windows import Window, window_join
+
+    events = pl.DataFrame(
+        {"i": list(range(50)), "ts": [T0 + timedelta(minutes=7 * k) for k in range(50)]},
+        schema={"i": pl.Int64, "ts": pl.Datetime("us", "UTC")},
+    )
+    windows = [
+        Window(T0 + timedelta(minutes=30 * k), T0 + timedelta(minutes=30 * k + 45), {"w": k})
+        for k in range(8)
+    ] + [Window(T0 + timedelta(hours=5), None, {"w": 99})]
+    lazy = nw.from_native(events.lazy())
+    rel = nw.from_native(duckdb.from_arrow(events.to_arrow()))
+    out = []
+    for frame in (lazy, rel):
+        got = window_join(frame, windows, width_us=45 * 60_000_000, dtypes={"w": int}).collect()
+        out.append(sorted(zip(got["i"].to_list(), got["w"].to_list(), strict=True)))
+    assert out[0] == out[1]
+    assert len(out[0]) > 50
+
+
+def test_minute_cells_match_a_loop_over_the_turns(story: Any) -> None:
+    """The per-minute cells around boundaries (overlapping windows included) against a plain
+    loop over the generated turns."""
+    from analysis.rollback.cache import _minute_cells, prompt_turns
+
+    events, _ = story
+    events = events.head(4000)
+    frame, names = prompt_turns(load_events(events), ledger(reverted=True), "p")
+    boundaries = [T0, T0 + timedelta(minutes=20), T1, T2 - timedelta(minutes=1)]
+    before, horizon = 30, 60
+    cells = _minute_cells(frame, names, boundaries, before, horizon)
+    expected: dict[int, dict[str, dict[int, list[float]]]] = {}
+    for row in events.iter_rows(named=True):
+        for i, b in enumerate(boundaries):
+            if b - timedelta(minutes=before) <= row["ts"] < b + timedelta(minutes=horizon):
+                minute = math.floor((row["ts"] - b).total_seconds() / 60)
+                cell = expected.setdefault(i, {}).setdefault(row["revision_id"], {})
+                acc = cell.setdefault(minute, [0.0, 0.0, 0.0, 0.0])
+                acc[0] += 1
+                acc[1] += float(row["cache_hit"])
+                acc[2] += row["cost_usd"]
+                acc[3] += row["latency_ms"]
+    assert set(cells) == set(expected)
+    for i, revs in expected.items():
+        assert set(cells[i]) == set(revs)
+        for rev, minutes in revs.items():
+            assert set(cells[i][rev]) == set(minutes)
+            for minute, acc in minutes.items():
+                assert cells[i][rev][minute] == pytest.approx(tuple(acc), rel=1e-12), (i, minute)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import polars as pl
@@ -44,7 +45,50 @@ def test_eval_set_hash_ignores_order_and_samples() -> None:
     a = load_results(pl.DataFrame(ROWS))
     b = load_results(pl.DataFrame(ROWS).reverse())
     assert a.eval_set_sha256 == b.eval_set_sha256 == eval_set_hash(["c", "b", "a"])
-    assert eval_set_hash(["a", "b", "c"]) == hashlib.sha256(b"a\nb\nc").hexdigest()
+    # scheme 2 (current): SHA-256 of the compact JSON array of the sorted ids
+    assert eval_set_hash(["c", "a", "b"]) == hashlib.sha256(b'["a","b","c"]').hexdigest()
+    # scheme 1 (versions anchored before): the ids joined by newlines
+    assert eval_set_hash(["a", "b", "c"], scheme=1) == hashlib.sha256(b"a\nb\nc").hexdigest()
+    assert a.eval_set_hash(1) == hashlib.sha256(b"a\nb\nc").hexdigest()
+    with pytest.raises(ValueError, match="scheme"):
+        eval_set_hash(["a"], scheme=3)
+
+
+def test_eval_set_hash_scheme_2_has_no_newline_collision() -> None:
+    # scheme 1 cannot tell the single id "a\nb" from the two ids a and b; scheme 2 can
+    assert eval_set_hash(["a\nb"], scheme=1) == eval_set_hash(["a", "b"], scheme=1)
+    assert eval_set_hash(["a\nb"]) != eval_set_hash(["a", "b"])
+    assert eval_set_hash(['a","b']) != eval_set_hash(["a", "b"])
+    # non-ASCII ids are escaped (ASCII JSON), sorted by code point as polars sorts
+    ids = ["é", "z", "a", "\u00e9x", "日本"]
+    res = load_results(pl.DataFrame({"example_id": ids, "s": [1.0] * 5}))
+    expected = hashlib.sha256(json.dumps(sorted(ids), separators=(",", ":")).encode()).hexdigest()
+    assert res.eval_set_sha256 == eval_set_hash(ids) == expected
+
+
+@pytest.mark.parametrize("bad", ["a\nb", "tab\there", "nul\x00", "del\x7f", "c1\x85", "cr\r"])
+def test_ids_with_control_characters_are_refused(tmp_path: Path, bad: str) -> None:
+    df = pl.DataFrame({"example_id": ["ok", bad], "s": [1.0, 0.0]})
+    with pytest.raises(ResultsError, match=r"1 example id\(s\) contain control characters \(row 2"):
+        load_results(df)
+    path = tmp_path / "r.parquet"
+    df.write_parquet(path)
+    with pytest.raises(ResultsError, match=f"{path}: .*control characters"):
+        load_results(path)
+    assert load_results(df, strict_ids=False).n_examples == 2  # stored scores of old versions
+
+
+def test_results_without_rows_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "empty.csv"
+    path.write_text("example_id,correct\n")
+    with pytest.raises(ResultsError, match=f"{path}: no rows"):
+        load_results(path)
+    with pytest.raises(ResultsError, match="<memory>: no rows"):
+        load_results(
+            pl.DataFrame(
+                {"example_id": [], "s": []}, schema={"example_id": pl.String, "s": pl.Float64}
+            )
+        )
 
 
 def test_numeric_ids_and_booleans() -> None:

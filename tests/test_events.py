@@ -179,3 +179,151 @@ def test_bad_sources(tmp_path: Path) -> None:
     bad.write_bytes(b"not parquet")
     with pytest.raises(EventsError, match="cannot read as parquet"):
         load_events(bad)
+
+
+# ------------------------------------------------------------------ odd files (exit code 2)
+
+HEADER = "event_id,ts,user_id,experiment_id,arm,helpfulness\n"
+
+
+def _row(i: int, *extra: str) -> str:
+    fields = [f"e{i}", f"2026-11-02T10:{i % 60:02d}:00Z", f"u{i % 5}", "exp-17", "control", "3.5"]
+    return ",".join([*fields, *extra]) + "\n"
+
+
+def _csv(tmp_path: Path, body: str | bytes, name: str = "events.csv") -> Path:
+    path = tmp_path / name
+    if isinstance(body, str):
+        path.write_text(body, encoding="utf-8")
+    else:
+        path.write_bytes(body)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("bad_row", "line", "fields"),
+    [
+        ("e9,2026-11-02T10:00:00Z,u1,exp-17,control\n", 4, 5),  # short: polars would fill null
+        ("e9,2026-11-02T10:00:00Z,u1,exp-17,control,3.5,extra\n", 4, 7),  # long
+        ('e9,2026-11-02T10:00:00Z,"u,1",exp-17,control\n', 4, 5),  # quoted separator counted once
+    ],
+)
+def test_ragged_csv_rows_name_the_line(
+    tmp_path: Path, bad_row: str, line: int, fields: int
+) -> None:
+    path = _csv(tmp_path, HEADER + _row(1) + _row(2) + bad_row + _row(3))
+    with pytest.raises(
+        EventsError, match=rf"line {line} has {fields} field\(s\) but the header has 6"
+    ):
+        load_events(path)
+
+
+def test_well_formed_csv_variants_load(tmp_path: Path) -> None:
+    rows = "".join(_row(i) for i in range(5))
+    quoted = HEADER + rows + 'e9,2026-11-02T10:00:00Z,"u,9",exp-17,control,"3.5"\n'
+    multiline = "event_id,ts,user_id,experiment_id,arm,note\n" + (
+        'e1,2026-11-02T10:00:00Z,u1,exp-17,control,"two\nlines, one field"\n'
+        "e2,2026-11-02T10:00:00Z,u2,exp-17,control,plain\n"
+    )
+    cases = {
+        "quoted.csv": quoted,
+        "multiline.csv": multiline,
+        "crlf.csv": (HEADER + rows).replace("\n", "\r\n"),
+        "bom.csv": "\ufeff" + HEADER + rows,
+        "tabs.tsv": (HEADER + rows).replace(",", "\t"),
+    }
+    expected = {"quoted.csv": 6, "multiline.csv": 2}
+    for name, body in cases.items():
+        ev = load_events(_csv(tmp_path, body, name))
+        assert ev.report.n_rows == expected.get(name, 5), name
+    notes = load_events(tmp_path / "multiline.csv").frame.collect()["note"].to_list()
+    assert notes == ["two\nlines, one field", "plain"]
+
+
+def test_ragged_row_after_a_multiline_field(tmp_path: Path) -> None:
+    body = "event_id,ts,user_id,experiment_id,arm,note\n" + (
+        'e1,2026-11-02T10:00:00Z,u1,exp-17,control,"two\nlines"\n'
+        "e2,2026-11-02T10:00:00Z,u2,exp-17\n"
+    )
+    with pytest.raises(EventsError, match=r"line 4 has 4 field\(s\) but the header has 6"):
+        load_events(_csv(tmp_path, body))
+
+
+@pytest.mark.parametrize("line", [1, 3])
+def test_non_utf8_csv_names_the_line(tmp_path: Path, line: int) -> None:
+    lines = [HEADER, _row(1), _row(2), _row(3)]
+    lines[line - 1] = lines[line - 1].replace("u", "\u00e9", 1)
+    path = _csv(tmp_path, "".join(lines).encode("latin-1"))
+    with pytest.raises(EventsError, match=rf"{path.name}: line {line} .*is not UTF-8"):
+        load_events(path)
+
+
+def test_csv_value_of_another_type_after_the_inferred_rows(tmp_path: Path) -> None:
+    body = HEADER + "".join(_row(i) for i in range(300)) + _row(300).replace("3.5", "high")
+    with pytest.raises(EventsError, match=r"cannot read the events: .*high.*helpfulness"):
+        load_events(_csv(tmp_path, body))
+
+
+def test_csv_files_with_different_headers(tmp_path: Path) -> None:
+    root = tmp_path / "export"
+    root.mkdir()
+    _csv(root, HEADER + _row(1), "a.csv")
+    swapped = "event_id,user_id,ts,experiment_id,arm,helpfulness\n"
+    _csv(root, swapped + "e2,u2,2026-11-02T10:00:00Z,exp-17,control,1\n", "b.csv")
+    with pytest.raises(EventsError, match=r"b.csv has the header .* but .*a.csv has"):
+        load_events(root)
+
+
+_FLOAT_VS_TEXT = (
+    r"column 'helpfulness' — .*a.parquet has helpfulness: Float64, "
+    r".*b.parquet has helpfulness: String"
+)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (pl.col("helpfulness").cast(pl.String), _FLOAT_VS_TEXT),
+        (pl.col("ts").dt.replace_time_zone(None), r"column 'ts' — .*'UTC'.*time_zone=None"),
+        (None, r"column 'helpfulness' — .*b.parquet has no such column"),
+    ],
+)
+def test_parquet_files_with_different_schemas(
+    tmp_path: Path, sample_events: pl.DataFrame, change: Any, message: str
+) -> None:
+    root = tmp_path / "export"
+    root.mkdir()
+    sample_events.head(100).write_parquet(root / "a.parquet")
+    tail = sample_events.tail(100)
+    tail = tail.drop("helpfulness") if change is None else tail.with_columns(change)
+    tail.write_parquet(root / "b.parquet")
+    with pytest.raises(EventsError, match=message):
+        load_events(root)
+    with pytest.raises(EventsError, match="the files disagree"):
+        load_events(str(root / "*.parquet"))
+
+
+def test_glob_of_several_formats(tmp_path: Path) -> None:
+    frame().write_parquet(tmp_path / "a.parquet")
+    frame().write_csv(tmp_path / "b.csv")
+    with pytest.raises(EventsError, match="matches files of several formats"):
+        load_events(str(tmp_path / "*"))
+
+
+@pytest.mark.parametrize(
+    ("column", "values"),
+    [
+        ("user_id", [["u1"], ["u2"], ["u3"]]),
+        ("user_id", [{"a": 1}, {"a": 2}, {"a": 3}]),
+        ("event_id", [b"a", b"b", b"c"]),
+    ],
+)
+def test_id_columns_must_be_scalars(column: str, values: list[Any]) -> None:
+    with pytest.raises(EventsError, match=rf"column '{column}' has type .*an id must be text"):
+        load_events(frame(**{column: values}))
+
+
+def test_nan_and_inf_in_metrics_and_float_ids_load(ledger: Any) -> None:
+    nan, inf = float("nan"), float("inf")
+    ev = load_events(frame(helpfulness=[nan, inf, -inf], user_id=[1.5, nan, 2.5]), ledger=ledger)
+    assert ev.report.n_events == 3

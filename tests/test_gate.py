@@ -235,7 +235,28 @@ def _specs() -> list[MetricSpec]:
     ]
 
 
-def test_compare_metrics_against_scipy_and_statsmodels() -> None:
+def _tango_reference(wins: int, losses: int, n: int, margin: float) -> float:
+    """Tango's statistic with the restricted MLE found numerically (scipy), not in closed form."""
+    from scipy import optimize
+
+    d0 = -margin
+    ties = n - wins - losses
+
+    def nll(q: float) -> float:
+        return -(
+            losses * np.log(q)
+            + ties * np.log(1 - 2 * q - d0)
+            + (wins * np.log(q + d0) if wins else 0)
+        )
+
+    q = optimize.minimize_scalar(
+        nll, bounds=(max(0.0, -d0) + 1e-12, (1 - d0) / 2 - 1e-12), method="bounded",
+        options={"xatol": 1e-13},
+    ).x  # fmt: skip
+    return float((wins - losses - n * d0) / np.sqrt(n * (2 * q + d0 - d0 * d0)))
+
+
+def test_compare_metrics_against_independent_references() -> None:
     rng = np.random.default_rng(5)
     n = 800
     ref = {
@@ -251,32 +272,47 @@ def test_compare_metrics_against_scipy_and_statsmodels() -> None:
     }
     alpha = 0.05
     out = compare_metrics(ref, cand, _specs(), alpha=alpha)
-    p_reg = []
-    for m, spec in zip(out, _specs(), strict=True):
-        raw = cand[spec.name] - ref[spec.name]
-        ci = stats.ttest_rel(cand[spec.name], ref[spec.name]).confidence_interval(1 - 2 * alpha)
-        assert (m.ci_lower, m.ci_upper) == pytest.approx((ci.low, ci.high), rel=1e-9)
-        assert m.diff == pytest.approx(raw.mean())
-        oriented = raw * spec.sign
-        reg = stats.ttest_1samp(oriented, -spec.margin, alternative="less").pvalue
-        ni = stats.ttest_1samp(oriented, -spec.margin, alternative="greater").pvalue
-        assert m.p_regression == pytest.approx(reg, rel=1e-9)
-        assert m.p_noninferior == pytest.approx(ni, rel=1e-9)
-        p_reg.append(reg)
-    np.testing.assert_allclose(
-        [m.p_regression_adjusted for m in out], multipletests(p_reg, method="holm")[1], rtol=1e-9
-    )
+    # binary, one sample per example: Tango's score test (restricted MLE checked numerically)
     b = int(((ref["correct"] == 1) & (cand["correct"] == 0)).sum())
     c = int(((ref["correct"] == 0) & (cand["correct"] == 1)).sum())
-    exact = mcnemar([[0, b], [c, 0]], exact=True).pvalue
-    assert out[0].pvalue == pytest.approx(exact, rel=1e-10)
-    assert "McNemar" in out[0].test
-    assert out[1].pvalue == pytest.approx(
-        stats.ttest_rel(cand["rubric"], ref["rubric"]).pvalue, rel=1e-9
-    )
-    two = [m.pvalue for m in out]
+    z = _tango_reference(c, b, n, 0.02)
+    assert out[0].p_noninferior == pytest.approx(stats.norm.sf(z), rel=1e-6)
+    assert out[0].p_regression == pytest.approx(stats.norm.cdf(z), rel=1e-6)
+    assert out[0].test == "Tango score + McNemar exact"
+    assert out[0].pvalue == pytest.approx(mcnemar([[0, b], [c, 0]], exact=True).pvalue, rel=1e-10)
+    # continuous, n = 800, normal differences: near the margin the restricted variance is the
+    # sample variance, so the score interval is the t interval; far from it the restricted fit
+    # leans on the ends of the score range and the tail p-values are larger (conservative)
+    for m, spec in zip(out[1:], _specs()[1:], strict=True):
+        raw = cand[spec.name] - ref[spec.name]
+        oriented = raw * spec.sign
+        assert m.diff == pytest.approx(raw.mean())
+        ci = stats.ttest_rel(cand[spec.name], ref[spec.name]).confidence_interval(1 - 2 * alpha)
+        half = (ci.high - ci.low) / 2
+        assert m.ci_lower == pytest.approx(ci.low, abs=0.02 * half)
+        assert m.ci_upper == pytest.approx(ci.high, abs=0.02 * half)
+        reg = stats.ttest_1samp(oriented, -spec.margin, alternative="less").pvalue
+        assert (m.p_regression < alpha) == (reg < alpha)
+        assert m.p_regression >= reg * 0.95
+        assert m.pvalue == pytest.approx(
+            stats.ttest_rel(cand[spec.name], ref[spec.name]).pvalue, rel=1e-9
+        )
+        # recentred exactly on the margin: p = 1/2 and the null sd is the sample sd
+        at = oriented - oriented.mean() - spec.margin
+        (b,) = compare_metrics(
+            {"x": np.zeros(n)}, {"x": at}, [MetricSpec("x", "continuous", "higher", spec.margin)]
+        )
+        assert b.p_noninferior == pytest.approx(0.5)
+        assert b.null_sd == pytest.approx(at.std(ddof=0), rel=1e-9)
     np.testing.assert_allclose(
-        [m.pvalue_adjusted for m in out], multipletests(two, method="holm")[1], rtol=1e-9
+        [m.p_regression_adjusted for m in out],
+        multipletests([m.p_regression for m in out], method="holm")[1],
+        rtol=1e-12,
+    )
+    np.testing.assert_allclose(
+        [m.pvalue_adjusted for m in out],
+        multipletests([m.pvalue for m in out], method="holm")[1],
+        rtol=1e-9,
     )
 
 
@@ -340,7 +376,7 @@ def test_bootstrap_method_agrees_with_t(synced: BaselineStore) -> None:
     for mt, mb in zip(t.metrics, b.metrics, strict=True):
         half = (mt.ci_upper - mt.ci_lower) / 2
         assert mb.ci_lower == pytest.approx(mt.ci_lower, abs=0.25 * half)
-        assert mb.test.startswith("paired bootstrap")
+        assert mb.test.startswith("restricted bootstrap")
 
 
 def test_several_samples_cluster_by_example(synced: BaselineStore) -> None:
@@ -352,6 +388,157 @@ def test_several_samples_cluster_by_example(synced: BaselineStore) -> None:
     assert m.n == 1500
     assert m.pvalue == pytest.approx(expected.pvalue, rel=1e-9)
     assert "McNemar" not in res.metrics[0].test  # two samples per example
+
+
+# ---------------------------------------------------------------- ties cannot pass (issue 15)
+
+
+def test_identical_sparse_binary_candidate_does_not_pass() -> None:
+    """The issue: 200 examples, 99% ones, margin 0.005, candidate identical: paired sd 0.
+
+    The old Wald test passed with certainty; Tango's test gives Z = sqrt(n m / (1 − m)) ≈ 1.0.
+    """
+    ref = np.ones(200)
+    ref[:2] = 0.0
+    spec = [MetricSpec("correct", "binary", "higher", 0.005)]
+    (m,) = compare_metrics({"correct": ref}, {"correct": ref.copy()}, spec)
+    assert m.verdict == "inconclusive"
+    assert m.p_noninferior == pytest.approx(stats.norm.sf(np.sqrt(200 * 0.005 / 0.995)))
+    assert m.ci_lower < -0.005 < 0.005 < m.ci_upper
+    assert m.null_sd == pytest.approx(np.sqrt(0.005 * 0.995))
+
+
+def test_identical_tied_likert_candidate_passes_only_when_the_data_can_tell() -> None:
+    """Tied Likert 1–5, margin 0.1: all-tied pairs pass once sqrt(n m / (R − m)) > z (n ≥ 106).
+
+    Below that, a null with 2.5% drops of 4 points leaves every pair tied with probability
+    0.975^n (0.22 at n = 60): passing would not be a level-α decision.
+    """
+    spec = [MetricSpec("l", "continuous", "higher", 0.1)]
+    rng = np.random.default_rng(9)
+    for n, expected in ((60, "inconclusive"), (200, "pass")):
+        ref = rng.choice([1.0, 2.0, 3.0, 4.0, 5.0], size=n)
+        ref[:2] = [1.0, 5.0]
+        (m,) = compare_metrics({"l": ref}, {"l": ref.copy()}, spec)
+        assert m.verdict == expected, n
+        assert m.null_sd == pytest.approx(np.sqrt(0.1 * 3.9))
+        assert "lattice 1" in m.test
+    assert (1 - 0.1 / 4) ** 60 > 0.2
+
+
+def test_constant_scores_cannot_be_tested() -> None:
+    spec = [MetricSpec("s", "continuous", "higher", 0.1)]
+    (m,) = compare_metrics({"s": np.full(300, 5.0)}, {"s": np.full(300, 5.0)}, spec)
+    assert m.verdict == "inconclusive"
+    assert "every score is 5 on both sides" in m.reason
+
+
+def test_several_samples_use_the_lattice_of_their_means() -> None:
+    """Binary scores with 3 samples per example: differences on the lattice 1/3."""
+    rng = np.random.default_rng(2)
+    n = 400
+    ref = (rng.random((n, 3)) < 0.97).mean(axis=1)
+    spec = [MetricSpec("ok", "binary", "higher", 0.02)]
+    (m,) = compare_metrics({"ok": ref}, {"ok": ref.copy()}, spec, binary_single_sample=False)
+    assert "lattice 0.3333" in m.test
+    assert m.null_sd > 0
+    # an all-tied candidate passes only if the restricted variance (binary range [0, 1]) allows
+    z = 0.02 / np.sqrt(0.02 * 0.98 / n)
+    assert (m.verdict == "pass") == (z > stats.norm.ppf(0.95))
+
+
+def test_skewed_continuous_differences_withhold_the_skewed_side() -> None:
+    """n < 25 g²: left skew withholds pass, right skew withholds regression (Cochran's rule)."""
+    spec = [MetricSpec("s", "continuous", "higher", 0.1)]
+    n = 300
+    rng = np.random.default_rng(11)
+    ref = rng.normal(3.0, 0.5, n)
+    d = np.full(n, 0.05) + rng.normal(0, 0.01, n)
+    d[:3] = -2.0  # rare large losses: strongly left-skewed, mean still above −m
+    (m,) = compare_metrics({"s": ref}, {"s": ref + d}, spec)
+    g = stats.skew(d, bias=True)
+    assert g < 0
+    assert n < 25 * g * g
+    assert m.p_noninferior < 0.05  # the test alone would pass
+    assert m.verdict == "inconclusive"
+    assert "left-skewed" in m.reason
+    assert "pass is not decided" in m.reason
+    (r,) = compare_metrics({"s": ref}, {"s": ref - d - 0.2}, spec)
+    assert r.p_regression < 0.05
+    assert r.verdict == "inconclusive"
+    assert "right-skewed" in r.reason
+
+
+def test_restricted_bootstrap_does_not_pass_ties() -> None:
+    ref = np.ones(200)
+    ref[:2] = 0.0
+    spec = [MetricSpec("correct", "binary", "higher", 0.005)]
+    (m,) = compare_metrics(
+        {"correct": ref}, {"correct": ref.copy()}, spec, method="bootstrap", n_resamples=4000
+    )
+    assert m.verdict == "inconclusive"
+    # all tied: resampled from {0: 1 − m, −1: m}, P*(mean* >= 0) = (1 − m)^n
+    assert m.p_noninferior == pytest.approx(0.995**200, abs=4 * np.sqrt(0.37 * 0.63 / 4000))
+
+
+def test_candidate_sharing_no_example_is_refused(synced: BaselineStore, tmp_path: Path) -> None:
+    p = tmp_path / "other.csv"
+    pl.read_csv(R43).with_columns(("z" + pl.col("example_id")).alias("example_id")).write_csv(p)
+    with pytest.raises(ResultsError, match="shares no example with reference v0001") as info:
+        gate("support-qa", p, store=synced, min_coverage=1e-9)
+    assert info.value.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "match"),
+    [
+        ("min_coverage", 0.0, "min_coverage"),
+        ("min_coverage", float("nan"), "min_coverage"),
+        ("min_coverage", 1.5, "min_coverage"),
+        ("power", 1.0, "power"),
+        ("power", float("nan"), "power"),
+        ("alpha", float("nan"), "alpha"),
+        ("n_resamples", 0, "n_resamples"),
+    ],
+)
+def test_out_of_range_options_are_refused(
+    synced: BaselineStore, option: str, value: float, match: str
+) -> None:
+    with pytest.raises(ResultsError, match=match) as info:
+        gate("support-qa", R43, store=synced, **{option: value})  # type: ignore[arg-type]
+    assert info.value.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--alpha", "nan"],
+        ["--alpha", "0.5"],
+        ["--alpha", "-0.1"],
+        ["--power", "inf"],
+        ["--power", "0"],
+        ["--resamples", "-5"],
+        ["--resamples", "1.5"],
+        ["--min-coverage", "0"],
+        ["--min-coverage", "nan"],
+        ["--min-coverage", "1.01"],
+    ],
+)
+def test_cli_numeric_options_exit_2(
+    store: BaselineStore, args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["gate", "support-qa", "--candidate", str(R43), "--store", str(store.root)]
+    assert main([*base, *args]) == 2
+    assert args[0] in capsys.readouterr().err
+    assert main([*base, "--min-coverage", "1", "--allow-inconclusive"]) == 1  # r43 vs r42
+
+
+def test_help_states_the_alpha_convention(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["gate", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "one-sided level of each decision" in out
+    assert "two-sided 1-2*alpha" in out
+    assert "lower bound lies above -margin" in out
 
 
 # ---------------------------------------------------------------- anchor on pass, outputs
@@ -489,14 +676,18 @@ from hypothesis import strategies as st  # noqa: E402
 def test_verdicts_agree_with_the_interval(
     seed: int, n: int, shift: float, margin: float, direction: str
 ) -> None:
-    """pass ⇔ oriented lower bound > −margin; a single-metric regression ⇔ upper bound < −margin."""
+    """pass ⇔ lower bound > −margin; regression ⇔ upper bound < −margin (score interval)."""
     rng = np.random.default_rng(seed)
     ref = rng.normal(0, 1, n)
     cand = ref + shift + rng.normal(0, 0.7, n)
     spec = MetricSpec("m", "continuous", direction, margin)  # type: ignore[arg-type]
     (m,) = compare_metrics({"m": ref}, {"m": cand}, [spec])
     lo, hi = (m.ci_lower, m.ci_upper) if direction == "higher" else (-m.ci_upper, -m.ci_lower)
-    assert (m.verdict == "pass") == (lo > -margin)
-    assert (m.verdict == "regression") == (hi < -margin)
+    if m.reason:  # a decision withheld (skewness rule): the interval would have made it
+        assert m.verdict == "inconclusive"
+        assert lo > -margin or hi < -margin
+    else:
+        assert (m.verdict == "pass") == (lo > -margin)
+        assert (m.verdict == "regression") == (hi < -margin)
     assert m.p_regression_adjusted == pytest.approx(m.p_regression)
     assert m.p_noninferior + m.p_regression == pytest.approx(1.0)

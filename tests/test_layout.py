@@ -35,7 +35,7 @@ LAYERS = {
     "reporting": 6,
     "cli": 7,
 }
-BASE_MODULES = {"errors", "_io", "_paths", "_render", "_table", "_lazy", "sample", "stats"}
+BASE_MODULES = {"errors", "_io", "_paths", "_render", "_table", "_lazy", "_yaml", "sample", "stats"}
 
 
 def _modules() -> dict[str, Path]:

@@ -6,6 +6,7 @@ import json
 import multiprocessing
 import shutil
 import stat
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,165 @@ def test_concurrent_writers_append_once(pre: Path) -> None:
     outcomes = sorted(queue.get(timeout=5) for _ in procs)
     assert outcomes == ["already", "already", "already", "appended"]
     assert sum(t.action == "rollback" for t in load_ledger(pre).transitions) == 1
+
+
+# ------------------------------------------------------------------------ append as text
+
+BLOCK = """\
+# header comment
+version: 1
+prompts:
+  p:
+    revisions:
+      a: {}
+      b: {parent: a}
+experiments:
+  e: {prompt: p, arms: {control: a, treatment: b}}
+transitions:
+  - at: 2026-01-01T00:00:00Z   # first deploy
+    action: deploy
+    prompt: p
+    revision: a
+  - at: 2026-01-02T00:00:00Z
+    action: start
+    experiment: e
+    allocation: {control: 0.5, treatment: 0.5}
+"""
+TRAILER = "\n# trailing comment\n\n"
+
+
+@pytest.mark.parametrize("trailer", ["", TRAILER])
+def test_block_entry_is_appended_as_text_at_the_end(tmp_path: Path, trailer: str) -> None:
+    path = tmp_path / "ledger.yaml"
+    path.write_text(BLOCK + trailer)
+    res = append_transition(
+        path,
+        {"at": "2026-01-03T00:00:00Z", "action": "ramp", "experiment": "e",
+         "allocation": {"control": 0.25, "treatment": 0.75}, "reason": "yes"},
+    )  # fmt: skip
+    after = path.read_text()
+    assert res.reformatted_lines == 0
+    added = (
+        "  - at: 2026-01-03T00:00:00Z\n"
+        "    action: ramp\n"
+        "    experiment: e\n"
+        "    allocation: {control: 0.25, treatment: 0.75}\n"
+        "    reason: 'yes'\n"
+    )
+    assert after == BLOCK + trailer + added
+    last = load_ledger(path).transitions[-1]
+    assert last.reason == "yes"  # quoted: plain `yes` would read as a boolean
+    assert last.allocation == {"control": 0.25, "treatment": 0.75}
+
+
+def test_keep_chomped_block_scalar_keeps_its_blank_lines(tmp_path: Path) -> None:
+    """A last transition ending in a `|+` block scalar keeps its trailing blank lines."""
+    path = tmp_path / "ledger.yaml"
+    path.write_text(BLOCK + "    reason: |+\n      kept\n\n\n")
+    assert load_ledger(path).transitions[-1].reason == "kept\n\n\n"
+    append_transition(path, {"at": "2026-01-03T00:00:00Z", "action": "stop", "experiment": "e"})
+    ledger = load_ledger(path)
+    assert ledger.transitions[-2].reason == "kept\n\n\n"
+    assert ledger.transitions[-1].action == "stop"
+
+
+def test_entry_in_a_nested_list_is_not_taken_for_a_transition(tmp_path: Path) -> None:
+    """The text append falls back when the last dash is not a transition's (nested list)."""
+    path = tmp_path / "ledger.yaml"
+    nested = BLOCK.replace(
+        "    allocation: {control: 0.5, treatment: 0.5}\n", "    allocation:\n      - x\n"
+    )
+    path.write_text(nested)
+    with pytest.raises(LedgerError, match=r"transitions\[1\]\.allocation"):
+        append_transition(path, {"at": "2026-01-03T00:00:00Z", "action": "stop", "experiment": "e"})
+    assert path.read_text() == nested
+
+
+def test_missing_final_newline(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.yaml"
+    path.write_text(PRE.read_text().rstrip("\n"))
+    append_transition(path, ROLLBACK)
+    assert path.read_text() == PRE.read_text() + (
+        "  - {at: 2026-11-03T08:15:00Z, action: rollback, experiment: exp-17, to: r41}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "reason",
+    ["yes", "No", "on", "null", "~", "1.5", "0x10", "fix: broken", "# not a comment", "50%",
+     "'quoted'", 'say "hi"', "café", "a, b", "{x}", "[x]", "- x", "*alias", "&anchor", "!tag",
+     "@at", "`tick`", "2026-11-03T08:15:00Z", "line\nbreak", " lead", "trail ", ""],
+)  # fmt: skip
+@pytest.mark.parametrize("layout", ["text", "round-trip"])
+def test_values_read_back_exactly(tmp_path: Path, reason: str, layout: str) -> None:
+    """Whatever the text, the reason written reads back unchanged, in either writer path."""
+    path = tmp_path / "ledger.yaml"
+    text = PRE.read_text()
+    if layout == "round-trip":  # transitions is not the last key: no text append
+        head, sep, transitions = text.partition("transitions:\n")
+        consumers = head[head.index("consumers:") :]
+        text = head.replace(consumers, "") + sep + transitions + consumers
+    path.write_text(text)
+    append_transition(path, dict(ROLLBACK, reason=reason))
+    assert load_ledger(path).transitions[-1].reason == reason
+    if layout == "text":
+        assert path.read_text().startswith(text)
+    assert path.read_text().startswith("# The embedded sample's rollout ledger")
+
+
+def test_round_trip_when_transitions_are_empty(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.yaml"
+    body = BLOCK[: BLOCK.index("transitions:")]
+    path.write_text(body + "transitions: []  # none yet\n")
+    append_transition(
+        path, {"at": "2026-01-01T00:00:00Z", "action": "deploy", "prompt": "p", "revision": "a"}
+    )
+    assert path.read_text().startswith(body)
+    assert load_ledger(path).live_revision("p") == "a"
+
+
+def test_stray_temporary_files_are_removed(pre: Path) -> None:
+    stray = pre.parent / ".ledger.yaml.abcd1234.tmp"
+    stray.write_text("half a ledger")
+    other = pre.parent / ".other.yaml.abcd1234.tmp"
+    other.write_text("not ours")
+    append_transition(pre, ROLLBACK)
+    assert not stray.exists()
+    assert other.exists()
+
+
+def test_long_ledger_append_keeps_every_byte(tmp_path: Path) -> None:
+    """2,000 transitions: the append adds one line and validates the whole result."""
+    lines = PRE.read_text().splitlines(keepends=True)
+    revs = "".join(f"      v{i}: {{}}\n" for i in range(2000))
+    head = "".join(lines[: lines.index("      r42: {parent: r41, contract: v4}\n") + 1])
+    body = "".join(lines[len(head.splitlines()) :])
+    base = datetime(2026, 10, 1, tzinfo=UTC)
+    deploys = "".join(
+        f"  - {{at: {(base + timedelta(minutes=7 * i)).isoformat().replace('+00:00', 'Z')}, "
+        f"action: deploy, prompt: support-assistant, revision: v{i}}}\n"
+        for i in range(2000)
+    )
+    text = head + revs + body.replace("transitions:\n", "transitions:\n" + deploys)
+    path = tmp_path / "ledger.yaml"
+    path.write_text(text)
+    n = len(load_ledger(path).transitions)
+    res = append_transition(path, ROLLBACK)
+    assert path.read_text() == text + (
+        "  - {at: 2026-11-03T08:15:00Z, action: rollback, experiment: exp-17, to: r41}\n"
+    )
+    assert len(res.ledger.transitions) == n + 1
+    assert res.diff().count("\n+  - ") == 1
+
+
+def test_bad_ledger_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(
+        LedgerError, match=r"missing\.yaml: cannot read the ledger: file not found$"
+    ):
+        append_transition(tmp_path / "missing.yaml", ROLLBACK)
+    dup = tmp_path / "dup.yaml"
+    dup.write_text(PRE.read_text().replace("version: 1\n", "version: 1\nversion: 1\n"))
+    before = dup.read_bytes()
+    with pytest.raises(LedgerError, match=r"dup\.yaml:\d+:1: duplicate key 'version'"):
+        append_transition(dup, ROLLBACK)
+    assert dup.read_bytes() == before

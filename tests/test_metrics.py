@@ -34,6 +34,8 @@ def test_labels_and_defaults() -> None:
         (lambda: Quantile("x", 0.9, cuped=True), "CUPED is not available"),
         (lambda: Mean("x", winsorize=1.2), "winsorize"),
         (lambda: Mean("x", cuped_days=0), "cuped_days"),
+        (lambda: Mean("x", cuped="yes"), "cuped must be"),  # type: ignore[arg-type]
+        (lambda: Quantile("x", 0.5, covariate="z"), "CUPED is not available"),
     ],
 )
 def test_invalid_options_name_the_metric(make, match: str) -> None:
@@ -99,3 +101,26 @@ def test_with_bounds_intersects_caps() -> None:
     m = with_bounds(Mean("x", cap=(0.0, 5.0), winsorize=0.99), None, 3.0)
     assert m.cap == (0.0, 3.0)
     assert m.winsorize is None
+
+
+def test_adjustment_and_direction_defaults() -> None:
+    """Pre-period adjustment is on unless ``cuped=False`` or a covariate column is given;
+    quantiles are never adjusted; a metric has no direction unless one is given."""
+    assert Mean("x").pre_period
+    assert Mean("x").covariates("m0_") == ("m0_z", "m0_d")
+    assert not Mean("x", cuped=False).pre_period
+    assert Mean("x", cuped=False).variables("m0_") == ("m0_y",)
+    assert Mean("x", covariate="c").covariates("m0_") == ("m0_z",)
+    assert Ratio("y").variables("m0_") == ("m0_y", "m0_x", "m0_zy", "m0_zx", "m0_d")
+    assert Ratio("y", "x", cuped=False).variables("m0_") == ("m0_y", "m0_x")
+    assert not Quantile("x", 0.5).pre_period
+    assert Mean("x").direction is None
+    assert Mean("x", direction="lower").direction == "lower"
+
+
+def test_metrics_file_can_turn_adjustment_off(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text("metrics:\n  - {type: mean, column: c, cuped: false}\n")
+    (m,) = load_metrics(path)
+    assert m.cuped is False
+    assert not m.pre_period

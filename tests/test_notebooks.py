@@ -1,9 +1,11 @@
 """The notebooks in ``notebooks/``: committed without outputs, and each runs end to end.
 
 Executed with nbclient on a ``python3`` kernel of the running interpreter (jupyter_client's
-native kernel spec), with the working directory ``notebooks/`` and ``MPLBACKEND=Agg``. A cell
-that raises fails the test with the cell's traceback; a cell that writes to stderr (warnings)
-fails it too.
+native kernel spec), with the working directory ``notebooks/`` and ``MPLBACKEND=Agg`` (as in
+CI, which turns off inline display unless the notebook asks for it). A cell that raises fails the
+test with the cell's traceback; a cell that writes to stderr (warnings) fails it too. What a
+reader sees is checked as well: every cell that draws a plot shows it as an image, and results
+show as HTML tables, not as ``<Figure ...>`` or dataclass reprs.
 """
 
 from __future__ import annotations
@@ -69,3 +71,19 @@ def test_notebook_runs(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     ]
     assert errors == [], f"{name}: cells wrote to stderr: {errors}"
     assert os.environ["MPLBACKEND"] == "Agg"
+    code_cells = [cell for cell in nb.cells if cell.cell_type == "code"]
+    for i, cell in enumerate(code_cells):
+        kinds = {key for out in cell.outputs for key in out.get("data", {})}
+        texts = " ".join(
+            str(out.get("data", {}).get("text/plain", "")) + str(out.get("text", ""))
+            for out in cell.outputs
+        )
+        assert "<Figure size" not in texts or "image/png" in kinds, (
+            f"{name}, code cell {i}: a figure is shown as text, not as an image"
+        )
+        if "plot_" in cell.source:
+            assert "image/png" in kinds, f"{name}, code cell {i}: the plot is not shown"
+    html = sum(
+        1 for cell in code_cells for out in cell.outputs if "text/html" in out.get("data", {})
+    )
+    assert html >= 2, f"{name}: results should show as HTML tables ({html} HTML outputs)"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -91,13 +92,41 @@ def test_cache(sample_split: Any) -> None:
     assert "(%)" in fig.axes[0].get_ylabel()
 
 
+def _legend_texts(fig: Figure) -> set[str]:
+    return {t.get_text() for leg in fig.legends for t in leg.get_texts()}
+
+
+def _overlapping_texts(fig: Figure) -> list[tuple[str, str]]:
+    """Pairs of visible texts of the axes (annotations, tick labels) whose boxes overlap."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    boxes = []
+    for ax in fig.axes:
+        texts = [*ax.texts, *ax.get_xticklabels(), *ax.get_yticklabels()]
+        for child in ax.get_children():  # the transition labels of the secondary x axis
+            if hasattr(child, "get_xticklabels") and child is not ax:
+                texts += list(child.get_xticklabels())
+        for t in texts:
+            if t.get_visible() and t.get_text():
+                boxes.append((t.get_text(), t.get_window_extent(renderer)))
+    return [
+        (a, b)
+        for i, (a, box_a) in enumerate(boxes)
+        for b, box_b in boxes[i + 1 :]
+        if box_a.overlaps(box_b)
+    ]
+
+
 def test_baseline_history(tmp_path: Path, ledger: Any) -> None:
     from analysis.evals.store import BaselineStore
 
     fig = plots.plot_baseline_history(ROOT / "baselines", ledger)
     _check(fig, time_axis=True)
-    texts = {t.get_text() for t in fig.axes[0].texts}
-    assert "stale: reference of a reverted revision" in texts
+    assert "stale: reference of a reverted revision" in _legend_texts(fig)
+    assert _overlapping_texts(fig) == []
     store = tmp_path / "store"
     shutil.copytree(ROOT / "baselines", store)
     BaselineStore(store).sync(ledger)
@@ -105,6 +134,26 @@ def test_baseline_history(tmp_path: Path, ledger: Any) -> None:
     texts = {t.get_text() for t in fig.axes[0].texts}
     # the stale span (rollback → sync) stays in the history; the revert entry ends it
     assert any(t.startswith("revert v0001 (r42→r41)") for t in texts)
+    assert _overlapping_texts(fig) == []
+
+
+def test_baseline_history_axis_ignores_the_init_stamp(tmp_path: Path, ledger: Any) -> None:
+    """A suite created today (``init`` at the real clock) does not stretch a 2026-11 story."""
+    import matplotlib.dates as mdates
+
+    from analysis.evals.models import SuiteConfig
+    from analysis.evals.store import BaselineStore
+
+    evals = ROOT / "data_samples" / "evals"
+    store = BaselineStore(tmp_path / "store")
+    suite = store.init("qa", SuiteConfig.load(evals / "support-qa.suite.yaml"))
+    at = datetime(2026, 10, 28, 14, tzinfo=UTC)
+    suite.anchor("r41", evals / "support-qa" / "r41.csv", at=at)
+    assert suite.journal()[0].at > datetime(2026, 11, 20, tzinfo=UTC)  # stamped by the clock
+    fig = plots.plot_baseline_history(store, ledger)
+    lo, hi = (mdates.num2date(x) for x in fig.axes[0].get_xlim())
+    assert hi - lo < timedelta(days=14)
+    assert lo < at < hi
 
 
 def test_empty_inputs_do_not_fail() -> None:

@@ -388,3 +388,71 @@ def test_since_until_restrict_the_analysed_events(tmp_path: Path) -> None:
     assert max(times).isoformat() < "2026-11-03T08:15"
     assert not len(rep.analysis.recovery_summary)
     assert any("restricted" in n for n in rep.notes)
+
+
+def test_cli_invalid_baseline_store_is_attention_not_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A tampered store seen by ``report`` needs attention (exit 1), the report is still
+    written; exit 3 is for gate / baseline verify / baseline sync only."""
+    from analysis.cli import main
+
+    store = tmp_path / "store"
+    shutil.copytree(ROOT / "baselines", store)
+    (store / "support-qa" / "journal.jsonl").write_text('{"seq": 1}\n')
+    out = tmp_path / "out"
+    code = main(["report", str(SAMPLES / "events.parquet"), "--ledger", str(SAMPLES / "ledger.yaml"),
+                 "--metrics", str(SAMPLES / "metrics.yaml"), "--store", str(store),
+                 "--out", str(out)])  # fmt: skip
+    assert code == 1
+    data = json.loads((out / "report.json").read_text())
+    (suite,) = data["baselines"]
+    assert suite["status"] == "invalid"
+    assert "journal.jsonl" in suite["detail"]
+    assert "invalid_baseline" in {a["kind"] for a in data["attention"]}
+    assert "[invalid_baseline]" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["report", "--alpha", "nan"],
+        ["report", "--alpha", "1"],
+        ["report", "--crossover-threshold", "-0.5"],
+        ["report", "--out", "data_samples"],  # the input directory of the default sample
+    ],
+)
+def test_cli_bad_options_exit_2_and_write_nothing(
+    args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from analysis.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    if "data_samples" in args:
+        args = [*args[:-1], str(SAMPLES)]
+        args = [args[0], str(SAMPLES), "--ledger", str(SAMPLES / "ledger.yaml"), *args[1:]]
+    before = sorted(p.name for p in SAMPLES.iterdir())
+    assert main(args) == 2
+    assert list(tmp_path.iterdir()) == []
+    assert sorted(p.name for p in SAMPLES.iterdir()) == before
+
+
+def test_every_alert_of_analyze_has_an_attention_kind() -> None:
+    """Each alert opening that analyze writes maps to its own attention kind (never silently
+    to another: a missing-values alert used to show as an SRM)."""
+    from analysis.reporting.batch import _alert_kind
+
+    cases = {
+        "sample ratio mismatch in phase 1: newly enrolled control=1, treatment=9 (p=0.001)": "srm",
+        "crossover units are 3.0% of enrolled units (threshold 2.0%): check": "crossover",
+        "crossover within phase 2: 12 of 1,445 units (0.8%) carry two arms": "crossover",
+        "crossover from phase 1 to 2: 300 of 900 control units (33%) moved": "crossover",
+        "missing values: helpfulness has NaN/inf/null values in 2.0% of the clean": (
+            "missing_values"
+        ),
+    }
+    for alert, kind in cases.items():
+        assert _alert_kind(alert) == kind
+        assert kind in ATTENTION_KINDS
+    with pytest.raises(ValueError, match="unknown alert kind"):
+        _alert_kind("something new")

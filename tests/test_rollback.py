@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analysis.cli import main
 from analysis.ledger import load_ledger, parse_ledger
@@ -273,7 +275,8 @@ def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     store = tmp_path / "baselines"
     shutil.copytree(ROOT / "baselines", store)
     (store / "support-qa" / "journal.jsonl").write_text('{"seq": 1}\n')
-    assert main(["rollback", "plan", "--store", str(store)]) == 3
+    # an invalid store is bad input outside gate / baseline verify / baseline sync (exit 2)
+    assert main(["rollback", "plan", "--store", str(store)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("promptstate: error:")
     assert err.count("\n") == 1
@@ -290,3 +293,59 @@ def test_minimal_export_plans_with_what_it_has(sample_events: pl.DataFrame) -> N
     assert result.leg("caches").findings["semantic_cache_keys"] is None
     assert result.leg("contracts").findings["parse_failures"] is None
     assert result.exit_code == 1
+
+
+# ------------------------------------------- the live revision of each event, in one join
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    gaps=st.lists(st.integers(0, 600), min_size=1, max_size=30),
+    revs=st.lists(st.sampled_from(["a", "b", "c"]), min_size=30, max_size=30),
+    stops=st.lists(st.booleans(), min_size=30, max_size=30),
+    minutes=st.lists(st.integers(-60, 30 * 600), max_size=60),
+)
+def test_live_revision_of_each_event_is_the_ledgers(
+    gaps: list[int], revs: list[str], stops: list[bool], minutes: list[int]
+) -> None:
+    """The inferred served revision (no ``revision_id`` column, prompt-level rollback) equals
+    :meth:`Ledger.live_revision` at each event's time, for random deploy/rollback histories."""
+    import narwhals as nw
+
+    from analysis.rollback._legs import _with_live_revision
+
+    t0 = datetime(2026, 12, 1, tzinfo=UTC)
+    transitions: list[dict[str, Any]] = []
+    at, live = t0, None
+    for gap, rev, stop in zip(gaps, revs, stops, strict=False):
+        at = at + timedelta(minutes=gap)
+        stamp = at.isoformat().replace("+00:00", "Z")
+        if stop and live is not None and len(transitions) > 1:
+            previous = transitions[-2].get("revision") or transitions[-2].get("to")
+            if previous not in (None, live):
+                entry = {"at": stamp, "action": "rollback", "prompt": "p", "to": previous}
+                transitions.append(entry)
+                live = previous
+                continue
+        if rev == live:
+            continue
+        transitions.append({"at": stamp, "action": "deploy", "prompt": "p", "revision": rev})
+        live = rev
+    led = parse_ledger(
+        {
+            "version": 1,
+            "prompts": {"p": {"revisions": {"a": {}, "b": {"parent": "a"}, "c": {"parent": "b"}}}},
+            "transitions": transitions,
+        }
+    )
+    times = [t0 + timedelta(minutes=m) for m in minutes]
+    events = pl.DataFrame(
+        {"i": list(range(len(times))), "ts": times},
+        schema={"i": pl.Int64, "ts": pl.Datetime("us", "UTC")},
+    )
+    got = _with_live_revision(nw.from_native(events.lazy()), led, "p").collect()
+    found = dict(zip(got["i"].to_list(), got["served_revision"].to_list(), strict=True))
+    expected = {
+        i: led.live_revision("p", ts) for i, ts in enumerate(times) if led.live_revision("p", ts)
+    }
+    assert found == expected

@@ -232,3 +232,33 @@ def test_cli_column_option(
     )
     assert json.loads(capsys.readouterr().out)["load"]["renamed"] == {"user_id": "account"}
     assert main(["split", str(path), "--ledger", str(ledger_path), "--column", "nonsense"]) == 2
+
+
+def test_experiment_that_never_started_is_bad_input(
+    sample_events: pl.DataFrame, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Events tagged with an experiment the ledger defines but never starts: exit 2, one line
+    naming the experiment and the fix (it was an internal assertion before)."""
+    from analysis.ledger import parse_ledger
+
+    raw = {
+        "version": 1,
+        "prompts": {"support-assistant": {"revisions": {"r41": {}, "r42": {}}}},
+        "experiments": {
+            "exp-17": {"prompt": "support-assistant", "arms": {"control": "r41", "treatment": "r42"}}
+        },
+        "transitions": [
+            {"at": "2026-11-01T00:00:00Z", "action": "deploy", "prompt": "support-assistant",
+             "revision": "r41"},
+        ],
+    }  # fmt: skip
+    with pytest.raises(EventsError, match=r"tagged with experiment 'exp-17', which never started"):
+        split(sample_events, parse_ledger(raw), "exp-17")
+    path = tmp_path / "ledger.json"
+    path.write_text(json.dumps(raw))
+    events = tmp_path / "events.parquet"
+    sample_events.head(100).write_parquet(events)
+    assert main(["split", str(events), "--ledger", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "record its start in the ledger" in err

@@ -12,10 +12,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import polars as pl
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analysis import LABELS, contamination_summary, split
+from analysis.events import _lookup
 from analysis.ledger import parse_ledger
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -91,33 +93,59 @@ def scenarios(draw: st.DrawFn) -> tuple[dict[str, Any], pl.DataFrame]:
     return ledger, pl.DataFrame(rows, schema=schema)
 
 
-def reference_labels(ledger: Any, events: pl.DataFrame) -> dict[str, tuple[int, str, str | None]]:
-    """Brute force from DESIGN.md: event_id -> (phase, label, served revision)."""
-    exp = ledger.experiments["e"]
-    phases = ledger.phases("e")
-    start, end = ledger.window("e")
+def reference_labels(
+    ledger: Any, events: pl.DataFrame, experiment: str = "e"
+) -> dict[str, tuple[int, str, str | None]]:
+    """Brute force from DESIGN.md and docs/ledger.md: event_id -> (phase, label, served).
+
+    Plain loops over every transition and every event; nothing of the ledger's derived views
+    but ``phases`` (checked separately in tests/test_long_ledger.py) is used.
+    """
+    exp = ledger.experiments[experiment]
+    phases = ledger.phases(experiment)
     rows = events.to_dicts()
 
-    def live_at(ts: datetime) -> str | None:
+    def window(eid: str) -> tuple[datetime | None, datetime | None]:
+        mine = [t for t in ledger.transitions if t.experiment == eid]
+        start = next((t.at for t in mine if t.action == "start"), None)
+        end = next((t.at for t in mine if t.action in ("rollback", "promote", "stop")), None)
+        return start, end
+
+    def live_at(prompt: str, ts: datetime) -> str | None:
         live = None
         for t in ledger.transitions:
             if t.at > ts:
                 break
+            if t.prompt != prompt:
+                continue
             if t.action == "deploy":
                 live = t.revision
             elif t.action == "rollback":
                 live = t.to
             elif t.action == "promote":
-                live = exp.arms[t.arm]
+                live = ledger.experiments[t.experiment].arms[t.arm]
         return live
 
+    def inferred(r: dict[str, Any]) -> str | None:
+        tag = r["experiment_id"]
+        if tag in ledger.experiments:
+            x = ledger.experiments[tag]
+            s, e = window(tag)
+            if s is not None and r["ts"] >= s and (e is None or r["ts"] < e):
+                return x.arms[r["arm"]]
+            return live_at(x.prompt, r["ts"])
+        return live_at(exp.prompt, r["ts"])
+
+    start, end = window(experiment)
+
     def exposed(r: dict[str, Any]) -> bool:
-        return r["experiment_id"] == "e" and r["ts"] >= start and (end is None or r["ts"] < end)
+        return (
+            r["experiment_id"] == experiment and r["ts"] >= start and (end is None or r["ts"] < end)
+        )
 
     served: dict[str, str | None] = {}
     for r in rows:
-        inferred = exp.arms[r["arm"]] if exposed(r) else live_at(r["ts"])
-        served[r["event_id"]] = r["revision_id"] if r["revision_id"] is not None else inferred
+        served[r["event_id"]] = r["revision_id"] if r["revision_id"] is not None else inferred(r)
     arms_of_unit: dict[str, set[str]] = {}
     for r in rows:
         if exposed(r):
@@ -126,7 +154,7 @@ def reference_labels(ledger: Any, events: pl.DataFrame) -> dict[str, tuple[int, 
     for r in rows:
         phase = max(p.id for p in phases if p.start is None or r["ts"] >= p.start)
         s = served[r["event_id"]]
-        if r["experiment_id"] != "e" or r["ts"] < start:
+        if r["experiment_id"] != experiment or r["ts"] < start:
             label = "outside_window"
         elif end is not None and r["ts"] >= end:
             label = "after_end"
@@ -151,9 +179,25 @@ def reference_labels(ledger: Any, events: pl.DataFrame) -> dict[str, tuple[int, 
     return out
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(scenarios())
-def test_split_properties(scenario: tuple[dict[str, Any], pl.DataFrame]) -> None:
+@pytest.fixture(params=["flat", "join"])
+def lookup_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with the ledger's facts as flat expressions (few changes, the default for
+    small ledgers) and again through the bucketed step table and map look-ups (long ledgers)."""
+    if request.param == "join":
+        monkeypatch.setattr(_lookup, "FLAT_MAX_POINTS", 0)
+        monkeypatch.setattr(_lookup, "_FLAT_MAX_LOOKUP", 0)
+    return str(request.param)
+
+
+SETTINGS = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+}
+
+
+@settings(max_examples=100, **SETTINGS)
+@given(scenario=scenarios())
+def test_split_properties(scenario: tuple[dict[str, Any], pl.DataFrame], lookup_path: str) -> None:
     raw_ledger, events = scenario
     ledger = parse_ledger(raw_ledger)
     if events.filter(pl.col("experiment_id") == "e").height == 0:
@@ -196,3 +240,128 @@ def test_split_properties(scenario: tuple[dict[str, Any], pl.DataFrame]) -> None
     assert again.select("event_id", "phase", "contamination").equals(
         got.sort("event_id").select("event_id", "phase", "contamination")
     )
+
+
+# ------------------------------------------------------------- several prompts and experiments
+
+PROMPT_REVS = {"p": ["p1", "p2", "p3", "p4"], "q": ["q1", "q2", "q3"]}
+
+
+@st.composite
+def busy_scenarios(draw: st.DrawFn) -> tuple[dict[str, Any], str, pl.DataFrame]:
+    """Two prompts, deploys, prompt rollbacks and several experiments (some of the other prompt,
+    some never started), in a random valid order; events tagged with any of them."""
+    live: dict[str, str | None] = {"p": None, "q": None}
+    running: dict[str, str | None] = {"p": None, "q": None}
+    experiments: dict[str, dict[str, Any]] = {
+        "idle-p": {"prompt": "p", "arms": {"control": "p1", "treatment": "p2"}},
+        "idle-q": {"prompt": "q", "arms": {"control": "q1", "treatment": "q3"}},
+    }
+    transitions: list[dict[str, Any]] = []
+    hour = 0
+    for _ in range(draw(st.integers(2, 14))):
+        hour += draw(st.integers(0, 4))  # equal times allowed: empty phases
+        at = (T0 + timedelta(hours=hour)).isoformat()
+        prompt = draw(st.sampled_from(["p", "q"]))
+        revs = PROMPT_REVS[prompt]
+        eid = running[prompt]
+        if eid is not None:
+            arms = experiments[eid]["arms"]
+            kind = draw(st.sampled_from(["ramp", "rollback", "promote", "stop"]))
+            if kind == "ramp":
+                w = draw(st.lists(st.integers(1, 5), min_size=len(arms), max_size=len(arms)))
+                alloc = {a: x / sum(w) for a, x in zip(arms, w, strict=True)}
+                transitions.append(
+                    {"at": at, "action": "ramp", "experiment": eid, "allocation": alloc}
+                )
+                continue
+            running[prompt] = None
+            entry: dict[str, Any] = {"at": at, "action": kind, "experiment": eid}
+            if kind == "rollback":
+                entry["to"] = arms["control"]
+                live[prompt] = arms["control"]
+            elif kind == "promote":
+                arm = draw(st.sampled_from(sorted(arms)))
+                entry["arm"] = arm
+                live[prompt] = arms[arm]
+            transitions.append(entry)
+            continue
+        kind = draw(st.sampled_from(["deploy", "start", "start", "prompt_rollback"]))
+        if kind == "deploy" or live[prompt] is None:
+            rev = draw(st.sampled_from(revs))
+            transitions.append({"at": at, "action": "deploy", "prompt": prompt, "revision": rev})
+            live[prompt] = rev
+        elif kind == "prompt_rollback":
+            to = draw(st.sampled_from(revs))
+            transitions.append({"at": at, "action": "rollback", "prompt": prompt, "to": to})
+            live[prompt] = to
+        else:
+            eid = f"e{len(experiments)}"
+            others = draw(st.lists(st.sampled_from(revs), min_size=1, max_size=2))
+            arms = {"control": live[prompt], **{f"t{i}": r for i, r in enumerate(others)}}
+            experiments[eid] = {"prompt": prompt, "arms": arms}
+            w = draw(st.lists(st.integers(1, 5), min_size=len(arms), max_size=len(arms)))
+            alloc = {a: x / sum(w) for a, x in zip(arms, w, strict=True)}
+            transitions.append(
+                {"at": at, "action": "start", "experiment": eid, "allocation": alloc}
+            )
+            running[prompt] = eid
+    started = [t["experiment"] for t in transitions if t["action"] == "start"]
+    ledger = {
+        "version": 1,
+        "prompts": {k: {"revisions": {r: {} for r in v}} for k, v in PROMPT_REVS.items()},
+        "experiments": experiments,
+        "transitions": transitions,
+    }
+    target = draw(st.sampled_from(started)) if started else ""
+    tags = [*experiments, "unknown-exp", None]
+    rows = []
+    for i in range(draw(st.integers(1, 60))):
+        tag = draw(st.sampled_from([target, target, *tags]))
+        arm = (
+            draw(st.sampled_from(sorted(experiments[tag]["arms"])))
+            if tag in experiments
+            else ("x" if tag is not None else None)
+        )
+        rows.append(
+            {
+                "event_id": f"ev{i}",
+                "ts": T0 + timedelta(minutes=draw(st.integers(-60, (hour + 6) * 60))),
+                "user_id": f"u{draw(st.integers(0, 6))}",
+                "experiment_id": tag,
+                "arm": arm,
+                "conversation_id": draw(st.sampled_from([None, "c0", "c1", "c2"])),
+                "revision_id": draw(st.sampled_from([None, None, "p1", "q2"])),
+                "response_revision_id": draw(st.sampled_from([None, None, None, "p2"])),
+            }
+        )
+    schema = {
+        "event_id": pl.String,
+        "ts": pl.Datetime("us", "UTC"),
+        "user_id": pl.String,
+        "experiment_id": pl.String,
+        "arm": pl.String,
+        "conversation_id": pl.String,
+        "revision_id": pl.String,
+        "response_revision_id": pl.String,
+    }
+    return ledger, target, pl.DataFrame(rows, schema=schema)
+
+
+@settings(max_examples=80, **SETTINGS)
+@given(scenario=busy_scenarios())
+def test_split_with_several_prompts_and_experiments(
+    scenario: tuple[dict[str, Any], str, pl.DataFrame], lookup_path: str
+) -> None:
+    """Phases, served revisions and labels equal the brute-force labeller when the ledger holds
+    other prompts, other experiments (running or not, of either prompt) and prompt rollbacks."""
+    raw_ledger, target, events = scenario
+    ledger = parse_ledger(raw_ledger)
+    if not target or events.filter(pl.col("experiment_id") == target).height == 0:
+        return
+    got = split(events, ledger, target).frame.collect().to_polars()
+    assert got.height == events.height
+    ref = reference_labels(ledger, events, target)
+    for row in got.iter_rows(named=True):
+        expected = ref[row["event_id"]]
+        assert (row["phase"], row["contamination"], row["served_revision"]) == expected, row

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -14,6 +15,7 @@ __all__ = [
     "add_columns_option",
     "add_format_option",
     "add_progress_option",
+    "number",
     "parse_columns",
     "progress",
     "write_output",
@@ -65,15 +67,10 @@ def parse_columns(args: argparse.Namespace) -> dict[str, str]:
 
     mapping: dict[str, str] = {}
     if getattr(args, "columns", None) is not None:
-        import yaml
+        from analysis import _yaml
 
         path: Path = args.columns
-        try:
-            data = yaml.safe_load(path.read_text())
-        except OSError as exc:
-            raise PromptstateError(f"{path}: cannot read the column map ({exc.strerror})") from exc
-        except yaml.YAMLError as exc:
-            raise PromptstateError(f"{path}: not valid YAML/JSON: {exc}") from exc
+        data = _yaml.load(path, what="column map", error=PromptstateError)
         if not isinstance(data, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in data.items()
         ):
@@ -87,6 +84,43 @@ def parse_columns(args: argparse.Namespace) -> dict[str, str]:
             raise PromptstateError(f"--column {item!r}: expected CANONICAL=YOURS, e.g. user_id=uid")
         mapping[key.strip()] = value.strip()
     return mapping
+
+
+def number(
+    *,
+    integer: bool = False,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> Callable[[str], float]:
+    """An argparse ``type=`` that parses a finite number in a range, e.g. ``(0, 1)``.
+
+    NaN, infinities and values outside ``[low, high]`` (bounds excluded with ``low_open`` /
+    ``high_open``) are refused with a message naming the range; argparse then exits with
+    code 2.
+
+    >>> number(low=0, high=1, low_open=True, high_open=True)("0.05")
+    0.05
+    """
+    lo = "(" if low_open else "["
+    hi = ")" if high_open else "]"
+    span = f"{lo}{'-inf' if low is None else low}, {'inf' if high is None else high}{hi}"
+    kind = "a whole number" if integer else "a number"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(int(text)) if integer else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {kind} in {span}") from None
+        bad = not math.isfinite(value)
+        bad = bad or (low is not None and (value < low or (low_open and value == low)))
+        bad = bad or (high is not None and (value > high or (high_open and value == high)))
+        if bad:
+            raise argparse.ArgumentTypeError(f"{text!r} must be {kind} in {span}")
+        return int(value) if integer else value
+
+    return parse
 
 
 def write_output(text: str, out: Path | None = None) -> None:

@@ -9,6 +9,7 @@ from analysis.cli._common import (
     add_columns_option,
     add_format_option,
     add_progress_option,
+    number,
     parse_columns,
     progress,
 )
@@ -21,9 +22,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=(
             "Split the events of an experiment at its rollout boundaries and compute, for every "
             "metric, the clean effect per exposure phase and combined across phases, the naive "
-            "effect a dashboard shows, SRM per phase, exclusions by label and recovery after a "
-            "rollback. With no arguments it runs on the embedded sample. Exit codes: 0 ok, "
-            "1 SRM or crossover share above the threshold, 2 bad input."
+            "effect a dashboard shows, SRM per phase, exclusions by label, missing values and "
+            "recovery after a rollback. Clean effects compare arms within time blocks of each "
+            "phase and are regression-adjusted on the pre-period where units have one. With no "
+            "arguments it runs on the embedded sample. Exit codes: 0 ok, 1 a regression (the "
+            "clean combined effect of a metric with a direction, significant after the "
+            "multiplicity adjustment, in the wrong direction), a sample-ratio mismatch, crossover "
+            "or missing values above their thresholds, 2 bad input."
         ),
     )
     parser.add_argument(
@@ -39,7 +44,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="FILE",
         help="metrics file (YAML/JSON, see docs/metrics.md; default: the sample's metrics.yaml)",
     )
-    parser.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level")
+    parser.add_argument(
+        "--alpha",
+        type=number(low=0, high=1, low_open=True, high_open=True),
+        default=0.05,
+        help="1 - confidence level (default: 0.05)",
+    )
     parser.add_argument(
         "--multiplicity",
         choices=("holm", "bh", "none"),
@@ -48,13 +58,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument(
         "--srm-threshold",
-        type=float,
+        type=number(low=0, high=1, low_open=True),
         default=0.001,
         help="flag a sample ratio mismatch at p below this (default: 0.001)",
     )
     parser.add_argument(
         "--crossover-threshold",
-        type=float,
+        type=number(low=0, high=1),
         default=0.02,
         help="alert when crossover units exceed this share of enrolled units (default: 0.02)",
     )
@@ -65,9 +75,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument(
         "--recovery-bin-hours",
-        type=float,
+        type=number(low=0, low_open=True),
         default=2.0,
         help="bin width of the recovery curve after a rollback (default: 2)",
+    )
+    parser.add_argument(
+        "--block-hours",
+        type=number(low=0),
+        default=6.0,
+        help="length of the time strata of the clean estimates inside each exposure phase "
+        "(default: 6; 0: one stratum per phase)",
+    )
+    parser.add_argument(
+        "--missing-threshold",
+        type=number(low=0, high=1),
+        default=0.01,
+        help="alert when a metric's NaN/inf/null values exceed this share of the clean events "
+        "(default: 0.01)",
     )
     parser.add_argument("--no-explain", action="store_true", help="skip the naive-vs-clean steps")
     parser.add_argument(
@@ -109,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
             sequential=args.sequential,
             explain=not args.no_explain,
             recovery_bin_hours=args.recovery_bin_hours,
+            block_hours=args.block_hours or None,
+            missing_threshold=args.missing_threshold,
         )
     if args.format == "json":
         write_output(json.dumps(res.to_dict(), indent=2, default=str))
@@ -118,6 +144,6 @@ def run(args: argparse.Namespace) -> int:
         if args.all_columns:
             res = dataclasses.replace(res, effects=dataclasses.replace(res.effects, shown=None))
         write_output(str(res))
-    for alert in res.alerts:
+    for alert in (*res.alerts, *res.regression_messages):
         print(f"promptstate: alert: {alert}", file=sys.stderr)
-    return 0 if res.ok else 1
+    return res.exit_code

@@ -1,8 +1,16 @@
-"""``promptstate baseline ...``: the versioned eval-baseline store (see docs/baselines.md)."""
+"""``promptstate baseline ...``: the versioned eval-baseline store (see docs/baselines.md).
+
+Exit codes: 0 ok; 2 bad input (a suite config, a suite or version name, an option — nothing was
+changed); 3 a stored baseline is invalid (its files disagree with the journal: ``verify`` lists
+every mismatch) or, for ``sync``, a revert is pending. Repairs a writer made of leftovers of a
+writer that died are reported on stderr as ``promptstate: warning: ...``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +40,10 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "baseline",
         help="versioned eval baselines: init, anchor, list, show, history, pin, unpin, revert, "
-        "sync",
+        "sync, verify",
         description="Versioned eval baselines that follow rollbacks. Exit codes: 0 ok, 2 bad "
-        "input, 3 stale or invalid baseline (sync: a revert is pending).",
+        "input (nothing changed), 3 invalid stored baseline (verify: any mismatch; sync: also a "
+        "pending revert).",
     )
     sub = parser.add_subparsers(dest="baseline_command", metavar="ACTION", required=True)
 
@@ -111,11 +120,38 @@ def register(subparsers: Any) -> None:
     _common(p, write=True)
     add_format_option(p)
 
+    p = sub.add_parser(
+        "verify",
+        help="check every stored file against the journal (exit 3 on any mismatch)",
+        description="Cross-check each version's meta.json with the journal entry that created "
+        "it, its scores with both recorded hashes, its eval-set hash with its scores, and the "
+        "journal itself; notes leftovers of writers that died. Read-only. Exit 0 when all is "
+        "well, 3 on any mismatch (each listed), 2 when a suite config is invalid.",
+    )
+    p.add_argument("suite", nargs="?", default=None, help="default: every suite")
+    _common(p)
+    add_format_option(p)
+
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Dispatch ``baseline ACTION``."""
+    """Dispatch ``baseline ACTION``; repairs of crash leftovers are printed as warnings."""
+    from analysis.evals.store import RepairWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RepairWarning)
+        try:
+            return _run(args)
+        finally:
+            for w in caught:
+                if issubclass(w.category, RepairWarning):
+                    print(f"promptstate: warning: {w.message}", file=sys.stderr)
+                else:
+                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+
+def _run(args: argparse.Namespace) -> int:
     from analysis.evals.store import BaselineStore, SuiteConfig
 
     store = BaselineStore(args.store)
@@ -171,6 +207,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if cmd == "sync":
         return _sync(store, args)
+    if cmd == "verify":
+        return _verify(store, args)
     raise AssertionError(cmd)  # pragma: no cover
 
 
@@ -296,9 +334,20 @@ def _history(store: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-def _sync(store: Any, args: argparse.Namespace) -> int:
-    import sys
+def _verify(store: Any, args: argparse.Namespace) -> int:
+    report = store.verify([args.suite] if args.suite else None)
+    cols = ["suite", "status", "path", "detail"]
+    code: int = report.exit_code()
+    verdict = {0: "all is well", 2: "invalid suite config", 3: "INVALID stored baseline"}[code]
+    title = f"verify {store.root}: {verdict}"
+    write_output(_render(report.rows(), cols, args.format, title, report.to_dict()))
+    for f in report.findings:
+        if f.kind != "note":
+            print(f"promptstate: {f.kind}: {f.path}: {f.problem}", file=sys.stderr)
+    return code
 
+
+def _sync(store: Any, args: argparse.Namespace) -> int:
     from analysis.ledger import load_ledger
 
     ledger = load_ledger(args.ledger)

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from analysis.cli._common import add_format_option, write_output
+from analysis.cli._common import add_format_option, number, write_output
 
 __all__ = ["register", "run"]
 
@@ -20,8 +20,15 @@ def register(subparsers: Any) -> None:
         description=(
             "Grade a candidate's eval results against the reference baseline of SUITE: "
             "stale-baseline guard (with --ledger), validity checks, paired tests per metric "
-            "(non-inferiority against each margin, Holm across metrics). Exit codes: 0 pass, "
-            "1 regression or inconclusive, 2 bad input, 3 stale or invalid baseline."
+            "against each margin. Alpha convention: --alpha is the one-sided level of each "
+            "decision and the interval shown is the two-sided 1-2*alpha one (90 percent by "
+            "default); "
+            "a metric passes when that interval's lower bound lies above -margin, and regresses "
+            "when the Holm-adjusted one-sided p-value of 'worse than the margin' is below alpha. "
+            "Every test uses the variance under 'worse by exactly the margin' (Tango's score "
+            "test for 0/1 metrics, a restricted score test otherwise), so tied scores cannot "
+            "pass. Exit codes: 0 pass, 1 regression or inconclusive, 2 bad input, 3 stale or "
+            "invalid baseline."
         ),
     )
     p.add_argument("suite")
@@ -46,24 +53,35 @@ def register(subparsers: Any) -> None:
     p.add_argument("--output", type=Path, default=None, help="write the report to a file")
     p.add_argument(
         "--alpha",
-        type=float,
+        type=number(low=0, high=0.5, low_open=True, high_open=True),
         default=0.05,
-        help="one-sided level of each decision (default 0.05; CI is 1-2*alpha)",
+        help="one-sided level of each decision, in (0, 0.5) (default 0.05); the CI shown is "
+        "two-sided 1-2*alpha and a pass needs its lower bound above -margin",
     )
-    p.add_argument("--power", type=float, default=0.8, help="power for the MDE (default 0.8)")
+    p.add_argument(
+        "--power",
+        type=number(low=0, high=1, low_open=True, high_open=True),
+        default=0.8,
+        help="power behind mde and n_required, in (0, 1) (default 0.8)",
+    )
     p.add_argument(
         "--method",
         choices=("t", "bootstrap"),
         default="t",
-        help="paired t (default) or paired bootstrap over examples",
+        help="score tests (default) or a bootstrap from the null-restricted fit over examples",
     )
-    p.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
+    p.add_argument(
+        "--resamples",
+        type=number(integer=True, low=1),
+        default=2000,
+        help="bootstrap resamples, a whole number >= 1 (default 2000)",
+    )
     p.add_argument(
         "--min-coverage",
-        type=float,
+        type=number(low=0, high=1, low_open=True),
         default=0.95,
         help="share of the reference's examples the candidate must cover when the "
-        "eval sets differ (default 0.95)",
+        "eval sets differ, in (0, 1] (default 0.95)",
     )
     p.add_argument(
         "--grader",

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from analysis.cli._common import add_columns_option, add_progress_option, parse_columns, progress
+from analysis.cli._common import (
+    add_columns_option,
+    add_progress_option,
+    number,
+    parse_columns,
+    progress,
+)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -18,8 +24,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "baselines and downstream contracts, and write report.html (self-contained, plots "
             "as inline SVG), report.md and report.json into --out. With no arguments it reports "
             "on the embedded sample into ./promptstate-report/. Exit codes: 0 nothing needs "
-            "attention, 1 something does (SRM, crossover share, clean regression, stale "
-            "baseline, contract risk), 2 bad input."
+            "attention, 1 something does (SRM, crossover share, clean regression, stale or "
+            "invalid baseline, contract risk), 2 bad input (nothing written), 4 internal error."
         ),
     )
     parser.add_argument(
@@ -50,12 +56,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="DIR",
         help="output directory (default: ./promptstate-report)",
     )
-    parser.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level")
+    parser.add_argument(
+        "--alpha",
+        type=number(low=0, high=1, low_open=True, high_open=True),
+        default=0.05,
+        help="1 - confidence level, in (0, 1) (default: 0.05)",
+    )
     parser.add_argument(
         "--crossover-threshold",
-        type=float,
+        type=number(low=0, high=1),
         default=0.02,
-        help="attention when crossover units exceed this share of enrolled units (default: 0.02)",
+        help="attention when crossover units exceed this share of enrolled units, in [0, 1] "
+        "(default: 0.02)",
     )
     add_progress_option(parser)
     add_columns_option(parser)
@@ -65,8 +77,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from analysis.reporting.batch import report
+    from analysis._paths import check_outputs, sample_dir
+    from analysis.errors import PromptstateError
+    from analysis.reporting.batch import REPORT_FILES, report
 
+    # with no events the report reads the embedded sample: its directory is an input too
+    sample = sample_dir() if args.events is None else None
+    check_outputs(
+        [args.out / name for name in REPORT_FILES],
+        [args.events, args.ledger, args.metrics, args.store, args.columns, sample],
+    )
     with progress("analysing", enabled=args.progress):
         rep = report(
             args.events,
@@ -81,7 +101,13 @@ def run(args: argparse.Namespace) -> int:
             crossover_threshold=args.crossover_threshold,
         )
     with progress("writing the report", enabled=args.progress):
-        paths = rep.write(args.out)
+        try:
+            paths = rep.write(args.out)
+        except OSError as exc:
+            raise PromptstateError(
+                f"--out {args.out}: cannot write the report ({exc.strerror or exc}); choose a "
+                "writable directory"
+            ) from None
     print(rep.headline)
     for a in rep.attention:
         print(f"promptstate: attention: [{a.kind}] {a.message}", file=sys.stderr)

@@ -10,13 +10,15 @@ from analysis.cli._common import (
     add_columns_option,
     add_format_option,
     add_progress_option,
+    number,
     parse_columns,
     progress,
 )
 
 _EXIT = (
-    "Exit codes: 0 ok, 1 a leg needs confirmation (apply: refused until confirmed), 2 bad "
-    "input, 3 stale or invalid baseline store."
+    "Exit codes: 0 ok; 1 a leg needs confirmation (apply: refused until confirmed), a step is "
+    "pending, or an apply action failed after an earlier one ran (re-run to complete); 2 bad "
+    "input, including an invalid baseline store (nothing was changed); 4 internal error."
 )
 
 
@@ -92,12 +94,24 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--open-hours",
-        type=float,
+        type=_option("open_hours"),
         default=4.0,
-        help="a tainted conversation with a turn this recent is open (default: 4)",
+        metavar="H",
+        help="a tainted conversation with a turn this recent is open (default: 4; 0-8784)",
     )
     parser.add_argument(
-        "--holdout-days", type=float, default=14.0, help="proposed cohort hold-out (default: 14)"
+        "--holdout-days",
+        type=_option("holdout_days"),
+        default=14.0,
+        metavar="D",
+        help="proposed cohort hold-out (default: 14; 0-3660)",
+    )
+    parser.add_argument(
+        "--idle-minutes",
+        type=_option("idle_minutes"),
+        default=60.0,
+        metavar="M",
+        help="a revision idle this long has a cold prefix cache (default: 60; > 0)",
     )
     parser.add_argument("--reason", help="reason recorded in the transition")
     parser.add_argument("--actor", help="actor recorded in the transition")
@@ -107,6 +121,21 @@ def _common(parser: argparse.ArgumentParser) -> None:
     add_progress_option(parser)
     add_format_option(parser)
     add_columns_option(parser)
+
+
+#: The ranges of :data:`analysis.rollback.planning.OPTION_RANGES` (repeated here so that
+#: ``--help`` imports nothing heavy; ``tests/test_cli_contract.py`` checks they agree).
+OPTION_RANGES: dict[str, tuple[float, float, bool]] = {
+    "open_hours": (0.0, 24.0 * 366, False),
+    "holdout_days": (0.0, 3660.0, False),
+    "idle_minutes": (0.0, 60.0 * 24 * 366, True),
+}
+
+
+def _option(name: str) -> Any:
+    """The argparse type of a numeric option (NaN, infinities, out of range: exit 2)."""
+    low, high, low_open = OPTION_RANGES[name]
+    return number(low=low, high=high, low_open=low_open)
 
 
 def _inputs(args: argparse.Namespace) -> dict[str, Any]:
@@ -151,6 +180,7 @@ def _inputs(args: argparse.Namespace) -> dict[str, Any]:
         "columns": parse_columns(args) or None,
         "open_hours": args.open_hours,
         "holdout_days": args.holdout_days,
+        "idle_minutes": args.idle_minutes,
         "recovery": not args.no_recovery,
         "reason": args.reason,
         "actor": args.actor,

@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "(outside_window, after_end, crossover, served_mismatch, stale_cache, carryover, "
             "clean), print counts by phase x arm x label, and optionally write the labelled "
             "events. With no EVENTS and --ledger it runs on the embedded sample. "
-            "Exit codes: 0 ok, 2 bad input."
+            "Exit codes: 0 ok, 2 bad input (nothing written), 4 internal error."
         ),
     )
     parser.add_argument(
@@ -45,22 +45,33 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from analysis._paths import sample_path
+    from analysis._paths import check_outputs, sample_dir, sample_path
     from analysis.cli._common import write_output
     from analysis.errors import PromptstateError
     from analysis.events.labelling import contamination_summary, split
 
     events = args.events if args.events is not None else sample_path("events.parquet")
     ledger = args.ledger if args.ledger is not None else sample_path("ledger.yaml")
-    if args.out is not None and args.out.suffix.lower() not in (".parquet", ".csv", ".ndjson"):
-        raise PromptstateError(f"--out {args.out}: use a .parquet, .csv or .ndjson file name")
+    if args.out is not None:
+        if args.out.suffix.lower() not in (".parquet", ".csv", ".ndjson"):
+            raise PromptstateError(f"--out {args.out}: use a .parquet, .csv or .ndjson file name")
+        # on the embedded sample, its directory is an input too
+        sample = sample_dir() if args.events is None or args.ledger is None else None
+        check_outputs([args.out], [events, ledger, args.columns, sample])
     with progress("loading and validating events", enabled=args.progress):
         result = split(events, ledger, args.experiment, columns=parse_columns(args))
     if args.out is not None:
+        _check_writable(result.frame, args.out)
         from analysis._io import atomic_write_with
 
         with progress(f"labelling and writing {args.out}", enabled=args.progress):
-            atomic_write_with(args.out, lambda tmp: _write(result.frame, tmp, args.out.suffix))
+            try:
+                atomic_write_with(args.out, lambda tmp: _write(result.frame, tmp, args.out.suffix))
+            except OSError as exc:
+                raise PromptstateError(
+                    f"--out {args.out}: cannot write ({exc.strerror or exc}); choose a writable "
+                    "path (nothing was written)"
+                ) from None
     with progress("summarising", enabled=args.progress):
         summary = contamination_summary(result)
     if args.format == "json":
@@ -76,6 +87,24 @@ def run(args: argparse.Namespace) -> int:
     else:
         write_output(str(summary))
     return 0
+
+
+def _check_writable(frame: object, out: Path) -> None:
+    """CSV holds no nested values: refuse list/struct columns before anything is written."""
+    import narwhals as nw
+
+    from analysis.errors import PromptstateError
+
+    assert isinstance(frame, nw.LazyFrame)
+    if out.suffix.lower() != ".csv":
+        return
+    schema = frame.collect_schema()
+    nested = [name for name, dtype in schema.items() if dtype.is_nested()]
+    if nested:
+        raise PromptstateError(
+            f"--out {out}: column(s) {', '.join(nested)} hold lists or structs, which CSV cannot "
+            "store; write .parquet or .ndjson instead"
+        )
 
 
 def _write(frame: object, path: Path, suffix: str) -> None:

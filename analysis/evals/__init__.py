@@ -18,6 +18,7 @@ from analysis._lazy import attach
 _EXPORTS: dict[str, str] = {
     "EvalResults": ".results",
     "eval_set_hash": ".results",
+    "EVAL_SET_HASH_SCHEME": ".results",
     "load_results": ".results",
     "BaselineVersion": ".models",
     "JournalEntry": ".models",
@@ -26,9 +27,13 @@ _EXPORTS: dict[str, str] = {
     "SuiteConfig": ".models",
     "SyncItem": ".models",
     "SyncReport": ".models",
+    "Finding": ".models",
+    "SuiteCheck": ".models",
+    "VerifyReport": ".models",
     "DEFAULT_STORE": ".store",
     "BaselineStore": ".store",
     "Suite": ".store",
+    "RepairWarning": ".store",
     "Check": ".gating",
     "GateResult": ".gating",
     "MetricResult": ".gating",
@@ -38,19 +43,24 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "DEFAULT_STORE",
+    "EVAL_SET_HASH_SCHEME",
     "BaselineStore",
     "BaselineVersion",
     "Check",
     "EvalResults",
+    "Finding",
     "GateResult",
     "JournalEntry",
     "MetricResult",
     "MetricSpec",
     "Reference",
+    "RepairWarning",
     "Suite",
+    "SuiteCheck",
     "SuiteConfig",
     "SyncItem",
     "SyncReport",
+    "VerifyReport",
     "compare_metrics",
     "eval_set_hash",
     "gate",
@@ -69,14 +79,18 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from analysis.evals.models import (
         BaselineVersion,
+        Finding,
         JournalEntry,
         MetricSpec,
         Reference,
+        SuiteCheck,
         SuiteConfig,
         SyncItem,
         SyncReport,
+        VerifyReport,
     )
     from analysis.evals.results import (
+        EVAL_SET_HASH_SCHEME,
         EvalResults,
         eval_set_hash,
         load_results,
@@ -84,5 +98,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from analysis.evals.store import (
         DEFAULT_STORE,
         BaselineStore,
+        RepairWarning,
         Suite,
     )

@@ -10,7 +10,9 @@ Order of work, and what each step guarantees:
    every metric of the suite (binary metrics 0/1); same grader; same eval set (identical
    example-id hash, or the candidate covers at least ``min_coverage`` of the reference's
    examples — the comparison then uses the common examples).
-3. **Paired statistics** per metric on the common examples (:mod:`analysis.stats.paired`).
+3. **Paired statistics** per metric on the common examples (:mod:`analysis.stats.margin`,
+   :mod:`analysis.stats.noninferiority`); a candidate sharing no example with the reference is
+   refused (it can never pass).
 
 Conventions (oriented so that positive = candidate better; ``m`` = the metric's margin):
 
@@ -19,6 +21,11 @@ Conventions (oriented so that positive = candidate better; ``m`` = the metric's 
   in the metric's own direction (candidate − reference).
 * ``alpha`` (default 0.05) is the one-sided error rate of each decision; the CI shown is the
   two-sided ``1 − 2·alpha`` interval (90%), so each of its bounds is a level-``alpha`` bound.
+* Every margin test standardises by the variance **under the null** ``delta = −m`` (the
+  restricted maximum-likelihood fit), never by the observed one alone, so ties cannot prove
+  non-inferiority: Tango's score test for binary metrics with one sample per example, the
+  restricted score test on the scores' support (with the lattice floor) otherwise; the CI is
+  the matching score interval.
 * ``pass`` (non-inferior): the lower confidence bound of the oriented difference is above
   ``−m`` (``p_noninferior < alpha``). Passing overall requires every metric to pass — an
   intersection–union test, which needs no multiplicity adjustment.
@@ -26,9 +33,12 @@ Conventions (oriented so that positive = candidate better; ``m`` = the metric's 
   ``H0: δ ≥ −m`` rejected with the **Holm-adjusted** ``p_regression < alpha`` across the
   suite's metrics (family-wise control of false regressions). Unadjusted, that is "the upper
   confidence bound is below ``−m``".
-* ``inconclusive`` otherwise; ``mde`` is the minimum detectable difference
-  ``(t_{1−α} + t_{power})·se``: regressions larger than ``m + mde`` are flagged with probability
-  ``power``; ``n_required`` is the number of examples at which ``mde`` would equal the margin.
+* ``inconclusive`` otherwise, or when a decision is withheld (``reason`` says why: fewer than 2
+  examples, no spread in the scores, or continuous differences too skewed for their number,
+  ``n < 25·skewness²``). ``mde`` is the minimum detectable difference
+  ``(z_{1−α}·null_sd + z_{power}·sd)/√n``: regressions larger than ``m + mde`` are flagged with
+  probability about ``power``; ``n_required`` is the number of examples at which a regression
+  of ``2m`` would be.
 * ``pvalue`` is the two-sided test of no difference (exact McNemar for binary metrics with one
   sample per example, else the paired t / bootstrap), with Holm-adjusted ``pvalue_adjusted``;
   they are descriptive, the verdicts use the margin tests above.
@@ -51,6 +61,7 @@ import numpy.typing as npt
 
 from analysis.errors import ResultsError, StaleBaselineError
 from analysis.evals.store import DEFAULT_STORE, BaselineStore, MetricSpec, Reference, Suite
+from analysis.stats.noninferiority import ScoreSupport
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -86,8 +97,14 @@ class MetricResult(NamedTuple):
         p_regression_adjusted: Holm-adjusted ``p_regression`` (the regression decision).
         mde: Minimum detectable difference at the gate's power.
         n_required: Examples at which ``mde`` equals the margin (``None`` when not estimable).
-        test: ``paired t``, ``paired bootstrap``, with ``+ McNemar exact`` for binary metrics.
+        test: ``Tango score``, ``restricted score`` (``(lattice s)``) or ``restricted
+            bootstrap``, with ``+ McNemar exact`` for binary metrics with one sample per
+            example.
         verdict: ``pass``, ``regression`` or ``inconclusive``.
+        null_sd: Standard deviation of one paired difference under ``δ = −margin`` (the
+            restricted fit, at least the lattice floor): what the margin tests standardise by.
+        skewness: Sample skewness of the oriented paired differences.
+        reason: Why a decision was withheld (``""`` when none was).
     """
 
     metric: str
@@ -109,6 +126,9 @@ class MetricResult(NamedTuple):
     n_required: int | None
     test: str
     verdict: Verdict
+    null_sd: float = math.nan
+    skewness: float = math.nan
+    reason: str = ""
 
 
 class Check(NamedTuple):
@@ -144,8 +164,9 @@ def compare_metrics(
     n_resamples: int = 2000,
     seed: int | None = 0,
     binary_single_sample: bool = True,
+    supports: Mapping[str, ScoreSupport] | None = None,
 ) -> tuple[MetricResult, ...]:
-    """Paired comparison of example-level means, metric by metric, with Holm across metrics.
+    """Paired margin tests of example-level means, metric by metric, with Holm across metrics.
 
     Args:
         reference: Metric → example-level means of the reference (aligned with ``candidate``).
@@ -153,126 +174,91 @@ def compare_metrics(
         specs: The metrics (kind, direction, margin).
         alpha: One-sided level of each decision (the CI is two-sided ``1 − 2α``).
         power: Power for the minimum detectable difference.
-        method: ``t`` (paired t) or ``bootstrap`` (paired percentile bootstrap over examples).
+        method: ``t`` (score tests and intervals) or ``bootstrap`` (restricted bootstrap
+            p-values, percentile bootstrap interval).
         n_resamples: Bootstrap resamples.
         seed: Bootstrap seed.
         binary_single_sample: Whether binary metrics have one sample per example on both sides
-            (then the exact McNemar test gives the two-sided p-value).
+            (then Tango's test decides and the exact McNemar test gives the two-sided p-value).
+        supports: Metric → range of its scores and lattice step of its differences (default:
+            inferred from the example means, :func:`analysis.stats.margin.infer_support`).
 
     Returns:
         One :class:`MetricResult` per spec, in order.
     """
     from analysis.stats import paired
+    from analysis.stats.margin import margin_test
 
-    confidence = 1.0 - 2.0 * alpha
     k = len(specs)
-    rows: list[dict[str, Any]] = []
+    tests = []
     for spec in specs:
         ref = np.asarray(reference[spec.name], dtype=np.float64)
         cand = np.asarray(candidate[spec.name], dtype=np.float64)
         if ref.shape != cand.shape:
             raise ValueError(f"{spec.name}: reference and candidate are not aligned")
-        raw = cand - ref
-        oriented = raw * spec.sign
-        t = paired.paired_t(oriented, confidence=confidence)
-        test = "paired t"
-        if method == "bootstrap":
-            b = paired.paired_bootstrap(
-                oriented, confidence=confidence, n_resamples=n_resamples, seed=seed
+        tests.append(
+            margin_test(
+                ref,
+                cand,
+                binary=spec.kind == "binary",
+                sign=spec.sign,
+                margin=spec.margin,
+                support=None if supports is None else supports.get(spec.name),
+                alpha=alpha,
+                power=power,
+                n_metrics=k,
+                method=method,
+                single_sample=binary_single_sample,
+                n_resamples=n_resamples,
+                seed=seed,
             )
-            lo, hi, se = b.ci_lower, b.ci_upper, b.se
-            if b.means.size:
-                p_reg = float(np.mean(b.means >= -spec.margin))
-                p_ni = float(np.mean(b.means <= -spec.margin))
-                tail = min(float(np.mean(b.means <= 0)), float(np.mean(b.means >= 0)))
-                p_two = min(1.0, 2.0 * tail)
-            else:
-                p_reg = p_ni = p_two = math.nan
-            test = "paired bootstrap"
-        else:
-            lo, hi, se = t.ci_lower, t.ci_upper, t.se
-            mp = paired.margin_pvalues(t.mean, t.se, t.df, spec.margin)
-            p_reg, p_ni, p_two = mp.p_regression, mp.p_noninferior, t.pvalue
-        if spec.kind == "binary" and binary_single_sample:
-            b_count, c_count = paired.discordant_counts(ref, cand)
-            p_two = paired.mcnemar_exact(b_count, c_count).pvalue
-            test += " + McNemar exact"
-        mde = paired.minimum_detectable_effect(se, t.df, alpha=alpha, power=power)
-        n_req: int | None = None
-        if t.n >= 2 and t.sd > 0:
-            n_req = paired.required_examples(
-                t.sd, spec.margin, alpha=alpha, power=power, n_metrics=k
-            )
-        # back to the metric's own direction (candidate − reference)
-        ci_lower, ci_upper = (lo, hi) if spec.sign > 0 else (-hi, -lo)
-        rows.append(
-            {
-                "spec": spec,
-                "n": t.n,
-                "reference_mean": float(ref.mean()) if ref.size else math.nan,
-                "candidate_mean": float(cand.mean()) if cand.size else math.nan,
-                "diff": float(raw.mean()) if raw.size else math.nan,
-                "ci": (ci_lower, ci_upper),
-                "p_two": p_two,
-                "p_ni": p_ni,
-                "p_reg": p_reg,
-                "mde": mde,
-                "n_req": n_req,
-                "test": test,
-            }
         )
-    adj_reg = paired.holm([r["p_reg"] for r in rows])
-    adj_two = paired.holm([r["p_two"] for r in rows])
+    adj_reg = paired.holm([mt.p_regression for mt in tests])
+    adj_two = paired.holm([mt.p_two for mt in tests])
     out: list[MetricResult] = []
-    for r, a_reg, a_two in zip(rows, adj_reg, adj_two, strict=True):
-        spec = r["spec"]
-        verdict: Verdict
-        if not math.isnan(a_reg) and a_reg < alpha:
+    for spec, mt, a_reg, a_two in zip(specs, tests, adj_reg, adj_two, strict=True):
+        ref = np.asarray(reference[spec.name], dtype=np.float64)
+        cand = np.asarray(candidate[spec.name], dtype=np.float64)
+        regresses = not math.isnan(a_reg) and a_reg < alpha
+        passes = not math.isnan(mt.p_noninferior) and mt.p_noninferior < alpha
+        verdict: Verdict = "inconclusive"
+        withheld = mt.blocked == "both"
+        if regresses and mt.blocked not in ("regression", "both"):
             verdict = "regression"
-        elif not math.isnan(r["p_ni"]) and r["p_ni"] < alpha:
+        elif passes and mt.blocked not in ("pass", "both"):
             verdict = "pass"
         else:
-            verdict = "inconclusive"
+            withheld = withheld or (regresses and mt.blocked == "regression")
+            withheld = withheld or (passes and mt.blocked == "pass")
+        # back to the metric's own direction (candidate − reference)
+        lo, hi = (mt.ci_lower, mt.ci_upper) if spec.sign > 0 else (-mt.ci_upper, -mt.ci_lower)
         out.append(
             MetricResult(
                 metric=spec.name,
                 kind=spec.kind,
                 direction=spec.direction,
                 margin=spec.margin,
-                n=r["n"],
-                reference_mean=r["reference_mean"],
-                candidate_mean=r["candidate_mean"],
-                diff=r["diff"],
-                ci_lower=r["ci"][0],
-                ci_upper=r["ci"][1],
-                pvalue=r["p_two"],
+                n=mt.n,
+                reference_mean=float(ref.mean()) if ref.size else math.nan,
+                candidate_mean=float(cand.mean()) if cand.size else math.nan,
+                diff=mt.mean * spec.sign if mt.n else math.nan,
+                ci_lower=lo,
+                ci_upper=hi,
+                pvalue=mt.p_two,
                 pvalue_adjusted=float(a_two),
-                p_noninferior=r["p_ni"],
-                p_regression=r["p_reg"],
+                p_noninferior=mt.p_noninferior,
+                p_regression=mt.p_regression,
                 p_regression_adjusted=float(a_reg),
-                mde=r["mde"],
-                n_required=r["n_req"],
-                test=r["test"],
+                mde=mt.mde,
+                n_required=mt.n_required,
+                test=mt.test,
                 verdict=verdict,
+                null_sd=mt.null_sd,
+                skewness=mt.skewness,
+                reason=mt.reason if withheld else "",
             )
         )
     return tuple(out)
-
-
-_TABLE_COLUMNS = (
-    "metric",
-    "n",
-    "reference_mean",
-    "candidate_mean",
-    "diff",
-    "ci_lower",
-    "ci_upper",
-    "margin",
-    "p_regression_adjusted",
-    "pvalue",
-    "mde",
-    "verdict",
-)
 
 
 @dataclass(frozen=True)
@@ -349,84 +335,26 @@ class GateResult:
 
         return json.dumps(self.to_dict(), indent=2)
 
-    def _title(self) -> str:
-        cand = self.revision or self.candidate
-        return (
-            f"gate {self.suite}: {cand} vs {self.reference.version} ({self.reference.revision})"
-            f" — {self.verdict.upper()}"
-        )
-
     def to_text(self) -> str:
-        """Terminal table with the checks and notes."""
-        from analysis._render import to_text
+        """Terminal table with the conventions, withheld decisions, checks and notes."""
+        from analysis.evals._gate_render import text
 
-        lines = [to_text(self.rows(), _TABLE_COLUMNS, title=self._title())]
-        lines.append(
-            f"CI: two-sided {1 - 2 * self.alpha:.0%}; decisions one-sided at "
-            f"alpha={self.alpha:g}, regression p Holm-adjusted; mde at power "
-            f"{self.power:.0%}"
-        )
-        lines.extend(f"check {c.name}: {c.status} — {c.detail}" for c in self.checks)
-        lines.extend(f"note: {n}" for n in self.notes)
-        return "\n".join(lines)
+        return text(self)
 
     def __str__(self) -> str:
         return self.to_text()
 
     def to_markdown(self) -> str:
         """Markdown for a pull-request comment or a CI step summary."""
-        from analysis._render import to_markdown
+        from analysis.evals._gate_render import markdown
 
-        icon = {"pass": "✅", "regression": "❌", "inconclusive": "⚠️"}[self.verdict]
-        out = [f"### {icon} {self._title()}", ""]
-        out.append(to_markdown(self.rows(), _TABLE_COLUMNS))
-        out.append("")
-        out.append(
-            f"_CI two-sided {1 - 2 * self.alpha:.0%}; pass = lower bound above −margin; "
-            "regression = Holm-adjusted one-sided p below alpha._"
-        )
-        out.append("")
-        out.extend(f"- **{c.name}** ({c.status}): {c.detail}" for c in self.checks)
-        out.extend(f"- note: {n}" for n in self.notes)
-        return "\n".join(out)
+        return markdown(self)
 
     def to_junit(self) -> str:
         """JUnit XML: one test case per metric; regression and inconclusive are failures."""
-        from xml.sax.saxutils import quoteattr
+        from analysis.evals._gate_render import junit
 
-        from analysis._render import fmt
-
-        cases = []
-        failures = 0
-        for m in self.metrics:
-            body = ""
-            if m.verdict != "pass":
-                failures += 1
-                msg = (
-                    f"{m.metric}: {m.verdict}: diff {fmt(m.diff)} "
-                    f"[{fmt(m.ci_lower)}, {fmt(m.ci_upper)}], margin {fmt(m.margin)}, "
-                    f"p_regression_adjusted {fmt(m.p_regression_adjusted)}, mde {fmt(m.mde)}"
-                )
-                body = f"<failure type={quoteattr(m.verdict)} message={quoteattr(msg)}/>"
-            cases.append(
-                f"  <testcase classname={quoteattr('promptstate.gate.' + self.suite)} "
-                f"name={quoteattr(m.metric)}>{body}</testcase>"
-            )
-        head = (
-            f'<?xml version="1.0" encoding="UTF-8"?>\n<testsuite '
-            f'name={quoteattr("promptstate.gate." + self.suite)} tests="{len(self.metrics)}" '
-            f'failures="{failures}" errors="0">'
-        )
-        props = "".join(
-            f"<property name={quoteattr(k)} value={quoteattr(str(v))}/>"
-            for k, v in (
-                ("verdict", self.verdict),
-                ("reference", self.reference.version),
-                ("reference_revision", self.reference.revision),
-                ("candidate_revision", self.revision),
-            )
-        )
-        return "\n".join([head, f"  <properties>{props}</properties>", *cases, "</testsuite>"])
+        return junit(self)
 
     def to_polars(self) -> pl.DataFrame:
         """Per-metric results as a polars DataFrame."""
@@ -442,8 +370,9 @@ class GateResult:
 
     def _repr_html_(self) -> str:
         from analysis._render import to_html
+        from analysis.evals._gate_render import TABLE_COLUMNS, title
 
-        return to_html(self.rows(), _TABLE_COLUMNS, title=self._title())
+        return to_html(self.rows(), TABLE_COLUMNS, title=title(self))
 
 
 def _check_live(suite: Suite, ref: Reference, ledger: Ledger, store: BaselineStore) -> Check:
@@ -498,6 +427,86 @@ def _check_live(suite: Suite, ref: Reference, ledger: Ledger, store: BaselineSto
     )
 
 
+def _check_options(
+    alpha: float, power: float, method: str, n_resamples: int, min_coverage: float
+) -> None:
+    """Refuse out-of-range options (NaN fails every comparison, so it is refused too)."""
+    if not 0 < alpha < 0.5:
+        raise ResultsError(f"alpha must be in (0, 0.5), not {alpha}")
+    if not 0 < power < 1:
+        raise ResultsError(f"power must be in (0, 1), not {power}")
+    if method not in ("t", "bootstrap"):
+        raise ResultsError(f"method must be 't' or 'bootstrap', not {method!r}")
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 1:
+        raise ResultsError(f"n_resamples must be a whole number >= 1, not {n_resamples!r}")
+    if not 0 < min_coverage <= 1:
+        raise ResultsError(
+            f"min_coverage must be in (0, 1], not {min_coverage}: it is the share of the "
+            "reference's examples the candidate must cover"
+        )
+
+
+_MAX_LATTICE_VALUES = 1001
+
+
+class _Scores(NamedTuple):
+    """A metric's raw scores over both runs: range and, when few, the distinct values."""
+
+    lower: float
+    upper: float
+    distinct: npt.NDArray[np.float64] | None
+
+
+def _score_values(
+    reference: pl.DataFrame, candidate: pl.DataFrame, names: Sequence[str]
+) -> dict[str, _Scores]:
+    """Range and distinct raw scores of each metric over both runs (data work).
+
+    The distinct values are kept only when there are at most ~1,000 (a lattice is possible);
+    with more the metric is continuous and only its range matters.
+    """
+    import polars as pl
+
+    both = pl.concat([reference.select(names), candidate.select(names)], how="vertical_relaxed")
+    agg = both.select(
+        *(pl.col(n).n_unique().alias(f"{n}__k") for n in names),
+        *(pl.col(n).min().alias(f"{n}__lo") for n in names),
+        *(pl.col(n).max().alias(f"{n}__hi") for n in names),
+    ).row(0, named=True)
+    out: dict[str, _Scores] = {}
+    for n in names:
+        distinct = None
+        if agg[f"{n}__k"] <= _MAX_LATTICE_VALUES:
+            distinct = both.get_column(n).unique().to_numpy().astype(np.float64)
+        out[n] = _Scores(float(agg[f"{n}__lo"]), float(agg[f"{n}__hi"]), distinct)
+    return out
+
+
+def _sample_count_pairs(joined: pl.DataFrame) -> list[tuple[int, int]]:
+    """Distinct (reference, candidate) sample counts of the common examples (data work)."""
+    pairs = joined.select("n_samples", "n_samples__cand").unique().rows()
+    return [(int(a), int(b)) for a, b in pairs]
+
+
+def _support(kind: str, scores: _Scores, counts: Sequence[tuple[int, int]]) -> ScoreSupport:
+    """Range of a metric's raw scores and the lattice step of its example-level differences.
+
+    Raw scores on a lattice of step ``g`` (1 for a binary metric) give example means with ``k``
+    samples on the lattice ``g / k``, and differences on ``g / lcm`` of the sample counts of
+    every common example. Scores off any lattice give step 0 (continuous); a single distinct
+    score gives ``nan`` (unknown).
+    """
+    from analysis.stats.noninferiority import lattice_step
+
+    lcm = math.lcm(*(math.lcm(a, b) for a, b in counts)) if counts else 1
+    if kind == "binary":
+        return ScoreSupport(0.0, 1.0, 1.0 / lcm)
+    if scores.distinct is None:
+        return ScoreSupport(scores.lower, scores.upper, 0.0)
+    step = lattice_step(scores.distinct)
+    return ScoreSupport(scores.lower, scores.upper, step / lcm if step > 0 else step)
+
+
 def gate(
     suite: str,
     candidate: str | Path | EvalResults | pl.DataFrame,
@@ -548,10 +557,7 @@ def gate(
     from analysis.errors import BaselineError
     from analysis.evals.results import EvalResults, load_results
 
-    if not 0 < alpha < 0.5:
-        raise ResultsError(f"alpha must be in (0, 0.5), not {alpha}")
-    if method not in ("t", "bootstrap"):
-        raise ResultsError(f"method must be 't' or 'bootstrap', not {method!r}")
+    _check_options(alpha, power, method, n_resamples, min_coverage)
     st = store if isinstance(store, BaselineStore) else BaselineStore(store)
     s = st.suite(suite)
     cfg = s.config
@@ -637,7 +643,13 @@ def gate(
     cand_means = cand.example_means()
     joined = ref_means.join(cand_means, on="example_id", how="inner", suffix="__cand")
     n_ref = ref_means.height
-    if cand.eval_set_sha256 == meta.eval_set_sha256:
+    if joined.height == 0:  # never gradable, whatever --min-coverage says
+        raise ResultsError(
+            f"{cand.source}: shares no example with reference {ref.version} (candidate has "
+            f"{cand_means.height}, reference {n_ref}); a gate needs common examples — run "
+            f"the candidate on the suite's eval set"
+        )
+    if cand.eval_set_hash(meta.eval_set_hash_scheme) == meta.eval_set_sha256:
         checks.append(
             Check("eval_set", "ok", f"same {n_ref} examples (sha256 {meta.eval_set_sha256[:12]}…)")
         )
@@ -646,8 +658,8 @@ def gate(
         if coverage < min_coverage:
             raise ResultsError(
                 f"{cand.source}: covers {joined.height} of the {n_ref} examples of reference "
-                f"{ref.version} ({coverage:.1%} < {min_coverage:.0%}); run the candidate on the "
-                f"suite's eval set or lower --min-coverage"
+                f"{ref.version} ({coverage:.1%} < {min_coverage * 100:.4g}%); run the candidate "
+                f"on the suite's eval set or lower --min-coverage"
             )
         checks.append(
             Check(
@@ -663,6 +675,9 @@ def gate(
     single = meta.max_samples <= 1 and isinstance(cand_max, int) and cand_max <= 1
     ref_arrays = {n: joined.get_column(n).to_numpy() for n in names}
     cand_arrays = {n: joined.get_column(f"{n}__cand").to_numpy() for n in names}
+    scores = _score_values(ref_res.table, cand.table, names)
+    counts = _sample_count_pairs(joined)
+    supports = {m.name: _support(m.kind, scores[m.name], counts) for m in cfg.metrics}
     metrics = compare_metrics(
         ref_arrays,
         cand_arrays,
@@ -673,6 +688,7 @@ def gate(
         n_resamples=n_resamples,
         seed=seed,
         binary_single_sample=single,
+        supports=supports,
     )
     verdict = _overall([m.verdict for m in metrics])
     anchored: str | None = None

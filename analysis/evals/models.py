@@ -12,23 +12,106 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from analysis.errors import BaselineError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from analysis.errors import BaselineError, worst_exit
 from analysis.evals._files import iso, parse_iso
 
 __all__ = [
     "BaselineVersion",
+    "Finding",
     "JournalEntry",
     "MetricSpec",
     "Policy",
     "Reference",
+    "SuiteCheck",
     "SuiteConfig",
     "SyncItem",
     "SyncReport",
+    "VerifyReport",
 ]
 
 Policy = Literal["pin", "reanchor"]
+#: Journal actions.
+ACTIONS = ("init", "anchor", "reanchor", "pin", "unpin", "revert")
+
+
+def _str(data: Mapping[str, Any], key: str, default: str | None = None) -> str:
+    value = data.get(key, default) if default is not None else data[key]
+    if not isinstance(value, str):
+        raise TypeError(f"{key} must be a string, not {value!r}")
+    return value
+
+
+def _opt_str(data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{key} must be a string or null, not {value!r}")
+    return value
+
+
+def _int(data: Mapping[str, Any], key: str, default: int | None = None) -> int:
+    value = data.get(key, default) if default is not None else data[key]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{key} must be an integer, not {value!r}")
+    return value
+
 
 # ----------------------------------------------------------------------------- config
+
+
+RESERVED_COLUMNS = ("example_id", "sample", "grader")
+
+#: What each key of a suite config must be (the start of its error message).
+_HINTS = {
+    "prompt": "'prompt' is required and must be a non-empty string (the ledger's prompt name)",
+    "grader": "'grader' is required and must be a non-empty string (the grader id)",
+    "on_revert": "on_revert must be 'pin' or 'reanchor'",
+    "metrics": "'metrics' must map metric names to their settings {kind, direction, margin}",
+    "kind": "kind must be binary or continuous",
+    "direction": "direction must be higher or lower",
+    "margin": "margin must be a finite number > 0 (the largest acceptable degradation, in the "
+    "metric's units)",
+    "primary": "primary must be the name of one of the metrics",
+}
+
+
+class _MetricModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    kind: Literal["binary", "continuous"] = "continuous"
+    direction: Literal["higher", "lower"] = "higher"
+    margin: float = Field(gt=0, allow_inf_nan=False)
+
+
+class _SuiteModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    prompt: str = Field(min_length=1)
+    grader: str = Field(min_length=1)
+    on_revert: Literal["pin", "reanchor"] = "pin"
+    metrics: dict[str, _MetricModel] = Field(min_length=1)
+    primary: str | None = None
+
+
+def _config_message(exc: ValidationError) -> str:
+    """The first validation error of a suite config as ``entry: what it must be, not VALUE``."""
+    err = exc.errors()[0]
+    loc = [str(part) for part in err["loc"]]
+    entry = ".".join(loc)
+    given = err.get("input")
+    if err["type"] == "extra_forbidden":
+        where = ".".join(loc[:-1])
+        allowed = "kind, direction, margin" if where else ", ".join(_SuiteModel.model_fields)
+        return f"{entry}: unknown key (allowed{' in ' + where if where else ''}: {allowed})"
+    if loc and loc[-1] == "[key]":
+        return f"{'.'.join(loc[:-2])}: metric name {loc[-2]} must be text"
+    if len(loc) == 2 and loc[0] == "metrics":
+        return f"{entry}: expected {{kind, direction, margin}}, not {given!r}"
+    hint = _HINTS.get(loc[-1] if loc else "", err["msg"])
+    if err["type"] == "missing":
+        return f"{entry}: {hint}"
+    return f"{entry}: {hint}, not {given!r}"
 
 
 @dataclass(frozen=True)
@@ -72,64 +155,64 @@ class SuiteConfig:
     metrics: tuple[MetricSpec, ...]
     primary: str
 
+    def _repr_html_(self) -> str:
+        from analysis._render import to_html
+
+        rows = [
+            {"metric": m.name, "kind": m.kind, "direction": m.direction, "margin": m.margin,
+             "primary": m.name == self.primary}
+            for m in self.metrics
+        ]  # fmt: skip
+        title = f"suite of {self.prompt} (grader {self.grader}, on revert: {self.on_revert})"
+        return to_html(rows, list(rows[0]) if rows else ["metric"], title=title)
+
     @classmethod
     def from_mapping(cls, data: Any, *, where: str = "suite config") -> SuiteConfig:
-        """Validate a parsed ``suite.yaml``; errors name the file and the entry."""
+        """Validate a parsed ``suite.yaml``; errors name the file, the entry and the fix.
+
+        Raises:
+            BaselineError: The config is not valid (bad input, exit code 2): a missing or empty
+                ``prompt``/``grader``, an unknown key, a ``kind``/``direction``/``on_revert``
+                outside its choices, a ``margin`` that is not a finite number > 0 (NaN, inf,
+                negative, text, a boolean), an unknown ``primary``.
+        """
+        from pydantic import ValidationError
+
         if not isinstance(data, Mapping):
-            raise BaselineError(f"{where}: expected a mapping with prompt, grader, metrics")
-        unknown = set(data) - {"prompt", "grader", "on_revert", "metrics", "primary"}
-        if unknown:
-            raise BaselineError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
-        for key in ("prompt", "grader"):
-            if not isinstance(data.get(key), str) or not data[key]:
-                raise BaselineError(f"{where}: '{key}' is required and must be a non-empty string")
-        on_revert = data.get("on_revert", "pin")
-        if on_revert not in ("pin", "reanchor"):
             raise BaselineError(
-                f"{where}: on_revert must be 'pin' or 'reanchor', not {on_revert!r}"
+                f"{where}: expected a mapping with prompt, grader, metrics (got "
+                f"{type(data).__name__})"
             )
-        raw = data.get("metrics")
-        if not isinstance(raw, Mapping) or not raw:
-            raise BaselineError(f"{where}: 'metrics' must map metric names to their settings")
+        try:
+            model = _SuiteModel.model_validate(dict(data))
+        except ValidationError as exc:
+            raise BaselineError(f"{where}: {_config_message(exc)}") from None
         metrics: list[MetricSpec] = []
-        for name, spec in raw.items():
-            entry = f"{where}: metrics.{name}"
-            if not isinstance(name, str) or name in ("example_id", "sample", "grader"):
-                raise BaselineError(f"{entry}: invalid metric name")
-            if not isinstance(spec, Mapping):
-                raise BaselineError(f"{entry}: expected {{kind, direction, margin}}")
-            extra = set(spec) - {"kind", "direction", "margin"}
-            if extra:
-                raise BaselineError(f"{entry}: unknown key(s) {', '.join(sorted(map(str, extra)))}")
-            kind = spec.get("kind", "continuous")
-            direction = spec.get("direction", "higher")
-            margin = spec.get("margin")
-            if kind not in ("binary", "continuous"):
-                raise BaselineError(f"{entry}: kind must be binary or continuous, not {kind!r}")
-            if direction not in ("higher", "lower"):
+        for name, spec in model.metrics.items():
+            if not name or name in RESERVED_COLUMNS:
                 raise BaselineError(
-                    f"{entry}: direction must be higher or lower, not {direction!r}"
+                    f"{where}: metrics.{name}: invalid metric name (it is a results column name "
+                    f"or empty: {', '.join(RESERVED_COLUMNS)} are reserved)"
                 )
-            if isinstance(margin, bool) or not isinstance(margin, int | float) or margin <= 0:
-                raise BaselineError(f"{entry}: margin must be a positive number, not {margin!r}")
-            metrics.append(MetricSpec(name, kind, direction, float(margin)))
-        primary = data.get("primary", metrics[0].name)
+            metrics.append(MetricSpec(name, spec.kind, spec.direction, float(spec.margin)))
+        primary = model.primary if model.primary is not None else metrics[0].name
         if primary not in {m.name for m in metrics}:
-            raise BaselineError(f"{where}: primary {primary!r} is not one of the metrics")
-        return cls(data["prompt"], data["grader"], on_revert, tuple(metrics), primary)
+            raise BaselineError(
+                f"{where}: primary {primary!r} is not one of the metrics "
+                f"({', '.join(m.name for m in metrics)})"
+            )
+        return cls(model.prompt, model.grader, model.on_revert, tuple(metrics), primary)
 
     @classmethod
     def load(cls, path: str | Path) -> SuiteConfig:
-        """Read and validate a suite YAML file."""
-        import yaml
+        """Read and validate a suite YAML file (errors are :class:`BaselineError`, exit 2).
+
+        Read through :func:`analysis._yaml.load`: bounded, UTF-8 only, duplicate keys refused.
+        """
+        from analysis import _yaml
 
         p = Path(path)
-        try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise BaselineError(f"{p}: suite config not found") from None
-        except yaml.YAMLError as exc:
-            raise BaselineError(f"{p}: not valid YAML: {exc}") from exc
+        data = _yaml.load(p, what="suite config", error=BaselineError)
         return cls.from_mapping(data, where=str(p))
 
     def to_mapping(self) -> dict[str, Any]:
@@ -176,6 +259,11 @@ class Reference:
         """JSON form."""
         return {"version": self.version, "revision": self.revision, "pinned": self.pinned}
 
+    def _repr_html_(self) -> str:
+        from analysis._render import to_html
+
+        return to_html([self.to_dict()], ["version", "revision", "pinned"], title="reference")
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> Reference:
         """Parse the JSON form."""
@@ -205,6 +293,8 @@ class BaselineVersion:
         max_samples: Largest number of samples of one example.
         summary: Metric → mean over examples.
         source: The results file it was anchored from.
+        eval_set_hash_scheme: How ``eval_set_sha256`` was computed
+            (:func:`~analysis.evals.results.eval_set_hash`; 1 when ``meta.json`` does not say).
     """
 
     id: str
@@ -223,6 +313,7 @@ class BaselineVersion:
     max_samples: int
     summary: Mapping[str, float]
     source: str = ""
+    eval_set_hash_scheme: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (the content of ``meta.json``)."""
@@ -232,6 +323,7 @@ class BaselineVersion:
             "suite": self.suite,
             "revision": self.revision,
             "eval_set_sha256": self.eval_set_sha256,
+            "eval_set_hash_scheme": self.eval_set_hash_scheme,
             "grader": self.grader,
             "parent": self.parent,
             "created_at": iso(self.created_at),
@@ -248,24 +340,33 @@ class BaselineVersion:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BaselineVersion:
-        """Parse ``meta.json``."""
+        """Parse ``meta.json`` (``ValueError``/``KeyError``/``TypeError`` when malformed)."""
+        if not isinstance(data, Mapping):
+            raise TypeError(f"expected a JSON object, not {type(data).__name__}")
+        scheme = _int(data, "eval_set_hash_scheme", 1)
+        if scheme not in (1, 2):
+            raise ValueError(f"unknown eval_set_hash_scheme {scheme}")
+        summary = data.get("summary", {})
+        if not isinstance(summary, Mapping):
+            raise TypeError("summary must be an object")
         return cls(
-            id=data["version"],
-            seq=int(data["seq"]),
-            suite=data["suite"],
-            revision=data["revision"],
-            eval_set_sha256=data["eval_set_sha256"],
-            grader=data["grader"],
-            parent=data.get("parent"),
+            id=_str(data, "version"),
+            seq=_int(data, "seq"),
+            suite=_str(data, "suite"),
+            revision=_str(data, "revision"),
+            eval_set_sha256=_str(data, "eval_set_sha256"),
+            grader=_str(data, "grader"),
+            parent=_opt_str(data, "parent"),
             created_at=parse_iso(data["created_at"]),
-            actor=data.get("actor", ""),
-            reason=data.get("reason", ""),
-            scores_sha256=data["scores_sha256"],
-            n_examples=int(data["n_examples"]),
-            n_rows=int(data["n_rows"]),
-            max_samples=int(data.get("max_samples", 1)),
-            summary={k: float(v) for k, v in data.get("summary", {}).items()},
-            source=data.get("source", ""),
+            actor=_str(data, "actor", ""),
+            reason=_str(data, "reason", ""),
+            scores_sha256=_str(data, "scores_sha256"),
+            n_examples=_int(data, "n_examples"),
+            n_rows=_int(data, "n_rows"),
+            max_samples=_int(data, "max_samples", 1),
+            summary={str(k): float(v) for k, v in summary.items()},
+            source=_str(data, "source", ""),
+            eval_set_hash_scheme=scheme,
         )
 
 
@@ -333,23 +434,39 @@ class JournalEntry:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> JournalEntry:
-        """Parse one journal line."""
-        return cls(
-            seq=int(data["seq"]),
+        """Parse one journal line (``ValueError``/``KeyError``/``TypeError`` when malformed)."""
+        action = _str(data, "action")
+        if action not in ACTIONS:
+            raise ValueError(f"unknown action {action!r} (known: {', '.join(ACTIONS)})")
+        ref = data.get("reference")
+        if ref is not None and not isinstance(ref, Mapping):
+            raise TypeError("reference must be an object")
+        created = data.get("created", False)
+        if not isinstance(created, bool):
+            raise TypeError("created must be true or false")
+        entry = cls(
+            seq=_int(data, "seq"),
             at=parse_iso(data["at"]),
-            actor=data.get("actor", ""),
-            action=data["action"],
-            reason=data.get("reason", ""),
-            reference=Reference.from_dict(data.get("reference")),
-            version=data.get("version"),
-            revision=data.get("revision"),
-            created=bool(data.get("created", False)),
-            scores_sha256=data.get("scores_sha256"),
-            ledger_key=data.get("ledger_key"),
-            reverted=data.get("reverted"),
-            restored=data.get("restored"),
-            policy=data.get("policy"),
+            actor=_str(data, "actor", ""),
+            action=action,
+            reason=_str(data, "reason", ""),
+            reference=Reference(
+                _opt_str(ref or {}, "version"),
+                _opt_str(ref or {}, "revision"),
+                bool((ref or {}).get("pinned", False)),
+            ),
+            version=_opt_str(data, "version"),
+            revision=_opt_str(data, "revision"),
+            created=created,
+            scores_sha256=_opt_str(data, "scores_sha256"),
+            ledger_key=_opt_str(data, "ledger_key"),
+            reverted=_opt_str(data, "reverted"),
+            restored=_opt_str(data, "restored"),
+            policy=_opt_str(data, "policy"),
         )
+        if created and (entry.version is None or entry.scores_sha256 is None):
+            raise ValueError("an entry that creates a version must name it and its scores_sha256")
+        return entry
 
 
 @dataclass(frozen=True)
@@ -422,6 +539,12 @@ class SyncReport:
         """JSON form."""
         return {"items": [i.to_dict() for i in self.items], "pending": len(self.pending)}
 
+    def _repr_html_(self) -> str:
+        from analysis._render import to_html
+
+        columns = ["suite", "rollback", "reverted", "restored", "policy", "status", "reference"]
+        return to_html(self.rows(), columns, title="baseline sync with the ledger")
+
     def rows(self) -> list[dict[str, Any]]:
         """Tidy rows for tables."""
         return [
@@ -436,3 +559,117 @@ class SyncReport:
             }
             for i in self.items
         ]
+
+
+# ----------------------------------------------------------------------------- verify
+
+#: Exit code of each kind of finding: an invalid stored baseline (3), an invalid suite config
+#: (bad input, 2), a note about leftovers the next writer repairs (0).
+FINDING_EXIT = {"invalid": 3, "config": 2, "note": 0}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing ``baseline verify`` found.
+
+    Attributes:
+        suite: Suite name.
+        kind: ``invalid`` (a stored baseline disagrees with itself: exit 3), ``config`` (the
+            suite config is not valid: exit 2) or ``note`` (a leftover of a writer that died,
+            repaired by the next writer, or a quarantined file to inspect: exit 0).
+        path: The file or directory concerned.
+        problem: What is wrong and what to do.
+    """
+
+    suite: str
+    kind: Literal["invalid", "config", "note"]
+    path: str
+    problem: str
+
+    @property
+    def exit_code(self) -> int:
+        """3, 2 or 0 (see ``kind``)."""
+        return FINDING_EXIT[self.kind]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"suite": self.suite, "kind": self.kind, "path": self.path, "problem": self.problem}
+
+
+@dataclass(frozen=True)
+class SuiteCheck:
+    """What ``baseline verify`` checked in one suite.
+
+    Attributes:
+        suite: Suite name.
+        entries: Committed journal entries read.
+        versions: Versions the journal created (each cross-checked: metadata against the
+            journal entry, scores against both hashes, eval-set hash against the scores).
+    """
+
+    suite: str
+    entries: int
+    versions: int
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """Result of :meth:`BaselineStore.verify`.
+
+    Attributes:
+        checked: One item per suite verified.
+        findings: Every finding, suite by suite.
+    """
+
+    checked: tuple[SuiteCheck, ...] = ()
+    findings: tuple[Finding, ...] = ()
+
+    def exit_code(self) -> int:
+        """3 when a stored baseline is invalid, 2 when a suite config is (2 wins), else 0."""
+        return worst_exit(0, *(f.exit_code for f in self.findings))
+
+    def status(self, suite: str) -> str:
+        """``ok``, or the worst finding's kind of ``suite``."""
+        kinds = {f.kind for f in self.findings if f.suite == suite}
+        for kind in ("config", "invalid"):
+            if kind in kinds:
+                return kind
+        return "ok"
+
+    def _repr_html_(self) -> str:
+        from analysis._render import to_html
+
+        return to_html(self.rows(), ["suite", "status", "path", "detail"], title="baseline verify")
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per suite checked, then one per finding."""
+        out: list[dict[str, Any]] = [
+            {
+                "suite": c.suite,
+                "status": self.status(c.suite),
+                "path": "",
+                "detail": f"{c.entries} journal entries, {c.versions} versions checked",
+            }
+            for c in self.checked
+        ]
+        out.extend(
+            {"suite": f.suite, "status": f.kind, "path": f.path, "detail": f.problem}
+            for f in self.findings
+        )
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "exit_code": self.exit_code(),
+            "suites": [
+                {
+                    "suite": c.suite,
+                    "status": self.status(c.suite),
+                    "entries": c.entries,
+                    "versions": c.versions,
+                }
+                for c in self.checked
+            ],
+            "findings": [f.to_dict() for f in self.findings],
+        }

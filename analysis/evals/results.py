@@ -12,19 +12,29 @@ column         required    meaning
 metric columns yes         numeric or boolean scores, one column per metric of the suite
 =============  ==========  ======================================================================
 
-Validation is strict: a missing or empty id, a duplicated ``(example_id, sample)`` (or a
-duplicated ``example_id`` without a ``sample`` column), a non-numeric score, a NaN or missing
-score are errors (:class:`~analysis.errors.ResultsError`, exit code 2) naming the file, the
-column and the first offending rows.
+Validation is strict: no rows, a missing or empty id, an id containing a control character
+(U+0000–U+001F, U+007F–U+009F), a duplicated ``(example_id, sample)`` (or a duplicated
+``example_id`` without a ``sample`` column), a non-numeric score, a NaN or missing score are
+errors (:class:`~analysis.errors.ResultsError`, exit code 2) naming the file, the column and the
+first offending rows.
 
-The eval-set hash is the SHA-256 of the sorted, distinct example ids joined by newlines: two
-runs over the same examples have the same hash whatever the order of their rows.
+The eval-set hash identifies the set of distinct example ids, whatever the order of the rows or
+the number of samples. It is versioned (``eval_set_hash_scheme`` in a version's ``meta.json``):
+
+* scheme 1 (versions anchored before scheme 2; absent from their ``meta.json``): SHA-256 of the
+  sorted ids joined by ``\n``. Ambiguous: the id ``"a\nb"`` alone hashes like ``{"a", "b"}``.
+* scheme 2 (:data:`EVAL_SET_HASH_SCHEME`, every new version): SHA-256 of the compact ASCII JSON
+  array of the sorted ids (``["a","b"]``) — an injective encoding.
+
+Old versions are read and compared with their own scheme; a committed ``meta.json`` is never
+rewritten.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,7 +47,13 @@ from analysis.errors import ResultsError
 if TYPE_CHECKING:
     import polars as pl
 
-__all__ = ["EvalResults", "eval_set_hash", "load_results"]
+__all__ = ["EVAL_SET_HASH_SCHEME", "EvalResults", "eval_set_hash", "load_results"]
+
+#: The eval-set hash scheme new versions are written with (see the module docstring).
+EVAL_SET_HASH_SCHEME = 2
+EVAL_SET_HASH_SCHEMES = (1, 2)
+#: Control characters (Unicode category Cc), refused in example ids (Rust regex syntax).
+_CONTROL = r"[\x00-\x1F\x7F-\x{9F}]"
 
 RESERVED = ("example_id", "sample", "grader")
 _SUFFIXES = {
@@ -49,10 +65,30 @@ _SUFFIXES = {
 }
 
 
-def eval_set_hash(example_ids: Sequence[str] | npt.NDArray[np.object_]) -> str:
-    """SHA-256 (hex) of the sorted distinct example ids joined by ``\\n``."""
+def eval_set_hash(
+    example_ids: Iterable[str] | npt.NDArray[np.object_], *, scheme: int = EVAL_SET_HASH_SCHEME
+) -> str:
+    """SHA-256 (hex) identifying the set of distinct example ids.
+
+    Scheme 2 (default) hashes the compact ASCII JSON array of the sorted distinct ids; scheme 1
+    (versions anchored before) their ``\\n``-join. Ids are sorted by code point (bytewise UTF-8
+    order, as polars sorts).
+
+    >>> eval_set_hash(["b", "a", "a"]) == eval_set_hash(["a", "b"])
+    True
+    >>> eval_set_hash(["a\\nb"], scheme=1) == eval_set_hash(["a", "b"], scheme=1)
+    True
+    >>> eval_set_hash(["a\\nb"]) == eval_set_hash(["a", "b"])
+    False
+    """
     ids = sorted({str(x) for x in example_ids})
-    return hashlib.sha256("\n".join(ids).encode("utf-8")).hexdigest()
+    if scheme == 1:
+        payload = "\n".join(ids).encode("utf-8")
+    elif scheme == 2:
+        payload = json.dumps(ids, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+    else:
+        raise ValueError(f"unknown eval-set hash scheme {scheme!r} (known: 1, 2)")
+    return hashlib.sha256(payload).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -92,10 +128,13 @@ class EvalResults:
 
     @property
     def eval_set_sha256(self) -> str:
-        """Hash of the distinct example ids (see :func:`eval_set_hash`)."""
-        ids = self.table.get_column("example_id").unique().sort().to_list()
-        # polars sorts UTF-8 bytewise, which is code-point order: same as eval_set_hash
-        return hashlib.sha256("\n".join(ids).encode("utf-8")).hexdigest()
+        """Hash of the distinct example ids with the current scheme (see :func:`eval_set_hash`)."""
+        return self.eval_set_hash(EVAL_SET_HASH_SCHEME)
+
+    def eval_set_hash(self, scheme: int = EVAL_SET_HASH_SCHEME) -> str:
+        """Hash of the distinct example ids with ``scheme`` — compare with a stored version's
+        ``eval_set_sha256`` using its ``eval_set_hash_scheme``."""
+        return eval_set_hash(self.table.get_column("example_id").unique().to_list(), scheme=scheme)
 
     def example_means(self) -> pl.DataFrame:
         """Example-level means: ``example_id``, ``n_samples`` and one mean column per metric.
@@ -162,12 +201,19 @@ def _read(path: Path) -> pl.DataFrame:
                 infer_schema_length=None,
             )
         return pl.read_ndjson(path, infer_schema_length=None)
-    except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
-        raise ResultsError(f"{path}: cannot read results ({type(exc).__name__}: {exc})") from exc
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ResultsError(
+            f"{path}: cannot read results ({type(exc).__name__}: {first}); write it as "
+            "Parquet, CSV with a header row, or JSON lines with one object per row"
+        ) from exc
 
 
 def load_results(
-    source: str | Path | pl.DataFrame, *, metrics: Sequence[str] | None = None
+    source: str | Path | pl.DataFrame,
+    *,
+    metrics: Sequence[str] | None = None,
+    strict_ids: bool = True,
 ) -> EvalResults:
     """Read and validate eval results.
 
@@ -175,14 +221,37 @@ def load_results(
         source: A results file (Parquet/CSV/JSONL) or a polars DataFrame.
         metrics: Metric columns to keep; default every column except ``example_id``, ``sample``
             and ``grader``.
+        strict_ids: Refuse ids containing control characters (``False`` only to read stored
+            scores anchored before that rule; their content hash is checked instead).
 
     Returns:
         The validated results.
 
     Raises:
-        ResultsError: Missing/empty ids, duplicates, non-numeric or missing (null/NaN) scores,
-            several grader ids, unreadable file.
+        ResultsError: No rows, missing/empty ids, ids with control characters, duplicates,
+            non-numeric or missing (null/NaN) scores, several grader ids, unreadable file.
     """
+    try:
+        return _load_results(source, metrics, strict_ids)
+    except pl_errors() as exc:  # a polars operation refused what the checks let through
+        where = "<memory>" if not isinstance(source, str | Path) else str(source)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ResultsError(
+            f"{where}: cannot use these results ({type(exc).__name__}: {first}); check the "
+            "column types: example_id text or integers, sample integers, scores numbers"
+        ) from exc
+
+
+def pl_errors() -> tuple[type[BaseException], ...]:
+    """The polars exceptions a malformed input can raise (a panic included)."""
+    import polars as pl
+
+    return (pl.exceptions.PolarsError, pl.exceptions.PanicException)
+
+
+def _load_results(
+    source: str | Path | pl.DataFrame, metrics: Sequence[str] | None, strict_ids: bool
+) -> EvalResults:
     import polars as pl
 
     if isinstance(source, pl.DataFrame):
@@ -190,6 +259,10 @@ def load_results(
     else:
         path = Path(source)
         df, name = _read(path), str(path)
+    if df.height == 0:
+        raise ResultsError(
+            f"{name}: no rows; a results file needs one row per scored example (re-run the eval)"
+        )
     if "example_id" not in df.columns:
         raise ResultsError(
             f"{name}: no 'example_id' column (columns: {', '.join(df.columns)}); every row needs "
@@ -205,6 +278,17 @@ def load_results(
     if empty.height:
         rows = ", ".join(str(r + 1) for r in empty.get_column("_row").head(5).to_list())
         raise ResultsError(f"{name}: {empty.height} row(s) without an example_id (rows {rows})")
+    if strict_ids:
+        control = df.with_row_index("_row").filter(pl.col("example_id").str.contains(_CONTROL))
+        if control.height:
+            head = control.head(3)
+            rows = ", ".join(
+                f"row {r + 1} {e!r}" for r, e in zip(head["_row"], head["example_id"], strict=True)
+            )
+            raise ResultsError(
+                f"{name}: {control.height} example id(s) contain control characters ({rows}); "
+                "ids must be printable text — remove newlines, tabs and other control characters"
+            )
 
     if "sample" in df.columns:
         s = df.get_column("sample")

@@ -11,12 +11,15 @@ Layout of a store (default ``baselines/``; git-friendly, no database)::
           v0001/
             scores.parquet      per-example (per-sample) scores: example_id, sample, metrics
             meta.json           revision, eval-set hash, grader, parent, created, summary, hash
-        .lock                   flock target of writers (not committed)
+        quarantine/             torn journal tails and uncommitted versions of killed writers
+        .lock                   lock file of writers (not committed)
 
-A *version* is immutable once its journal line exists; its ``scores.parquet`` is checked against
-the SHA-256 recorded in ``meta.json`` and in the journal every time it is read, so a file altered
-after anchoring is reported instead of being graded against. The *reference* names one version
-and whether it is *pinned*; a pinned reference does not move when new versions are anchored.
+A *version* is immutable once a journal line names it. Every read cross-checks its
+``meta.json`` against the journal entry that created it (revision, scores hash) and its
+``scores.parquet`` against both recorded hashes, so a file altered after anchoring is reported
+(:class:`~analysis.errors.InvalidBaselineError`, exit code 3) instead of being graded against;
+:meth:`BaselineStore.verify` checks everything at once. The *reference* names one version and
+whether it is *pinned*; a pinned reference does not move when new versions are anchored.
 
 Journal actions: ``init``, ``anchor`` (first reference), ``reanchor`` (a new version becomes the
 reference, replacing another), ``pin``, ``unpin``, ``revert`` (a revision was reverted: policy
@@ -24,14 +27,21 @@ reference, replacing another), ``pin``, ``unpin``, ``revert`` (a revision was re
 anchors fresh results of the restored revision). Entries written by ``sync`` carry the ledger's
 ``ledger_key`` (``"<transition index>:<reverted revision>"``) so that sync is idempotent.
 
+Errors: a request that cannot be carried out as given (a suite config, a suite or version name,
+a missing option) is a :class:`~analysis.errors.BaselineError` (bad input, exit code 2, nothing
+changed); a stored baseline that is invalid (files disagreeing with the journal, a corrupt
+journal, a committed file missing) is an :class:`~analysis.errors.InvalidBaselineError` (exit
+code 3).
+
 See :mod:`analysis.evals._files` for the locking and crash model.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import warnings
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,23 +49,32 @@ from typing import TYPE_CHECKING, Any
 from analysis._io import atomic_path, atomic_write_text
 from analysis.errors import BaselineError, ResultsError
 from analysis.evals._files import (
-    append_line,
+    QUARANTINE,
+    VERSION_NAME,
+    append_lines,
     check_suite_name,
     file_sha256,
     locked,
-    read_journal_lines,
+    repair_journal,
     resolve_actor,
+    sweep_versions,
     to_json,
 )
+from analysis.evals._integrity import verify_suite
+from analysis.evals._suite import State, SuiteReader
+from analysis.evals._sync import SyncIndex, plan_sync
 from analysis.evals.models import (
     BaselineVersion,
+    Finding,
     JournalEntry,
     MetricSpec,
     Policy,
     Reference,
+    SuiteCheck,
     SuiteConfig,
     SyncItem,
     SyncReport,
+    VerifyReport,
 )
 
 if TYPE_CHECKING:
@@ -68,16 +87,23 @@ __all__ = [
     "DEFAULT_STORE",
     "BaselineStore",
     "BaselineVersion",
+    "Finding",
     "JournalEntry",
     "MetricSpec",
     "Reference",
+    "RepairWarning",
     "Suite",
     "SuiteConfig",
     "SyncItem",
     "SyncReport",
+    "VerifyReport",
 ]
 
 DEFAULT_STORE = "baselines"
+
+
+class RepairWarning(UserWarning):
+    """A writer repaired leftovers of a writer that died (the message says what and where)."""
 
 
 # ----------------------------------------------------------------------------- store
@@ -134,24 +160,34 @@ class BaselineStore:
         """Create a suite (idempotent when the config is identical)."""
         check_suite_name(name)
         path = self.root / name
+        cfg_path = path / "suite.yaml"
+        if cfg_path.is_file():  # checked before the lock too: a refusal creates nothing
+            self._check_same_config(cfg_path, name, config)
+            return Suite(self, name)
         with locked(path):
-            cfg_path = path / "suite.yaml"
             if cfg_path.is_file():
-                existing = SuiteConfig.load(cfg_path)
-                if existing == config:
-                    return Suite(self, name)
-                raise BaselineError(
-                    f"{cfg_path}: suite {name!r} already exists with a different config; edit "
-                    "the file (config changes are not versioned) or choose another name"
-                )
+                self._check_same_config(cfg_path, name, config)
+                return Suite(self, name)
             import yaml
 
             atomic_write_text(cfg_path, yaml.safe_dump(config.to_mapping(), sort_keys=False))
             suite = Suite(self, name)
-            suite._append(
-                action="init", actor=actor, reason=reason, at=at, reference=Reference(None, None)
+            state = suite._recover()
+            suite._commit(
+                state,
+                [{"action": "init", "reason": reason, "reference": Reference(None, None)}],
+                actor=actor,
+                at=at,
             )
             return suite
+
+    @staticmethod
+    def _check_same_config(cfg_path: Path, name: str, config: SuiteConfig) -> None:
+        if SuiteConfig.load(cfg_path) != config:
+            raise BaselineError(
+                f"{cfg_path}: suite {name!r} already exists with a different config; edit "
+                "the file (config changes are not versioned) or choose another name"
+            )
 
     def sync(
         self,
@@ -163,10 +199,27 @@ class BaselineStore:
     ) -> SyncReport:
         """Apply the ledger's reverts to the named suites (default: every suite)."""
         names = list(suites) if suites else list(self.suite_names())
+        opened = [self.suite(name) for name in names]  # every name checked before any write
         items: list[SyncItem] = []
-        for name in names:
-            items.extend(self.suite(name).sync(ledger, actor=actor, at=at).items)
+        for suite in opened:
+            items.extend(suite.sync(ledger, actor=actor, at=at).items)
         return SyncReport(tuple(items))
+
+    def verify(self, suites: Sequence[str] | None = None) -> VerifyReport:
+        """Check every stored file of the named suites (default: every suite); read-only.
+
+        See :func:`analysis.evals._integrity.verify_suite` for what is checked. The report's
+        ``exit_code()`` is 3 when a stored baseline is invalid, 2 when a suite config is.
+        """
+        names = list(suites) if suites else list(self.suite_names())
+        opened = [self.suite(name) for name in names]
+        checked: list[SuiteCheck] = []
+        findings: list[Finding] = []
+        for suite in opened:
+            check, found = verify_suite(suite.name, suite.path)
+            checked.append(check)
+            findings.extend(found)
+        return VerifyReport(tuple(checked), tuple(findings))
 
     def store_option(self) -> str:
         """``--store DIR`` for commands printed to the user (empty for the default store)."""
@@ -177,170 +230,78 @@ class BaselineStore:
         )
 
 
-@dataclass(frozen=True)
-class _State:
-    entries: tuple[JournalEntry, ...]
-    versions: Mapping[str, JournalEntry]  # version id -> creating entry
-    valid_bytes: int
+class Suite(SuiteReader):
+    """One suite of a :class:`BaselineStore`; every mutation takes the suite's lock.
 
-
-class Suite:
-    """One suite of a :class:`BaselineStore`; every mutation takes the suite's lock."""
+    The reading methods (``journal``, ``reference``, ``versions``, ``version``, ``scores``,
+    ``latest_version``, ``verify``) are :class:`~analysis.evals._suite.SuiteReader`'s.
+    """
 
     def __init__(self, store: BaselineStore, name: str) -> None:
+        super().__init__(store.root, name)
         self.store = store
-        self.name = check_suite_name(name)
-        self.path = store.root / name
 
     def __repr__(self) -> str:
         return f"Suite({self.name!r}, store={str(self.store.root)!r})"
 
-    # -- reading ---------------------------------------------------------------------------
-
-    @property
-    def config(self) -> SuiteConfig:
-        """The suite's config (re-read each time)."""
-        return SuiteConfig.load(self.path / "suite.yaml")
-
-    @property
-    def journal_path(self) -> Path:
-        """``journal.jsonl``."""
-        return self.path / "journal.jsonl"
-
-    def _state(self) -> _State:
-        records, valid = read_journal_lines(self.journal_path)
-        entries: list[JournalEntry] = []
-        for i, rec in enumerate(records, start=1):
-            try:
-                entries.append(JournalEntry.from_dict(rec))
-            except (KeyError, ValueError, TypeError) as exc:
-                raise BaselineError(
-                    f"{self.journal_path}: entry {i} is malformed ({exc!r}); restore the journal "
-                    "from git"
-                ) from exc
-        versions = {e.version: e for e in entries if e.created and e.version is not None}
-        return _State(tuple(entries), versions, valid)
-
-    def journal(self) -> tuple[JournalEntry, ...]:
-        """Every journal entry, oldest first."""
-        return self._state().entries
-
-    def reference(self) -> Reference:
-        """The current reference (from the journal's last entry, the commit log)."""
-        entries = self._state().entries
-        return entries[-1].reference if entries else Reference(None, None)
-
-    def versions(self) -> tuple[BaselineVersion, ...]:
-        """Every committed version, oldest first."""
-        state = self._state()
-        return tuple(self._read_meta(v, state) for v in state.versions)
-
-    def version(self, version: str) -> BaselineVersion:
-        """One committed version; the error lists the known ones."""
-        return self._read_meta(version, self._state())
-
-    def _read_meta(self, version: str, state: _State) -> BaselineVersion:
-        if version not in state.versions:
-            known = ", ".join(state.versions) or "none"
-            raise BaselineError(
-                f"{self.path}: suite {self.name!r} has no version {version!r} (versions: {known})"
-            )
-        meta_path = self.path / "versions" / version / "meta.json"
-        import json
-
-        try:
-            meta = BaselineVersion.from_dict(json.loads(meta_path.read_text(encoding="utf-8")))
-        except FileNotFoundError:
-            raise BaselineError(
-                f"{meta_path}: metadata of committed version {version} is missing; restore it "
-                "from git"
-            ) from None
-        except (ValueError, KeyError, TypeError) as exc:
-            raise BaselineError(
-                f"{meta_path}: malformed metadata ({exc!r}); restore it from git"
-            ) from exc
-        created = state.versions[version]
-        if meta.scores_sha256 != created.scores_sha256:
-            raise BaselineError(
-                f"{meta_path}: scores hash differs from the journal's entry {created.seq}; the "
-                "metadata was altered after anchoring — restore it from git"
-            )
-        return meta
-
-    def scores(self, version: str) -> EvalResults:
-        """The scores of a version, verified against the recorded content hash."""
-        from analysis.evals.results import load_results
-
-        meta = self.version(version)
-        path = self.path / "versions" / version / "scores.parquet"
-        if not path.is_file():
-            raise BaselineError(
-                f"{path}: scores of version {version} are missing; restore them from git"
-            )
-        digest = file_sha256(path)
-        if digest != meta.scores_sha256:
-            raise BaselineError(
-                f"{path}: content hash mismatch (recorded {meta.scores_sha256[:12]}…, file "
-                f"{digest[:12]}…): the scores were altered after anchoring; restore them "
-                f"(`git checkout -- {path}`) or anchor a new version"
-            )
-        try:
-            return load_results(path)
-        except ResultsError as exc:  # pragma: no cover - hash matched, so only if written badly
-            raise BaselineError(f"{path}: stored scores unreadable: {exc}") from exc
-
-    def latest_version(self, revision: str, *, after: datetime | None = None) -> str | None:
-        """The newest version anchored to ``revision`` (optionally created after ``after``)."""
-        found: str | None = None
-        for meta in self.versions():
-            if meta.revision == revision and (after is None or meta.created_at > after):
-                found = meta.id
-        return found
-
     # -- writing ---------------------------------------------------------------------------
 
-    def _recover(self) -> _State:
-        """Under the lock: drop a torn journal tail, orphan version dirs, stale reference.json."""
-        state = self._state()
-        jp = self.journal_path
-        if jp.exists() and jp.stat().st_size != state.valid_bytes:
-            with open(jp, "r+b") as fh:
-                fh.truncate(state.valid_bytes)
-        vdir = self.path / "versions"
-        if vdir.is_dir():
-            for child in vdir.iterdir():
-                if child.name not in state.versions:
-                    shutil.rmtree(child, ignore_errors=True)
+    def _recover(self) -> State:
+        """Under the lock: repair leftovers of writers that died, read the state, check it.
+
+        The journal's torn tail is quarantined and a missing final newline added (both only
+        if the file is still the one read, see :func:`~analysis.evals._files.repair_journal`);
+        uncommitted version directories and temporary files are cleared; the reference is
+        checked against the journal, its metadata and its scores
+        (:class:`~analysis.errors.InvalidBaselineError` when tampered); a ``reference.json``
+        that does not mirror the journal is rewritten. Never touches a version a journal entry
+        names. Repairs are reported as a :class:`RepairWarning`.
+        """
+        text, repair = repair_journal(self.journal_path, self.path / QUARANTINE)
+        state = self._state(text)
+        repair = repair.merge(sweep_versions(self.path, state.named))
+        if repair:
+            for message in repair.messages(self.journal_path):
+                warnings.warn(message, RepairWarning, stacklevel=3)
+        # every writer grades or moves from the reference: refuse a tampered one, before
+        # rewriting a pointer that would copy the tampering
+        self._check_reference(state.reference, state, scores=True)
+        if state.entries and not self._pointer_ok(state):
+            self._write_reference(state.reference, len(state.entries))
         return state
+
+    def _pointer_ok(self, state: State) -> bool:
+        try:
+            data = json.loads((self.path / "reference.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        want = {"suite": self.name, **state.reference.to_dict(), "journal_seq": len(state.entries)}
+        return bool(data == want)
 
     def _write_reference(self, ref: Reference, seq: int) -> None:
         data = {"suite": self.name, **ref.to_dict(), "journal_seq": seq}
         atomic_write_text(self.path / "reference.json", to_json(data) + "\n")
 
-    def _append(
+    def _commit(
         self,
+        state: State,
+        records: Sequence[dict[str, Any]],
         *,
-        action: str,
         actor: str | None,
-        reason: str,
         at: datetime | None,
-        reference: Reference,
-        state: _State | None = None,
-        **extra: Any,
-    ) -> JournalEntry:
-        st = state if state is not None else self._state()
-        entry = JournalEntry(
-            seq=len(st.entries) + 1,
-            at=at or datetime.now(UTC),
-            actor=resolve_actor(actor),
-            action=action,
-            reason=reason,
-            reference=reference,
-            **extra,
-        )
-        append_line(self.journal_path, entry.to_dict())
-        self._write_reference(reference, entry.seq)
-        return entry
+    ) -> list[JournalEntry]:
+        """Append entries (one write + fsync: the commit point), then the pointer."""
+        if not records:
+            return []
+        who = resolve_actor(actor)
+        when = at or datetime.now(UTC)
+        entries = [
+            JournalEntry(seq=len(state.entries) + i, at=when, actor=who, **rec)
+            for i, rec in enumerate(records, start=1)
+        ]
+        append_lines(self.journal_path, [e.to_dict() for e in entries])
+        self._write_reference(entries[-1].reference, entries[-1].seq)
+        return entries
 
     def _prepare_results(
         self, results: EvalResults | pl.DataFrame | str | Path, grader: str | None
@@ -361,9 +322,18 @@ class Suite:
         keep = ["example_id", "sample", *(m.name for m in cfg.metrics)]
         return EvalResults(res.source, res.table.select(keep), tuple(keep[2:]), cfg.grader)
 
+    def _next_version(self, state: State) -> str:
+        taken = set(state.named)
+        vdir = self.path / "versions"
+        if vdir.is_dir():
+            taken |= {p.name for p in vdir.iterdir() if VERSION_NAME.fullmatch(p.name)}
+        return (
+            f"v{1 + max((int(v[1:]) for v in taken if VERSION_NAME.fullmatch(v)), default=0):04d}"
+        )
+
     def _create_version(
         self,
-        state: _State,
+        state: State,
         revision: str,
         res: EvalResults,
         *,
@@ -372,33 +342,46 @@ class Suite:
         at: datetime,
         parent: str | None,
     ) -> BaselineVersion:
-        seq = 1 + max((int(v[1:]) for v in state.versions), default=0)
-        vid = f"v{seq:04d}"
+        """Write a version's files (not yet committed: its journal line commits it).
+
+        Everything that can fail on the results is computed before the directory exists; a
+        failure while writing removes the directory, so no orphan is left behind.
+        """
+        from analysis.evals.results import EVAL_SET_HASH_SCHEME
+
+        summary = {k: round(v, 6) for k, v in res.summary().items()}
+        eval_set = res.eval_set_hash(EVAL_SET_HASH_SCHEME)
+        grader = self.config.grader
+        vid = self._next_version(state)
         vdir = self.path / "versions" / vid
-        vdir.mkdir(parents=True, exist_ok=True)
-        scores = vdir / "scores.parquet"
-        with atomic_path(scores) as tmp:
-            res.table.write_parquet(tmp, compression="zstd", statistics=False)
-            digest = file_sha256(tmp)
-        meta = BaselineVersion(
-            id=vid,
-            seq=seq,
-            suite=self.name,
-            revision=revision,
-            eval_set_sha256=res.eval_set_sha256,
-            grader=self.config.grader,
-            parent=parent,
-            created_at=at,
-            actor=actor,
-            reason=reason,
-            scores_sha256=digest,
-            n_examples=res.n_examples,
-            n_rows=res.n_rows,
-            max_samples=res.max_samples,
-            summary={k: round(v, 6) for k, v in res.summary().items()},
-            source=res.source,
-        )
-        atomic_write_text(vdir / "meta.json", to_json(meta.to_dict()) + "\n")
+        vdir.mkdir(parents=True, exist_ok=False)
+        try:
+            with atomic_path(vdir / "scores.parquet") as tmp:
+                res.table.write_parquet(tmp, compression="zstd", statistics=False)
+                digest = file_sha256(tmp)
+            meta = BaselineVersion(
+                id=vid,
+                seq=int(vid[1:]),
+                suite=self.name,
+                revision=revision,
+                eval_set_sha256=eval_set,
+                grader=grader,
+                parent=parent,
+                created_at=at,
+                actor=actor,
+                reason=reason,
+                scores_sha256=digest,
+                n_examples=res.n_examples,
+                n_rows=res.n_rows,
+                max_samples=res.max_samples,
+                summary=summary,
+                source=res.source,
+                eval_set_hash_scheme=EVAL_SET_HASH_SCHEME,
+            )
+            atomic_write_text(vdir / "meta.json", to_json(meta.to_dict()) + "\n")
+        except BaseException:
+            shutil.rmtree(vdir, ignore_errors=True)
+            raise
         return meta
 
     def anchor(
@@ -438,7 +421,7 @@ class Suite:
         when = at or datetime.now(UTC)
         with locked(self.path):
             state = self._recover()
-            current = state.entries[-1].reference if state.entries else Reference(None, None)
+            current = state.reference
             if expect_reference is not None and current.version != expect_reference:
                 raise BaselineError(
                     f"{self.path}: the reference moved to {current.version} while the gate ran "
@@ -448,23 +431,20 @@ class Suite:
                 state, revision, res, actor=who, reason=reason, at=when, parent=current.version
             )
             if current.pinned:
-                ref = current
-                action = "anchor"
+                ref, action = current, "anchor"
             else:
                 ref = Reference(meta.id, revision, False)
                 action = "anchor" if current.version is None else "reanchor"
-            self._append(
-                action=action,
-                actor=who,
-                reason=reason,
-                at=when,
-                reference=ref,
-                state=state,
-                version=meta.id,
-                revision=revision,
-                created=True,
-                scores_sha256=meta.scores_sha256,
-            )
+            record = {
+                "action": action,
+                "reason": reason,
+                "reference": ref,
+                "version": meta.id,
+                "revision": revision,
+                "created": True,
+                "scores_sha256": meta.scores_sha256,
+            }
+            self._commit(state, [record], actor=who, at=when)
             return meta, ref
 
     def pin(
@@ -475,27 +455,31 @@ class Suite:
         reason: str = "",
         at: datetime | None = None,
     ) -> Reference:
-        """Pin the reference (to ``version``, default the current reference)."""
+        """Pin the reference (to ``version``, default the current reference), verified first."""
         with locked(self.path):
             state = self._recover()
-            current = state.entries[-1].reference if state.entries else Reference(None, None)
+            current = state.reference
             target = version or current.version
             if target is None:
                 raise BaselineError(
                     f"{self.path}: suite {self.name!r} has no reference to pin; anchor one first"
                 )
-            meta = self._read_meta(target, state)
+            if target not in state.versions:
+                known = ", ".join(state.versions) or "none"
+                raise BaselineError(
+                    f"{self.path}: suite {self.name!r} has no version {target!r} (versions: "
+                    f"{known})"
+                )
+            meta = self._verified(target, state)
             ref = Reference(meta.id, meta.revision, True)
-            self._append(
-                action="pin",
-                actor=actor,
-                reason=reason,
-                at=at,
-                reference=ref,
-                state=state,
-                version=meta.id,
-                revision=meta.revision,
-            )
+            record = {
+                "action": "pin",
+                "reason": reason,
+                "reference": ref,
+                "version": meta.id,
+                "revision": meta.revision,
+            }
+            self._commit(state, [record], actor=actor, at=at)
             return ref
 
     def unpin(
@@ -504,18 +488,16 @@ class Suite:
         """Unpin the reference (it stays where it is; the next anchor moves it)."""
         with locked(self.path):
             state = self._recover()
-            current = state.entries[-1].reference if state.entries else Reference(None, None)
+            current = state.reference
             ref = Reference(current.version, current.revision, False)
-            self._append(
-                action="unpin",
-                actor=actor,
-                reason=reason,
-                at=at,
-                reference=ref,
-                state=state,
-                version=current.version,
-                revision=current.revision,
-            )
+            record = {
+                "action": "unpin",
+                "reason": reason,
+                "reference": ref,
+                "version": current.version,
+                "revision": current.revision,
+            }
+            self._commit(state, [record], actor=actor, at=at)
             return ref
 
     def revert(
@@ -554,8 +536,10 @@ class Suite:
                 raise BaselineError(
                     f"{self.journal_path}: ledger revert {ledger_key} was already applied"
                 )
-            current = state.entries[-1].reference if state.entries else Reference(None, None)
+            current = state.reference
             common: dict[str, Any] = {
+                "action": "revert",
+                "reason": reason,
                 "ledger_key": ledger_key,
                 "reverted": reverted,
                 "restored": restored,
@@ -573,18 +557,10 @@ class Suite:
                         f"--reverted {reverted} --restored {restored} --policy reanchor "
                         f"--results FILE{opt}`"
                     )
+                self._verified(target, state)
                 ref = Reference(target, restored, True)
-                self._append(
-                    action="revert",
-                    actor=who,
-                    reason=reason,
-                    at=when,
-                    reference=ref,
-                    state=state,
-                    version=target,
-                    revision=restored,
-                    **common,
-                )
+                record = {**common, "reference": ref, "version": target, "revision": restored}
+                self._commit(state, [record], actor=who, at=when)
                 return ref
             assert res is not None
             meta = self._create_version(
@@ -597,19 +573,15 @@ class Suite:
                 parent=current.version,
             )
             ref = Reference(meta.id, restored, False)
-            self._append(
-                action="revert",
-                actor=who,
-                reason=reason,
-                at=when,
-                reference=ref,
-                state=state,
-                version=meta.id,
-                revision=restored,
-                created=True,
-                scores_sha256=meta.scores_sha256,
+            record = {
                 **common,
-            )
+                "reference": ref,
+                "version": meta.id,
+                "revision": restored,
+                "created": True,
+                "scores_sha256": meta.scores_sha256,
+            }
+            self._commit(state, [record], actor=who, at=when)
             return ref
 
     def sync(
@@ -622,112 +594,34 @@ class Suite:
         unchanged, status ``noop``). Policy ``reanchor`` is applied only when a version of the
         restored revision anchored after the rollback exists; otherwise the item is ``pending``
         with the exact command to run.
+
+        One lock, one read of the journal and of each version's metadata (cross-checked with the
+        journal; the scores of every version the sync pins are verified), one append of every
+        new entry: linear in the number of transitions.
         """
         cfg = self.config
-        opt = self.store.store_option()
-        items: list[SyncItem] = []
-        for rv in ledger.reverts(prompt=cfg.prompt):
-            key = f"{rv.transition_index}:{rv.reverted}"
-            base: dict[str, Any] = {
-                "suite": self.name,
-                "ledger_key": key,
-                "at": rv.at,
-                "reverted": rv.reverted,
-                "restored": rv.restored,
-                "policy": cfg.on_revert,
-            }
-            with locked(self.path):
-                state = self._recover()
-                current = state.entries[-1].reference if state.entries else Reference(None, None)
-                if any(e.ledger_key == key for e in state.entries):
-                    items.append(
-                        SyncItem(
-                            **base,
-                            status="already",
-                            version=current.version,
-                            message="applied before",
-                        )
-                    )
-                    continue
-                reason = (
-                    f"{ledger.path or 'ledger'}: transition {rv.transition_index} rolled "
-                    f"back {rv.reverted} to {rv.restored}"
-                )
-                common = {
-                    "ledger_key": key,
-                    "reverted": rv.reverted,
-                    "restored": rv.restored,
-                    "policy": cfg.on_revert,
-                }
-                if current.revision != rv.reverted:
-                    self._append(
-                        action="revert",
-                        actor=actor,
-                        reason=reason + "; reference "
-                        "not anchored to the reverted revision, unchanged",
-                        at=at,
-                        reference=current,
-                        state=state,
-                        version=current.version,
-                        revision=current.revision,
-                        **common,
-                    )
-                    items.append(
-                        SyncItem(
-                            **base,
-                            status="noop",
-                            version=current.version,
-                            message=f"reference {current.version} ({current.revision}) is not a "
-                            f"baseline of {rv.reverted}; unchanged",
-                        )
-                    )
-                    continue
-                after = rv.at if cfg.on_revert == "reanchor" else None
-                target = None
-                for vid in state.versions:
-                    meta = self._read_meta(vid, state)
-                    if meta.revision == rv.restored and (after is None or meta.created_at > after):
-                        target = vid
-                if target is None:
-                    cmd = (
-                        f"promptstate baseline revert {self.name} --reverted {rv.reverted} "
-                        f"--restored {rv.restored} --policy reanchor --results FILE "
-                        f"--ledger-transition {rv.transition_index}{opt}"
-                    )
-                    why = (
-                        "on_revert is reanchor"
-                        if cfg.on_revert == "reanchor"
-                        else f"no baseline of {rv.restored} to pin"
-                    )
-                    items.append(
-                        SyncItem(
-                            **base,
-                            status="pending",
-                            version=current.version,
-                            message=f"{why}: evaluate {rv.restored} and run the command",
-                            command=cmd,
-                        )
-                    )
-                    continue
-                ref = Reference(target, rv.restored, cfg.on_revert == "pin")
-                self._append(
-                    action="revert",
-                    actor=actor,
-                    reason=reason,
-                    at=at,
-                    reference=ref,
-                    state=state,
-                    version=target,
-                    revision=rv.restored,
-                    **common,
-                )
-                items.append(
-                    SyncItem(
-                        **base,
-                        status="applied",
-                        version=target,
-                        message=f"reference {current.version} ({rv.reverted}) -> {target} "
-                        f"({rv.restored}){', pinned' if ref.pinned else ''}",
-                    )
-                )
+        reverts = ledger.reverts(prompt=cfg.prompt)
+        with locked(self.path):
+            state = self._recover()
+            metas = [self._read_meta(vid, state) for vid in state.versions]
+            index = SyncIndex.build(
+                state.reference,
+                (e.ledger_key for e in state.entries),
+                ((m.id, m.revision, m.created_at) for m in metas),
+            )
+            records, items = plan_sync(
+                self.name,
+                cfg,
+                reverts,
+                index,
+                ledger_name=str(ledger.path or "ledger"),
+                store_option=self.store.store_option(),
+            )
+            checked: set[str] = set()
+            for rec in records:
+                target = rec["reference"].version
+                if rec["reference"] != state.reference and target not in checked:
+                    self._verified(target, state)
+                    checked.add(target)
+            self._commit(state, [{"action": "revert", **r} for r in records], actor=actor, at=at)
         return SyncReport(tuple(items))

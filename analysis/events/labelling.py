@@ -6,7 +6,8 @@
   allocation), ``k+1`` after it ended (see :meth:`analysis.ledger.Ledger.phases`);
 * ``served_revision`` — the revision that served the event: ``revision_id`` where the export logs
   it, otherwise inferred from the ledger (the arm's revision while the tagged experiment runs,
-  the prompt's live revision otherwise);
+  otherwise the live revision of that experiment's prompt — of the split experiment's prompt
+  for untagged events and experiments the ledger does not define);
 * ``contamination`` — exactly one label, the first rule that matches:
 
   1. ``outside_window`` — before the experiment's start, or not tagged with the experiment;
@@ -31,7 +32,6 @@ import dataclasses
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ import narwhals as nw
 
 from analysis import _render
 from analysis.errors import EventsError
+from analysis.events._lookup import join_ledger
 from analysis.events.loading import LoadReport, load_events, to_kind
 from analysis.ledger import Experiment, Ledger, Phase, load_ledger
 
@@ -171,7 +172,8 @@ def split(
     exp = _choose_experiment(ledger, loaded.report, experiment)
     if exp.unit != unit:
         loaded = load_events(loaded.frame, ledger=ledger, unit=exp.unit)
-    keyed, checks, unit_key, conv_key = _label(loaded.frame, ledger, exp)
+    tagged = [e for e in loaded.report.experiments if e in ledger.experiments]
+    keyed, checks, unit_key, conv_key = _label(loaded.frame, ledger, exp, tagged)
     private = [k for k in (unit_key, conv_key, "__code") if k is not None and k.startswith("__")]
     return SplitResult(
         frame=keyed.drop(private) if private else keyed,
@@ -242,45 +244,18 @@ def _choose_experiment(ledger: Ledger, report: LoadReport, experiment: str | Non
             f"{report.source}: no event is tagged with experiment {exp.id!r}; the export holds: "
             f"{listing}. Check --experiment and the experiment_id column map"
         )
+    if ledger.window(exp.id)[0] is None:
+        where = ledger.path if ledger.path is not None else "the ledger"
+        raise EventsError(
+            f"{report.source}: {held[exp.id]} event(s) are tagged with experiment {exp.id!r}, "
+            f"which never started in {where} (no `start` transition); record its start in the "
+            "ledger before splitting it"
+        )
     return exp
 
 
 # ------------------------------------------------------------------------------------------
 # labelling (lazy expressions only)
-
-
-def _piecewise(ts: nw.Expr, steps: Sequence[tuple[datetime, str | None]]) -> nw.Expr:
-    """Value of a step function of time: ``steps`` are ``(from, value)`` in time order."""
-    expr: nw.Expr = nw.lit(None, dtype=nw.String)
-    for at, value in steps:
-        expr = nw.when(ts >= nw.lit(at)).then(nw.lit(value, dtype=nw.String)).otherwise(expr)
-    return expr
-
-
-def _arm_revision(arm: nw.Expr, arms: Mapping[str, str]) -> nw.Expr:
-    expr: nw.Expr = nw.lit(None, dtype=nw.String)
-    for name, revision in arms.items():
-        expr = nw.when(arm == nw.lit(name)).then(nw.lit(revision)).otherwise(expr)
-    return expr
-
-
-def _inferred_revision(ledger: Ledger, exp: Experiment) -> nw.Expr:
-    """Served revision from the ledger: running experiment's arm, else the live revision."""
-    ts, tag, arm = nw.col("ts"), nw.col("experiment_id"), nw.col("arm")
-    expr = _piecewise(ts, ledger.live_history(exp.prompt))
-    others = [e for e in ledger.experiments.values() if e.id != exp.id]
-    for other in [*others, exp]:
-        start, end = ledger.window(other.id)
-        if start is None:
-            continue
-        running = (tag == nw.lit(other.id)) & (ts >= nw.lit(start))
-        if end is not None:
-            running = running & (ts < nw.lit(end))
-        if other.prompt != exp.prompt:
-            live_other = _piecewise(ts, ledger.live_history(other.prompt))
-            expr = nw.when(tag == nw.lit(other.id)).then(live_other).otherwise(expr)
-        expr = nw.when(running).then(_arm_revision(arm, other.arms)).otherwise(expr)
-    return expr
 
 
 def _with_keys(
@@ -301,9 +276,17 @@ def _with_keys(
 
 
 def _label(
-    frame: nw.LazyFrame[Any], ledger: Ledger, exp: Experiment
+    frame: nw.LazyFrame[Any], ledger: Ledger, exp: Experiment, tagged: Sequence[str] = ()
 ) -> tuple[nw.LazyFrame[Any], dict[str, bool], str, str | None]:
-    names = set(frame.collect_schema().names())
+    """Add ``phase``, ``served_revision`` and the label code ``__code`` (see the module).
+
+    Every ledger fact reaches the events through a join against a small table (phases, live
+    revisions, experiment windows: :mod:`analysis.events._lookup`), so no expression grows with
+    the number of transitions or experiments. ``tagged`` lists the ledger's experiments the
+    export is tagged with (the split's own is added).
+    """
+    schema = frame.collect_schema()
+    names = set(schema.names())
     checks = {
         "carryover": "conversation_id" in names,
         "served_mismatch": "revision_id" in names,
@@ -312,27 +295,25 @@ def _label(
     frame, unit_key, conv_key = _with_keys(frame, exp.unit, checks["carryover"])
     start, end = ledger.window(exp.id)
     assert start is not None  # an experiment with tagged events has started (validated)
-    phases = ledger.phases(exp.id)
-    ts, arm = nw.col("ts"), nw.col("arm")
-    tagged = (nw.col("experiment_id") == nw.lit(exp.id)).fill_null(value=False)
+    ts = nw.col("ts")
+    tagged_expr = (nw.col("experiment_id") == nw.lit(exp.id)).fill_null(value=False)
     in_window = ts >= nw.lit(start)
     if end is not None:
         in_window = in_window & (ts < nw.lit(end))
-    exposed = tagged & in_window
+    exposed = tagged_expr & in_window
 
-    phase = nw.lit(0, dtype=nw.Int32)
-    for p in phases[1:]:
-        assert p.start is not None
-        phase = phase + (ts >= nw.lit(p.start)).cast(nw.Int32)
-
-    inferred = _inferred_revision(ledger, exp)
+    # the phase, the live revision, whether the tagged experiment runs, the arm's revision
+    frame = join_ledger(frame, ledger, exp, tagged, schema["ts"])
+    # served revision inferred from the ledger: the arm's revision while the tagged experiment
+    # runs, else the live revision of its prompt (of the split experiment's when untagged)
+    inferred = nw.when(nw.col("__run")).then(nw.col("__xrev")).otherwise(nw.col("__live"))
     served = nw.coalesce(nw.col("revision_id"), inferred) if checks["served_mismatch"] else inferred
     frame = frame.with_columns(
-        phase.alias("phase"),
+        nw.col("__ph").cast(nw.Int32).alias("phase"),
         served.alias("served_revision"),
         exposed.alias("__exposed"),
-        tagged.alias("__tagged"),
-        _arm_revision(arm, exp.arms).alias("__arm_revision"),
+        tagged_expr.alias("__tagged"),
+        nw.when(tagged_expr).then(nw.col("__xrev")).alias("__arm_revision"),
     )
     # Unit- and conversation-level facts are computed as small aggregate tables and joined
     # back (a hash join against a small table), not as window functions over every row.

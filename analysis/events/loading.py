@@ -19,7 +19,6 @@ What validation does, and reports in :class:`LoadReport`:
 
 from __future__ import annotations
 
-import glob as _glob
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import narwhals as nw
 
 from analysis.errors import EventsError
+from analysis.events._sources import first_line, is_glob, open_path
 
 if TYPE_CHECKING:
     from analysis.ledger import Ledger
@@ -53,15 +53,6 @@ CANONICAL_COLUMNS: tuple[str, ...] = (
     "consumer",
 )
 _TEXT_COLUMNS = ("experiment_id", "arm", "revision_id", "response_revision_id")
-_FILE_SUFFIXES = {
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".csv": "csv",
-    ".tsv": "csv",
-    ".ndjson": "ndjson",
-    ".jsonl": "ndjson",
-    ".json": "ndjson",
-}
 _OFFSET = re.compile(r"(Z|[+-]\d\d:?\d\d)$")
 _MAX_EXAMPLES = 5
 _UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/Universal", "Universal", "Zulu", "Etc/Zulu"})
@@ -226,7 +217,7 @@ def load_events(
         if ledger is not None:
             return replace(source, report=check_tags(source.report, ledger))
         return source
-    frame, kind, where = _open(source)
+    frame, kind, where, text = _open(source)
     frame, renamed = _rename(frame, columns or {}, where)
     required = tuple(unit if c == "user_id" else c for c in REQUIRED_COLUMNS)
     names = frame.collect_schema().names()
@@ -237,8 +228,9 @@ def load_events(
             f"{where}: required column(s) {', '.join(missing)} missing; the export has: "
             f"{', '.join(names)}. Map yours with columns={{...}} or --column {hint}"
         )
+    _check_key_types(frame, where, unit)
     frame, timestamps = _normalise_types(frame, where)
-    report, duplicates = _scan(frame, where, unit, renamed, timestamps, names)
+    report, duplicates = _scan(frame, where, unit, renamed, timestamps, names, parse_all=text)
     if duplicates:
         frame = _drop_duplicates(frame, duplicates)
     events = Events(frame=frame, report=report, kind=kind)
@@ -282,9 +274,17 @@ def check_tags(report: LoadReport, ledger: Ledger) -> LoadReport:
 # sources
 
 
-def _open(source: Any) -> tuple[nw.LazyFrame[Any], str, str]:
+def _open(source: Any) -> tuple[nw.LazyFrame[Any], str, str, bool]:
+    """The lazy frame, its kind, its description, and whether it comes from text files (CSV,
+    NDJSON: every column is parsed by the validation scan, so that a bad value fails here)."""
     if isinstance(source, str | Path):
-        return _open_path(Path(source) if not _is_glob(str(source)) else source)
+        frame, where, fmt = open_path(Path(source) if not is_glob(str(source)) else source)
+        return frame, "file", where, fmt != "parquet"
+    frame, kind, where = _open_object(source)
+    return frame, kind, where, False
+
+
+def _open_object(source: Any) -> tuple[nw.LazyFrame[Any], str, str]:
     if isinstance(source, nw.LazyFrame):
         return source, "polars-lazy" if source.implementation.is_polars() else "duckdb", "events"
     if isinstance(source, nw.DataFrame):
@@ -307,65 +307,6 @@ def _open(source: Any) -> tuple[nw.LazyFrame[Any], str, str]:
         kind = {"pandas": "pandas", "pyarrow": "pyarrow", "polars": "polars"}.get(module, module)
         return native.lazy(backend="polars"), kind, f"events ({kind} DataFrame)"
     raise EventsError(f"events: a {type(source).__name__} is not a table")  # pragma: no cover
-
-
-def _is_glob(text: str) -> bool:
-    return any(ch in text for ch in "*?[")
-
-
-def _open_path(path: Path | str) -> tuple[nw.LazyFrame[Any], str, str]:
-    import polars as pl
-
-    where = str(path)
-    if isinstance(path, str):  # glob
-        matches = sorted(_glob.glob(path, recursive=True))
-        if not matches:
-            raise EventsError(f"{where}: no file matches this pattern")
-        fmt = _format_of(Path(matches[0]), where)
-        target: str | list[str] = path
-    elif path.is_dir():
-        files = [p for p in sorted(path.rglob("*")) if p.is_file() and p.suffix in _FILE_SUFFIXES]
-        if not files:
-            raise EventsError(
-                f"{where}: the directory holds no .parquet, .csv or .ndjson/.jsonl files"
-            )
-        fmts = {_FILE_SUFFIXES[p.suffix] for p in files}
-        if len(fmts) > 1:
-            raise EventsError(
-                f"{where}: the directory mixes formats ({', '.join(sorted(fmts))}); "
-                "point at one format with a glob, e.g. DIR/**/*.parquet"
-            )
-        fmt = fmts.pop()
-        ext = "parquet" if fmt == "parquet" else files[0].suffix.lstrip(".")
-        target = str(path / "**" / f"*.{ext}")
-    elif path.is_file():
-        fmt = _format_of(path, where)
-        target = str(path)
-    else:
-        raise EventsError(f"{where}: no such file or directory")
-    try:
-        if fmt == "parquet":
-            lf = pl.scan_parquet(target, hive_partitioning=True)
-        elif fmt == "csv":
-            sep = "\t" if str(target).endswith(".tsv") else ","
-            lf = pl.scan_csv(target, try_parse_dates=True, separator=sep)
-        else:
-            lf = pl.scan_ndjson(target, infer_schema_length=None)
-        lf.collect_schema()
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise EventsError(f"{where}: cannot read as {fmt}: {str(exc).splitlines()[0]}") from None
-    return nw.from_native(lf), "file", where
-
-
-def _format_of(path: Path, where: str) -> str:
-    suffixes = [s for s in path.suffixes if s != ".gz"]
-    suffix = suffixes[-1] if suffixes else ""
-    if suffix not in _FILE_SUFFIXES:
-        raise EventsError(
-            f"{where}: unknown file type {suffix or '(none)'}; "
-            "use .parquet, .csv, .ndjson or .jsonl"
-        )
-    return _FILE_SUFFIXES[suffix]
 
 
 # ------------------------------------------------------------------------------------------
@@ -489,15 +430,33 @@ def _scan(
     renamed: Mapping[str, str],
     timestamps: str,
     names: list[str],
+    *,
+    parse_all: bool = False,
 ) -> tuple[LoadReport, list[Any]]:
-    per_tag = collect(
-        frame.group_by("experiment_id", "arm", drop_null_keys=False).agg(
-            nw.len().alias("n"),
-            nw.col("ts").is_null().sum().alias("null_ts"),
-            nw.col(unit).is_null().sum().alias("null_unit"),
-            nw.col("event_id").is_null().sum().alias("null_id"),
-        )
-    ).rows(named=True)
+    """The validation scan: counts per tag, nulls, duplicate ids. With ``parse_all`` (text
+    files) every column is read too, so that a value the engine cannot parse fails here, named,
+    instead of in the middle of an analysis."""
+    keys = {"experiment_id", "arm", "ts", unit, "event_id"}
+    extra = [
+        nw.col(c).is_null().sum().alias(f"__parsed_{i}")
+        for i, c in enumerate(frame.collect_schema().names())
+        if parse_all and c not in keys
+    ]
+    try:
+        per_tag = collect(
+            frame.group_by("experiment_id", "arm", drop_null_keys=False).agg(
+                nw.len().alias("n"),
+                nw.col("ts").is_null().sum().alias("null_ts"),
+                nw.col(unit).is_null().sum().alias("null_unit"),
+                nw.col("event_id").is_null().sum().alias("null_id"),
+                *extra,
+            )
+        ).rows(named=True)
+    except _engine_errors() as exc:
+        raise EventsError(
+            f"{where}: cannot read the events: {first_line(exc)}; fix the value or export the "
+            "column with one type"
+        ) from None
     n_rows = sum(int(r["n"]) for r in per_tag)
     for col, key in (("ts", "null_ts"), (unit, "null_unit"), ("event_id", "null_id")):
         nulls = sum(int(r[key]) for r in per_tag)
@@ -524,6 +483,34 @@ def _scan(
         unit=unit,
     )
     return report, list(duplicates)
+
+
+def _engine_errors() -> tuple[type[BaseException], ...]:
+    """The errors a query engine raises on data it cannot read (polars; DuckDB when loaded)."""
+    import sys
+
+    import polars as pl
+
+    errors: list[type[BaseException]] = [pl.exceptions.PolarsError, OSError]
+    duckdb = sys.modules.get("duckdb")
+    if duckdb is not None:
+        errors.append(duckdb.Error)
+    return tuple(errors)
+
+
+def _check_key_types(frame: nw.LazyFrame[Any], where: str, unit: str) -> None:
+    """Id columns (``event_id``, the unit, ``conversation_id``) hold scalars: text, numbers,
+    booleans or categories — not lists, structs, binary data or objects."""
+    schema = frame.collect_schema()
+    for col in ("event_id", unit, "conversation_id"):
+        if col not in schema:
+            continue
+        dtype = schema[col]
+        if dtype.is_nested() or dtype in (nw.Binary, nw.Object, nw.Unknown):
+            raise EventsError(
+                f"{where}: column {col!r} has type {dtype}; an id must be text or a number — "
+                "cast or flatten it in the export"
+            )
 
 
 def collect(frame: nw.LazyFrame[Any]) -> nw.DataFrame[Any]:

@@ -5,6 +5,7 @@ Modules:
 - :mod:`~analysis.ledger.model` — the typed ledger (the ledger semantics), its phases, live
   revisions and reverts.
 - :mod:`~analysis.ledger.loading` — reading and validating a ledger file (YAML or JSON).
+- :mod:`~analysis.ledger._index` — the derived timelines, built once per ledger.
 - :mod:`~analysis.ledger.state` — the state tuple of one revision at one instant.
 - :mod:`~analysis.ledger.writer` — appending a transition to a ledger file (atomic, locked,
   comments kept).
@@ -18,6 +19,8 @@ from analysis._lazy import attach
 
 _EXPORTS: dict[str, str] = {
     "ACTIONS": ".model",
+    "ID_RULE": ".model",
+    "valid_id": ".model",
     "Consumer": ".model",
     "Experiment": ".model",
     "Ledger": ".model",
@@ -38,6 +41,7 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "ACTIONS",
+    "ID_RULE",
     "AppendResult",
     "Consumer",
     "Experiment",
@@ -54,6 +58,7 @@ __all__ = [
     "parse_ledger",
     "render_append",
     "revision_state",
+    "valid_id",
 ]
 
 __getattr__, __dir__ = attach(__name__, _EXPORTS)
@@ -62,6 +67,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from analysis.ledger.loading import load_ledger, parse_ledger
     from analysis.ledger.model import (
         ACTIONS,
+        ID_RULE,
         Consumer,
         Experiment,
         Ledger,
@@ -71,6 +77,7 @@ if TYPE_CHECKING:  # pragma: no cover
         Revision,
         RevisionState,
         Transition,
+        valid_id,
     )
     from analysis.ledger.state import revision_state
     from analysis.ledger.writer import (

@@ -1,15 +1,16 @@
 """Reading a ledger file: text parsing, schema validation and building the typed ledger.
 
-:func:`load_ledger` reads YAML or JSON, :func:`parse_ledger` validates the parsed mapping against
-the raw schema (:mod:`analysis.ledger._schema`), and :class:`_Builder` applies the cross-entry
-rules (see :mod:`analysis.ledger.model`) while it builds the frozen
-:class:`~analysis.ledger.model.Ledger`. Every error names the file, the entry and the fix.
+:func:`load_ledger` reads YAML or JSON through the one loader (:mod:`analysis._yaml`: bounded
+read, UTF-8, duplicate keys refused, one-line syntax errors), :func:`parse_ledger` validates the
+parsed mapping against the raw schema (:mod:`analysis.ledger._schema`), and :class:`_Builder`
+applies the cross-entry rules (see :mod:`analysis.ledger.model` and ``docs/ledger.md``) while it
+builds the frozen :class:`~analysis.ledger.model.Ledger`, in one pass over the transitions.
+Every error names the file, the entry and the fix.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from collections.abc import Mapping
 from datetime import datetime
@@ -18,9 +19,19 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from analysis import _yaml
 from analysis.errors import LedgerError
 from analysis.ledger._schema import _LedgerIn, _RevisionIn, _TransitionIn
-from analysis.ledger.model import Consumer, Experiment, Ledger, Prompt, Revision, Transition
+from analysis.ledger.model import (
+    ID_RULE,
+    Consumer,
+    Experiment,
+    Ledger,
+    Prompt,
+    Revision,
+    Transition,
+    valid_id,
+)
 
 __all__ = ["load_ledger", "parse_ledger"]
 
@@ -31,42 +42,13 @@ def load_ledger(path: str | Path) -> Ledger:
     """Read and validate a ledger file (YAML, or JSON with the same schema).
 
     Raises:
-        LedgerError: naming the file, the entry (e.g. ``transitions[3]``) and the fix.
+        LedgerError: naming the file, the entry (e.g. ``transitions[3]``) and the fix; also for
+            a file that is missing, a directory, larger than :data:`analysis._yaml.MAX_BYTES`,
+            not UTF-8, not valid YAML/JSON or repeating a mapping key (with its line).
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise LedgerError(f"{path}: ledger file not found; pass --ledger PATH") from None
-    except OSError as exc:
-        raise LedgerError(f"{path}: cannot read the ledger ({exc.strerror})") from None
-    data = _parse_text(path, text)
+    data = _yaml.load(path, what="ledger", error=LedgerError)
     return parse_ledger(data, path=path)
-
-
-def _parse_text(path: Path, text: str) -> Any:
-    if path.suffix.lower() == ".json":
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise LedgerError(
-                f"{path}: not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-            ) from None
-    import yaml
-
-    class _Loader(yaml.SafeLoader):
-        """SafeLoader that keeps timestamps as strings (pydantic parses them strictly)."""
-
-    _Loader.yaml_implicit_resolvers = {
-        k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:timestamp"]
-        for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
-    }
-    try:
-        return yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise LedgerError(f"{path}: not valid YAML{where}: {exc}") from None
 
 
 def parse_ledger(data: Any, *, path: Path | None = None) -> Ledger:
@@ -117,12 +99,19 @@ class _Builder:
     def fail(self, entry: str, message: str) -> LedgerError:
         return LedgerError(f"{self.where}: {entry}: {message}")
 
+    def check_id(self, entry: str, kind: str, name: str) -> None:
+        """Refuse an id that does not follow :data:`~analysis.ledger.model.ID_RULE`."""
+        if not valid_id(name):
+            raise self.fail(entry, f"{kind} id {name!r} is not allowed: {ID_RULE}; rename it")
+
     def build(self) -> Ledger:
         revisions: dict[str, Revision] = {}
         prompts: dict[str, Prompt] = {}
         for pname, p in self.raw.prompts.items():
+            self.check_id("prompts", "prompt", pname)
             revs: dict[str, Revision] = {}
             for rid, r in p.revisions.items():
+                self.check_id(f"prompts.{pname}.revisions", "revision", rid)
                 entry = f"prompts.{pname}.revisions.{rid}"
                 if rid in revisions:
                     raise self.fail(
@@ -144,7 +133,10 @@ class _Builder:
 
         experiments: dict[str, Experiment] = {}
         for eid, e in self.raw.experiments.items():
+            self.check_id("experiments", "experiment", eid)
             entry = f"experiments.{eid}"
+            for arm in e.arms:
+                self.check_id(f"{entry}.arms", "arm", arm)
             if e.prompt not in prompts:
                 raise self.fail(entry, f"prompt {e.prompt!r} is not defined under prompts")
             for arm, rid in e.arms.items():
@@ -162,6 +154,7 @@ class _Builder:
 
         consumers: dict[str, Consumer] = {}
         for cname, c in self.raw.consumers.items():
+            self.check_id("consumers", "consumer", cname)
             if c.prompt not in prompts:
                 raise self.fail(f"consumers.{cname}", f"prompt {c.prompt!r} is not defined")
             consumers[cname] = Consumer(cname, c.prompt, tuple(c.accepts))
@@ -175,12 +168,12 @@ class _Builder:
         base = self.path.parent if self.path is not None else Path.cwd()
         text_path = base / r.text_file
         try:
-            digest = hashlib.sha256(text_path.read_bytes()).hexdigest()
-        except OSError:
+            data = _yaml.read_bytes(text_path, what="prompt text", error=LedgerError)
+        except LedgerError as exc:
             raise self.fail(
-                f"{entry}.text_file",
-                f"cannot read {text_path}; the path is relative to the ledger file",
+                f"{entry}.text_file", f"{exc} (the path is relative to the ledger file)"
             ) from None
+        digest = hashlib.sha256(data).hexdigest()
         if r.text_sha256 is not None and r.text_sha256 != digest:
             raise self.fail(
                 f"{entry}.text_sha256",

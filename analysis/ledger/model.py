@@ -1,6 +1,6 @@
 """The rollout ledger: prompts, revisions, experiments, consumers and the ordered transitions.
 
-A ledger is one YAML or JSON file (schema in ``DESIGN.md``).
+A ledger is one YAML or JSON file (schema and every rule: ``docs/ledger.md``).
 :func:`~analysis.ledger.loading.load_ledger` validates it strictly with pydantic plus the
 cross-entry rules below, and returns a frozen :class:`Ledger` whose derived views answer the
 questions every other part asks:
@@ -11,15 +11,23 @@ questions every other part asks:
 * :func:`~analysis.ledger.state.revision_state` — the state tuple of one revision at one instant.
 
 Validation rules (each error names the file, the entry such as ``transitions[3]`` and the fix):
-times are timezone-aware and non-decreasing; every reference resolves; allocations cover only
+prompt, revision, experiment, arm and consumer ids follow :data:`ID_RULE` (they become file
+and directory names); times are timezone-aware and non-decreasing; every reference resolves;
+allocations cover only
 the experiment's arms and sum to 1; no transition on an experiment that has not started or has
 already ended; one live revision per prompt at a time (no ``deploy`` while an experiment of that
 prompt runs, and at most one running experiment per prompt). The rules are enforced in
 :mod:`analysis.ledger.loading`; this module holds the typed values and their derived views.
+
+The derived views are answered from timelines built once per ledger in one pass
+(:mod:`analysis.ledger._index`): each answer is a look-up and a binary search, so asking once
+per transition costs O(n log n) over a ledger of n transitions, not O(n^2).
 """
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,9 +35,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from analysis.errors import LedgerError
+from analysis.ledger._index import ENDING, LedgerIndex, _Running
 
 __all__ = [
     "ACTIONS",
+    "ID_RULE",
     "Consumer",
     "Experiment",
     "Ledger",
@@ -39,10 +49,30 @@ __all__ = [
     "Revision",
     "RevisionState",
     "Transition",
+    "valid_id",
 ]
 
 ACTIONS: tuple[str, ...] = ("deploy", "start", "ramp", "rollback", "promote", "stop")
-_ENDING = frozenset({"rollback", "promote", "stop"})
+_ENDING = ENDING
+
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+#: The rule every prompt, revision, experiment, arm and consumer id follows (as suite names do).
+ID_RULE = (
+    "use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit, without '..' "
+    "(ids become file and directory names)"
+)
+
+
+def valid_id(name: object) -> bool:
+    """Whether ``name`` is a safe id: ``[A-Za-z0-9][A-Za-z0-9._-]{0,99}`` without ``..``.
+
+    Such an id cannot be a path (no separator, not ``.`` or ``..``, no leading dot), so it is
+    safe as a file or directory name.
+
+    >>> valid_id("exp-17"), valid_id("../x"), valid_id("a/b"), valid_id(".hidden")
+    (True, False, False, False)
+    """
+    return isinstance(name, str) and _ID.fullmatch(name) is not None and ".." not in name
 
 
 @dataclass(frozen=True)
@@ -238,12 +268,6 @@ class RevisionState:
 
 
 @dataclass(frozen=True)
-class _Running:
-    experiment: str
-    allocation: Mapping[str, float]
-
-
-@dataclass(frozen=True)
 class Ledger:
     """A validated rollout ledger; build it with :func:`~analysis.ledger.loading.load_ledger`.
 
@@ -263,6 +287,11 @@ class Ledger:
     transitions: tuple[Transition, ...]
     path: Path | None = None
 
+    @functools.cached_property
+    def _index(self) -> LedgerIndex:
+        """The derived timelines, built in one pass on first use (see ``_index.py``)."""
+        return LedgerIndex(self)
+
     # -- experiments -----------------------------------------------------------------------
 
     def experiment(self, experiment_id: str) -> Experiment:
@@ -279,7 +308,7 @@ class Ledger:
     def experiment_transitions(self, experiment_id: str) -> tuple[Transition, ...]:
         """The transitions of one experiment, in order."""
         self.experiment(experiment_id)
-        return tuple(t for t in self.transitions if t.experiment == experiment_id)
+        return tuple(self._index.by_experiment[experiment_id])
 
     def window(self, experiment_id: str) -> tuple[datetime | None, datetime | None]:
         """``(start, end)`` of an experiment; ``None`` when it has not started / not ended."""
@@ -353,34 +382,17 @@ class Ledger:
         promoted arm's revision live, ``rollback`` makes ``to`` live.
         """
         self._prompt(prompt)
-        live: str | None = None
-        for t, after in self._live_timeline(prompt):
-            if at is not None and t.at > _utc(at):
-                break
-            live = after
-        return live
+        return self._index.live[prompt].at(None if at is None else _utc(at))
 
     def live_history(self, prompt: str) -> tuple[tuple[datetime, str | None], ...]:
         """``(from, revision)`` each time the prompt's live revision changed, in order."""
         self._prompt(prompt)
-        out: list[tuple[datetime, str | None]] = []
-        for t, after in self._live_timeline(prompt):
-            if not out or out[-1][1] != after:
-                out.append((t.at, after))
-        return tuple(out)
+        return self._index.live_history[prompt]
 
-    def _live_timeline(self, prompt: str) -> list[tuple[Transition, str | None]]:
-        live: str | None = None
-        out: list[tuple[Transition, str | None]] = []
-        for t in self.transitions:
-            if t.prompt != prompt:
-                continue
-            if t.action == "deploy" or (t.action == "rollback" and t.to is not None):
-                live = t.revision if t.action == "deploy" else t.to
-            elif t.action == "promote" and t.experiment is not None and t.arm is not None:
-                live = self.experiments[t.experiment].arms[t.arm]
-            out.append((t, live))
-        return out
+    def prompt_transitions(self, prompt: str) -> tuple[Transition, ...]:
+        """The transitions of one prompt (deploys, its experiments' transitions), in order."""
+        self._prompt(prompt)
+        return tuple(self._index.by_prompt[prompt])
 
     def running_experiment(self, prompt: str, at: datetime | None = None) -> str | None:
         """The experiment of ``prompt`` running at ``at`` (default: now, after the ledger)."""
@@ -388,17 +400,8 @@ class Ledger:
         return None if state is None else state.experiment
 
     def _running(self, prompt: str, at: datetime | None) -> _Running | None:
-        running: _Running | None = None
-        for t in self.transitions:
-            if t.prompt != prompt or t.experiment is None:
-                continue
-            if at is not None and t.at > _utc(at):
-                break
-            if t.action in ("start", "ramp"):
-                running = _Running(t.experiment, dict(t.allocation or {}))
-            elif t.action in _ENDING:
-                running = None
-        return running
+        line = self._index.running.get(prompt)
+        return None if line is None else line.at(None if at is None else _utc(at))
 
     # -- reverts ---------------------------------------------------------------------------
 
@@ -408,39 +411,24 @@ class Ledger:
         An experiment rollback reverts each arm's revision other than ``to``; a prompt-level
         rollback reverts the revision that was live just before it.
         """
-        out: list[Revert] = []
-        live: dict[str, str | None] = {}
-        for t in self.transitions:
-            if t.action == "rollback" and t.to is not None and (prompt in (None, t.prompt)):
-                if t.experiment is not None:
-                    exp = self.experiments[t.experiment]
-                    reverted = [r for r in dict.fromkeys(exp.arms.values()) if r != t.to]
-                else:
-                    before = live.get(t.prompt)
-                    reverted = [before] if before is not None and before != t.to else []
-                out.extend(Revert(t.at, t.prompt, r, t.to, t.index, t.experiment) for r in reverted)
-            if t.action == "deploy":
-                live[t.prompt] = t.revision
-            elif t.action == "rollback" and t.to is not None:
-                live[t.prompt] = t.to
-            elif t.action == "promote" and t.experiment is not None and t.arm is not None:
-                live[t.prompt] = self.experiments[t.experiment].arms[t.arm]
-        return tuple(out)
+        if prompt is None:
+            return self._reverts
+        return self._reverts_by_prompt.get(prompt, ())
+
+    @functools.cached_property
+    def _reverts(self) -> tuple[Revert, ...]:
+        return tuple(Revert(*fields) for fields in self._index.reverts)
+
+    @functools.cached_property
+    def _reverts_by_prompt(self) -> dict[str, tuple[Revert, ...]]:
+        out: dict[str, list[Revert]] = {}
+        for revert in self._reverts:
+            out.setdefault(revert.prompt, []).append(revert)
+        return {p: tuple(rs) for p, rs in out.items()}
 
     def served_revisions(self, prompt: str) -> frozenset[str]:
         """Revisions of ``prompt`` that served traffic at some point (live or as an arm)."""
-        served: set[str] = set()
-        for t in self.transitions:
-            if t.prompt != prompt:
-                continue
-            if t.action == "deploy" and t.revision is not None:
-                served.add(t.revision)
-            elif t.action in ("start", "ramp") and t.experiment is not None:
-                exp = self.experiments[t.experiment]
-                served.update(exp.arms[a] for a, s in (t.allocation or {}).items() if s > 0)
-            elif t.action == "rollback" and t.to is not None:
-                served.add(t.to)
-        return frozenset(served)
+        return frozenset(self._index.served.get(prompt, ()))
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -2,39 +2,49 @@
 
 The only writer of ledger files. The model:
 
-* **lock** — every writer holds ``fcntl.flock`` on ``<ledger>.lock`` (a sibling file, not the
+* **lock** — every writer holds the lock of ``.<ledger name>.lock`` (a sibling file, not the
   ledger itself, so the lock survives the rename) for the whole read-check-write cycle; callers
   that must decide *whether* to write from the ledger's content (idempotency) take the lock
   with :func:`ledger_lock` and call :func:`append_transition` with ``locked=True``.
-* **format** — YAML is rewritten through ``ruamel.yaml``'s round-trip mode, so comments, key
-  order, flow style and quoting of every existing entry are kept; the indentation is detected
-  by trying the usual settings until a plain round trip reproduces the file byte for byte. The
-  new entry is written in the style of the last existing transition (flow or block). JSON
-  ledgers are parsed and rewritten with the detected indentation (JSON has no comments).
-* **validation** — the new text is written to a temporary file next to the ledger and read back
-  with :func:`analysis.ledger.load_ledger` *before* it replaces the ledger, so an invalid
-  transition never reaches the file and the bytes that land are exactly the bytes validated.
+* **format** — in the usual layout (``transitions`` is the last top-level key and holds at
+  least one entry) the new entry is appended *as text* after the last transition, in its style
+  (flow ``- {...}`` or block) and indentation: no existing byte changes, comments included,
+  and nothing is round-tripped (one parse of the result, which the validation reuses; linear
+  in the file's size). The text is accepted only if the result ends with the new entry as the
+  last transition. Otherwise
+  YAML is rewritten through ``ruamel.yaml``'s round-trip mode, so comments, key order, flow
+  style and quoting of every existing entry are kept; the indentation is detected by trying the
+  usual settings until a plain round trip reproduces the file byte for byte. JSON ledgers are
+  parsed and rewritten with the detected indentation (JSON has no comments). Values are quoted
+  as the reader (:mod:`analysis._yaml`, YAML 1.1 rules) needs: a reason ``yes`` stays text.
+* **validation** — the new text is written to a temporary file next to the ledger, read back
+  and validated (:func:`analysis.ledger.parse_ledger`) *before* it replaces the ledger, so an
+  invalid transition never reaches the file and the bytes that land are exactly the bytes
+  validated. A dry run validates the rendered text and writes nothing (no temporary file).
 * **atomicity** — the temporary file is fsynced and renamed over the ledger
   (:func:`analysis._io.atomic_path`): a reader, or a process killed at any instant, sees the
   old file or the new file, never a mix. A killed writer may leave a ``.<name>.*.tmp`` file
-  behind; it is harmless and removed by the next successful append.
+  behind; it is harmless and removed by the next append (under the lock).
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import io
 import json
 import os
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from analysis import _yaml
 from analysis._io import atomic_path, file_lock
-from analysis.errors import LedgerError
-from analysis.ledger.loading import load_ledger
+from analysis.errors import LedgerError, PromptstateError
+from analysis.ledger.loading import parse_ledger
 from analysis.ledger.model import Ledger
 
 __all__ = ["AppendResult", "append_transition", "ledger_lock", "render_append"]
@@ -100,9 +110,8 @@ def ledger_lock(path: str | Path) -> Iterator[None]:
 
 def render_append(path: Path, text: str, transition: Mapping[str, Any]) -> tuple[str, int]:
     """The ledger text with ``transition`` appended, and the number of reformatted lines."""
-    if path.suffix.lower() == ".json":
-        return _render_json(path, text, transition)
-    return _render_yaml(path, text, transition)
+    rendered = _render(path, text, transition)
+    return rendered.text, rendered.reformatted
 
 
 def append_transition(
@@ -138,49 +147,64 @@ def append_transition(
 
 
 def _append(path: Path, entry: dict[str, Any], *, dry_run: bool) -> AppendResult:
-    try:
-        before = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise LedgerError(f"{path}: ledger file not found; pass --ledger PATH") from None
-    after, reformatted = render_append(path, before, entry)
+    before = _yaml.read_text(path, what="ledger", error=LedgerError)
+    rendered = _render(path, before, entry)
+    after = rendered.text
     if dry_run:
-        ledger = _validate_text(path, after)
-        return AppendResult(path, entry, False, before, after, ledger, reformatted)
+        data = rendered.data if rendered.data is not None else _parse(path, after)
+        ledger = _validate(path, data)
+        return AppendResult(path, entry, False, before, after, ledger, rendered.reformatted)
+    _remove_stray_temporaries(path)
     mode = path.stat().st_mode & 0o7777
     with atomic_path(path) as tmp:
         tmp.write_text(after, encoding="utf-8")
         os.chmod(tmp, mode)
-        ledger = _validate_file(path, tmp)
-    # the ledger was read through the temporary path; report the real one
-    from dataclasses import replace
+        # validate exactly the bytes that will land: read the temporary file back
+        landed = _yaml.read_text(tmp, what="ledger", error=LedgerError)
+        data = rendered.data if landed == after and rendered.data is not None else None
+        ledger = _validate(path, data if data is not None else _parse(path, landed))
+    return AppendResult(path, entry, True, before, after, ledger, rendered.reformatted)
 
-    return AppendResult(path, entry, True, before, after, replace(ledger, path=path), reformatted)
+
+@dataclass(frozen=True)
+class _Rendered:
+    text: str
+    reformatted: int
+    data: Any = None  # the parsed new text, when the renderer parsed it already
 
 
-def _validate_file(path: Path, tmp: Path) -> Ledger:
+def _render(path: Path, text: str, entry: Mapping[str, Any]) -> _Rendered:
+    if path.suffix.lower() == ".json":
+        after, changed = _render_json(path, text, entry)
+        return _Rendered(after, changed)
+    appended = _append_as_text(path, text, entry)
+    if appended is not None:
+        return appended
+    after, changed = _render_yaml(path, text, entry)
+    return _Rendered(after, changed)
+
+
+def _parse(path: Path, text: str) -> Any:
     try:
-        return load_ledger(tmp)
+        return _yaml.parse(
+            text, where=str(path), is_json=path.suffix.lower() == ".json", error=LedgerError
+        )
+    except LedgerError as exc:  # pragma: no cover - the renderers emit valid YAML/JSON
+        raise LedgerError(f"{exc} (the ledger was left unchanged)") from None
+
+
+def _validate(path: Path, data: Any) -> Ledger:
+    try:
+        return parse_ledger(data, path=path)
     except LedgerError as exc:
-        raise LedgerError(
-            str(exc).replace(str(tmp), str(path)) + " (the ledger was left unchanged)"
-        ) from None
+        raise LedgerError(f"{exc} (the ledger was left unchanged)") from None
 
 
-def _validate_text(path: Path, text: str) -> Ledger:
-    import tempfile
-
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        ledger = _validate_file(path, tmp)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-    from dataclasses import replace
-
-    return replace(ledger, path=path)
+def _remove_stray_temporaries(path: Path) -> None:
+    """Remove temporary files a killed writer of this ledger left (the caller holds the lock)."""
+    for stray in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        with contextlib.suppress(OSError):
+            stray.unlink()
 
 
 def _iso(at: datetime) -> str:
@@ -196,6 +220,116 @@ def _changed_lines(before: str, after: str) -> int:
     return sum(
         i2 - i1 for tag, i1, i2, _, _ in matcher.get_opcodes() if tag in ("replace", "delete")
     )
+
+
+# ------------------------------------------------------------------------ YAML: text append
+
+#: An ISO time that YAML reads back as the same text without quotes.
+_PLAIN_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})?")
+#: How far back from the end of the file the start of the last transition is looked for.
+_MAX_ENTRY_LINES = 200
+
+
+class _NotPlain(Exception):
+    """A value that cannot be written on one line of flow YAML."""
+
+
+def _append_as_text(path: Path, text: str, entry: Mapping[str, Any]) -> _Rendered | None:
+    """Append the entry as new lines at the end of the file, touching no existing byte.
+
+    Applies when the last entry of the file is a transition (``transitions`` is the last
+    top-level key, with at least one entry: the usual layout). The new entry copies that
+    entry's style (flow ``- {...}`` or block) and indentation. Existing bytes stay as they are
+    and the new lines start at the items' column after the end of a valid document, so the
+    document can only gain an item; the result is parsed once (the parse also serves the
+    validation) and must end with ``transitions`` whose last item is exactly the new entry —
+    otherwise ``None`` is returned and the round-trip writer is used instead.
+    """
+    lines = text.splitlines(keepends=True)
+    last = _last_content_line(lines)
+    style = _entry_style(lines, last) if last is not None else None
+    if last is None or style is None:
+        return None
+    dash, key, flow = style
+    try:
+        rendered = _render_entry(entry, dash, key, flow=flow)
+    except _NotPlain:
+        return None
+    # at the very end: text after the last entry (blank lines, comments) keeps its meaning too
+    # (a `|+` block scalar keeps its trailing blank lines), and the new line at the items'
+    # column closes whatever the last entry left open
+    after = (text if text.endswith("\n") or not text else text + "\n") + rendered
+    try:
+        new = _yaml.parse(after, where=str(path), error=LedgerError)
+    except LedgerError:
+        return None
+    appended = (
+        isinstance(new, dict)
+        and list(new)[-1:] == ["transitions"]
+        and isinstance(new["transitions"], list)
+        and len(new["transitions"]) >= 2
+        and new["transitions"][-1] == dict(entry)
+    )
+    return _Rendered(after, 0, new) if appended else None
+
+
+def _last_content_line(lines: list[str]) -> int | None:
+    """Index of the last line that is neither blank nor a comment."""
+    for i in range(len(lines) - 1, -1, -1):
+        stripped = lines[i].strip()
+        if stripped and not stripped.startswith("#"):
+            return None if stripped in ("...", "---") else i
+    return None
+
+
+def _entry_style(lines: list[str], last: int) -> tuple[int, int, bool] | None:
+    """``(dash column, key column, flow)`` of the sequence entry that ends at line ``last``."""
+    for i in range(last, max(-1, last - _MAX_ENTRY_LINES), -1):
+        line = lines[i].rstrip("\r\n")
+        body = line.lstrip(" ")
+        if not body or body.startswith("#"):
+            continue
+        if body.startswith("\t"):
+            return None
+        indent = len(line) - len(body)
+        if body.startswith("- "):
+            rest = body[1:]
+            value = rest.lstrip(" ")
+            key = indent + 1 + len(rest) - len(value)
+            return indent, key, value.startswith("{")
+        if indent == 0:
+            return None  # reached a top-level key: not a sequence entry
+    return None
+
+
+def _render_entry(entry: Mapping[str, Any], dash: int, key: int, *, flow: bool) -> str:
+    pairs = [f"{_flow(k)}: {_value(k, v)}" for k, v in entry.items()]
+    if flow:
+        return " " * dash + "- {" + ", ".join(pairs) + "}\n"
+    first = " " * dash + "-" + " " * (key - dash - 1) + pairs[0] + "\n"
+    return first + "".join(" " * key + pair + "\n" for pair in pairs[1:])
+
+
+def _value(key: Any, value: Any) -> str:
+    if key == "at" and isinstance(value, str) and _PLAIN_TIME.fullmatch(value):
+        return value
+    return _flow(value)
+
+
+def _flow(value: Any) -> str:
+    """``value`` as one line of flow YAML, quoted as the reader needs (YAML 1.1 rules)."""
+    import yaml
+
+    try:
+        out = yaml.safe_dump(
+            value, default_flow_style=True, sort_keys=False, width=2**31, allow_unicode=True
+        )
+    except yaml.YAMLError as exc:
+        raise _NotPlain(str(exc)) from None
+    out = out.removesuffix("\n...\n").removesuffix("\n")
+    if "\n" in out:
+        raise _NotPlain(out)
+    return out
 
 
 # ------------------------------------------------------------------------------------- YAML
@@ -230,11 +364,12 @@ def _render_yaml(path: Path, text: str, entry: Mapping[str, Any]) -> tuple[str, 
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
     from ruamel.yaml.error import YAMLError
 
+    _yaml.parse(text, where=str(path), error=LedgerError)  # the reader's rules and messages
     yaml = _yaml_engine(text)
     try:
         data = yaml.load(text)
     except YAMLError as exc:
-        raise LedgerError(f"{path}: not valid YAML: {exc}") from None
+        raise LedgerError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
     if not isinstance(data, CommentedMap):
         raise LedgerError(f"{path}: the ledger must be a mapping with version, prompts, ...")
     transitions = data.get("transitions")
@@ -273,19 +408,26 @@ def _yaml_value(key: str, value: Any) -> Any:
         inner = CommentedMap(value)
         inner.fa.set_flow_style()
         return inner
+    if isinstance(value, str) and not _reads_back(value):
+        from ruamel.yaml.scalarstring import DoubleQuotedScalarString
+
+        return DoubleQuotedScalarString(value)
     return value
+
+
+def _reads_back(text: str) -> bool:
+    """Whether ``text`` written plain reads back as the same text (``yes`` would not)."""
+    try:
+        return _yaml.parse(text) == text
+    except PromptstateError:
+        return False
 
 
 # ------------------------------------------------------------------------------------- JSON
 
 
 def _render_json(path: Path, text: str, entry: Mapping[str, Any]) -> tuple[str, int]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise LedgerError(
-            f"{path}: not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-        ) from None
+    data = _yaml.parse(text, where=str(path), is_json=True, error=LedgerError)
     if not isinstance(data, dict):
         raise LedgerError(f"{path}: the ledger must be a mapping with version, prompts, ...")
     transitions = data.setdefault("transitions", [])

@@ -6,7 +6,8 @@ Modules:
   :class:`Quantile` and the metrics file.
 - :mod:`~analysis.metrics.aggregation` — the one-pass, lazy aggregation to sufficient statistics.
 - :mod:`~analysis.metrics.analyzing` — :func:`analyze`: per phase, combined, naive vs clean,
-  SRM, explain (the lazy plan in ``_plan``, the statistics in ``_estimates``).
+  SRM, explain, missing values, regressions (the lazy plan in ``_plan``, the statistics in
+  ``_estimates`` and, for the time-stratified clean estimates, ``_stratified``).
 - :mod:`~analysis.metrics.results` — :class:`AnalysisResult` and its row types.
 - :mod:`~analysis.metrics.recovery` — recovery after a rollback.
 """
@@ -30,6 +31,7 @@ _EXPORTS: dict[str, str] = {
     "EffectRow": ".results",
     "ExclusionRow": ".results",
     "ExplainRow": ".results",
+    "MissingRow": ".results",
     "SRMRow": ".results",
     "analyze": ".analyzing",
     "default_metrics": ".analyzing",
@@ -45,6 +47,7 @@ __all__ = [
     "ExplainRow",
     "Mean",
     "Metric",
+    "MissingRow",
     "MomentMetric",
     "Proportion",
     "Quantile",
@@ -80,5 +83,6 @@ if TYPE_CHECKING:  # pragma: no cover
         EffectRow,
         ExclusionRow,
         ExplainRow,
+        MissingRow,
         SRMRow,
     )

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+import narwhals as nw
 
 from analysis.errors import PromptstateError
 
@@ -36,6 +39,9 @@ class _Context:
         metrics: The metrics (with their winsorizing bounds once
             :func:`~analysis.metrics._plan.winsorized` has run).
         options: The options of :func:`~analysis.metrics.analyzing.analyze` (``alpha``, ...).
+        strata: The time strata of the clean analysis, in time order: ``(phase id, first
+            instant)`` of each block (:func:`~analysis.metrics._plan.block_starts`); stratum
+            ``s`` runs from its start to the next one's.
     """
 
     experiment: Experiment
@@ -47,6 +53,7 @@ class _Context:
     names: frozenset[str]
     metrics: tuple[Metric, ...]
     options: Mapping[str, Any]
+    strata: tuple[tuple[int, datetime], ...] = ()
 
 
 def make_context(
@@ -55,16 +62,27 @@ def make_context(
     """The context of a run on the split ``res``.
 
     Raises:
-        PromptstateError: a metric reads a column the events do not have.
+        PromptstateError: a metric reads a column the events do not have, or one that is not
+            numeric or boolean.
     """
     exp = res.experiment
-    names = set(res.frame.collect_schema().names())
+    schema = res.frame.collect_schema()
+    names = set(schema.names())
     missing = sorted({c for m in metrics for c in m.columns} - names)
     if missing:
         raise PromptstateError(
             f"metrics read column(s) {', '.join(missing)} that the export does not have; "
             f"it has: {', '.join(sorted(names))}"
         )
+    for m in metrics:
+        for c in m.columns:
+            dtype = schema[c]
+            if not (dtype.is_numeric() or dtype in (nw.Boolean, nw.Unknown)):
+                raise PromptstateError(
+                    f"metric {m.label!r} reads column {c!r}, which holds {dtype} values: give "
+                    "a numeric or boolean column (null, NaN and inf values are allowed and "
+                    "left out)"
+                )
     return _Context(
         experiment=exp,
         control=exp.control,

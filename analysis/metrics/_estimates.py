@@ -2,7 +2,7 @@
 
 Every function here takes the small collected aggregates (lists of dicts, read into
 :class:`~analysis.stats.moments.Moments`) and returns result rows: the effects with their
-multiplicity adjustment (:func:`effect_rows`), SRM (:func:`srm_rows`), exclusions, alerts, the
+multiplicity adjustment (:func:`effect_rows`), exclusions, missing values, the
 explanation and the recovery analysis, and the clustered quantile CIs (:func:`quantile_bounds`,
 :func:`quantile_estimates`). No frame is built or collected here; that is
 :mod:`analysis.metrics._plan`.
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from analysis.metrics import aggregation as agg
 from analysis.metrics._context import _Context
+from analysis.metrics._stratified import Scope
 from analysis.metrics.definitions import Quantile
 from analysis.metrics.recovery import (
     GROUPS,
@@ -30,30 +31,29 @@ from analysis.metrics.results import (
     EffectRow,
     ExclusionRow,
     ExplainRow,
-    SRMRow,
+    MissingRow,
 )
 from analysis.stats.combine import combine_strata
-from analysis.stats.effect import ArmEstimate, EffectResult, arm_estimates, compare
+from analysis.stats.effect import ArmEstimate, EffectResult, compare
 from analysis.stats.moments import Moments
 from analysis.stats.multiplicity import adjust_pvalues
 from analysis.stats.power import mde as _mde
 from analysis.stats.quantile import QuantileEstimate, probability_bounds, quantile_effect
 from analysis.stats.sequential import confidence_sequence_halfwidth
-from analysis.stats.srm import srm_test
+from analysis.stats.stratified import StratifiedResult
 
 if TYPE_CHECKING:  # pragma: no cover
     from analysis.ledger import Phase
 
 __all__ = [
-    "alerts",
     "effect_row",
     "effect_rows",
     "exclusion_rows",
     "explain_rows",
+    "missing_rows",
     "quantile_bounds",
     "quantile_estimates",
     "recovery_rows",
-    "srm_rows",
 ]
 
 #: ``(view, group key, metric index)`` of a quantile estimate.
@@ -64,11 +64,22 @@ QuantileKey = tuple[str, Any, int]
 
 
 def effect_row(
-    ctx: _Context, analysis: str, phase: str, i: int, arm: str, r: EffectResult
+    ctx: _Context,
+    analysis: str,
+    phase: str,
+    i: int,
+    arm: str,
+    r: EffectResult,
+    *,
+    unadjusted: EffectResult | None = None,
+    covariate: str = "none",
+    strata: int = 1,
 ) -> EffectRow:
-    """The row of metric ``i`` × ``arm`` (p-value not yet adjusted)."""
+    """The row of metric ``i`` × ``arm`` (p-value not yet adjusted); ``unadjusted`` is the
+    same comparison without regression adjustment (default: ``r`` itself)."""
     m = ctx.metrics[i]
     alpha, opt = ctx.options["alpha"], ctx.options
+    u = r if unadjusted is None else unadjusted
     cs_lo = cs_hi = float("nan")
     if opt["sequential"] and math.isfinite(r.se):
         hw = confidence_sequence_halfwidth(
@@ -94,13 +105,18 @@ def effect_row(
         pvalue=r.pvalue,
         pvalue_adjusted=float("nan"),
         se=r.se,
-        direction=m.direction,
+        direction=m.direction,  # type: ignore[arg-type]
         significant=False,
         better=None,
         cuped_theta=r.theta,
         mde=_mde(r.se, alpha=alpha, power=opt["power"]) if math.isfinite(r.se) else math.nan,
         cs_lower=cs_lo,
         cs_upper=cs_hi,
+        covariate=covariate,
+        effect_unadjusted=u.effect,
+        effect_unadjusted_ci_lower=u.effect_ci_lower,
+        effect_unadjusted_ci_upper=u.effect_ci_upper,
+        strata=strata,
     )
 
 
@@ -108,12 +124,17 @@ def effect_rows(
     ctx: _Context,
     collected: Mapping[str, list[dict[str, Any]]],
     qest: Mapping[QuantileKey, QuantileEstimate],
+    strat: Mapping[tuple[int, str, str], StratifiedResult],
+    scopes: Mapping[tuple[int, str], Scope],
 ) -> list[EffectRow]:
     """Clean per phase, clean combined and naive pooled effects of every metric × arm, with
-    p-values adjusted within each analysis × phase, in table order."""
+    p-values adjusted within each analysis × phase, in table order.
+
+    Moment metrics' clean rows come from the stratified estimates ``strat`` (see
+    :mod:`analysis.metrics._stratified`); quantiles are compared per phase and combined over
+    enrollment cohorts (inverse-variance weights), without adjustment.
+    """
     M, alpha, ctrl = ctx.metrics, ctx.options["alpha"], ctx.control
-    phase_m = agg.read_moments(collected["phase"], ["phase", "arm"], M)
-    cohort_m = agg.read_moments(collected["cohort"], ["cohort", "arm"], M)
     naive_m = agg.read_moments(collected["naive"], ["arm"], M, use_covariates=False)
     rows: list[EffectRow] = []
 
@@ -141,44 +162,38 @@ def effect_rows(
                     qc, qt = qget("cohort", (p, ctrl), i), qget("cohort", (p, a), i)
                     strata.append(
                         (
-                            ArmEstimate(qc.n, qc.value, qc.value, qc.se**2),
-                            ArmEstimate(qt.n, qt.value, qt.value, qt.se**2),
+                            ArmEstimate(qc.n, qc.value, qc.value, qc.se * qc.se),
+                            ArmEstimate(qt.n, qt.value, qt.value, qt.se * qt.se),
                         )
                     )
                 r = combine_strata(strata, alpha=alpha)
-                rows.append(effect_row(ctx, "clean", "combined", i, a, r))
+                rows.append(effect_row(ctx, "clean", "combined", i, a, r, strata=len(ctx.exposure)))
                 r = quantile_effect(qget("naive", (ctrl,), i), qget("naive", (a,), i), alpha=alpha)
                 rows.append(effect_row(ctx, "naive", "pooled", i, a, r))
             continue
         m = metric
-        p_ = agg.prefix(i)
-        f, h = m.statistic(p_), m.covariate_statistic(p_)
-        names = agg.variables(m, i)
-        for p in ctx.exposure:
+        f = m.statistic(agg.prefix(i))
+        for label in [*(str(p) for p in ctx.exposure), "combined"]:
+            scope = scopes[(i, label)]
+            cov = "none"
+            if scope.adjust:
+                cov = "pre_period" if m.pre_period else str(m.covariate)
             for a in ctx.arms:
-                r = compare(
-                    get(phase_m, (p, ctrl), i, names),
-                    get(phase_m, (p, a), i, names),
-                    f,
-                    covariate=h,
-                    alpha=alpha,
+                sr = strat[(i, label, a)]
+                rows.append(
+                    effect_row(
+                        ctx,
+                        "clean",
+                        label,
+                        i,
+                        a,
+                        sr.adjusted,
+                        unadjusted=sr.unadjusted,
+                        covariate=cov,
+                        strata=len(scope.weights),
+                    )
                 )
-                rows.append(effect_row(ctx, "clean", str(p), i, a, r))
         for a in ctx.arms:
-            strata = []
-            thetas: list[float] = []
-            for p in ctx.exposure:
-                c, t, theta = arm_estimates(
-                    get(cohort_m, (p, ctrl), i, names),
-                    get(cohort_m, (p, a), i, names),
-                    f,
-                    covariate=h,
-                )
-                strata.append((c, t))
-                thetas.append(theta)
-            r = combine_strata(strata, alpha=alpha)
-            r = r._replace(theta=thetas[-1] if len(thetas) == 1 else float("nan") if h else 0.0)
-            rows.append(effect_row(ctx, "clean", "combined", i, a, r))
             n_names = agg.variables(m, i, use_covariates=False)
             r = compare(
                 get(naive_m, (ctrl,), i, n_names),
@@ -196,8 +211,9 @@ def effect_rows(
         for j, pa in zip(idx, adj, strict=True):
             sig = bool(pa < alpha)
             good = (rows[j].effect > 0) == (rows[j].direction == "higher")
+            has_dir = rows[j].direction is not None
             rows[j] = rows[j]._replace(
-                pvalue_adjusted=pa, significant=sig, better=good if sig else None
+                pvalue_adjusted=pa, significant=sig, better=good if sig and has_dir else None
             )
     order = {"clean": 0, "naive": 1}
     metric_order = {m.label: k for k, m in enumerate(M)}
@@ -261,6 +277,10 @@ def quantile_estimates(
             lab = labels[j]
             _, _, n_units, value = bounds[lab]
             lo_v, hi_v = r[f"lo{j}"], r[f"hi{j}"]
+            if value is None or lo_v is None or hi_v is None:  # no finite value in the group
+                nan = float("nan")
+                out[lab] = QuantileEstimate(n_units, nan, nan, nan, nan)
+                continue
             out[lab] = QuantileEstimate.from_bounds(
                 n_units, float(value), float(lo_v), float(hi_v), alpha=alpha
             )
@@ -268,30 +288,6 @@ def quantile_estimates(
 
 
 # -- SRM, exclusions, alerts ------------------------------------------------------------------
-
-
-def srm_rows(ctx: _Context, rows: list[dict[str, Any]]) -> list[SRMRow]:
-    """The sample-ratio check of each exposure phase on its newly enrolled single-arm units."""
-    out: list[SRMRow] = []
-    for p in ctx.phases:
-        if p.kind != "exposure":
-            continue
-        observed = {r["first_arm"]: int(r["n"]) for r in rows if r["cohort"] == p.id}
-        t = srm_test(observed, p.allocation, threshold=ctx.options["srm_threshold"])
-        for a in t.observed:
-            out.append(
-                SRMRow(
-                    p.id,
-                    a,
-                    float(p.allocation.get(a, 0.0)),
-                    t.observed[a],
-                    t.expected[a],
-                    t.statistic,
-                    t.pvalue,
-                    t.mismatch,
-                )
-            )
-    return out
 
 
 def exclusion_rows(rows: list[dict[str, Any]]) -> list[ExclusionRow]:
@@ -316,29 +312,41 @@ def exclusion_rows(rows: list[dict[str, Any]]) -> list[ExclusionRow]:
     return out
 
 
-def alerts(
-    ctx: _Context, srm: list[SRMRow], crossed_units: int, enroll: list[dict[str, Any]]
-) -> list[str]:
-    """Sample ratio mismatches and a crossover share above its threshold."""
-    out: list[str] = []
-    seen: set[int] = set()
-    for r in srm:
-        if r.mismatch and r.phase not in seen:
-            seen.add(r.phase)
-            obs = ", ".join(f"{x.arm}={x.observed}" for x in srm if x.phase == r.phase)
-            out.append(
-                f"sample ratio mismatch in phase {r.phase}: newly enrolled {obs} "
-                f"(p={r.pvalue:.2g} < {ctx.options['srm_threshold']})"
-            )
-    enrolled = sum(int(r["n"]) for r in enroll) + crossed_units
-    share = crossed_units / enrolled if enrolled else 0.0
-    threshold = ctx.options["crossover_threshold"]
-    if share > threshold:
+def missing_rows(
+    ctx: _Context, rows: list[dict[str, Any]]
+) -> tuple[list[MissingRow], list[str], list[str]]:
+    """NaN, ±inf and null values per metric in the clean events: rows, notes and alerts
+    (share of clean events above ``missing_threshold``)."""
+    if not rows:
+        return [], [], []
+    r = rows[0]
+    total = int(r["events"] or 0)
+    threshold = ctx.options["missing_threshold"]
+    out: list[MissingRow] = []
+    notes: list[str] = []
+    alerts_: list[str] = []
+    for i, m in enumerate(ctx.metrics):
+        bad = int(r[f"miss|{i}"] or 0)
+        share = bad / total if total else 0.0
+        kinds = {k: int(r[f"{i}|{k}"] or 0) for k in ("nan", "inf", "null")}
+        units = int(r[f"units|{i}"] or 0)
         out.append(
-            f"crossover units are {share:.1%} of enrolled units "
-            f"(threshold {threshold:.1%}): check the assignment service"
+            MissingRow(m.label, bad, share, kinds["nan"], kinds["inf"], kinds["null"], units)
         )
-    return out
+        if not bad:
+            continue
+        what = ", ".join(f"{v} {k}" for k, v in kinds.items() if v)
+        notes.append(
+            f"{m.label}: {bad} clean events ({share:.1%}) had NaN/inf/null values ({what}; "
+            f"{units} units) and were left out of this metric only"
+        )
+        if share > threshold:
+            alerts_.append(
+                f"missing values: {m.label} has NaN/inf/null values in {share:.1%} of the clean "
+                f"events (threshold {threshold:.1%}): check the export's column(s) "
+                f"{', '.join(m.columns)}"
+            )
+    return out, notes, alerts_
 
 
 # -- explain ----------------------------------------------------------------------------------

@@ -1,24 +1,28 @@
 """The data work of :func:`~analysis.metrics.analyzing.analyze`: the lazy frames and the plan.
 
 Everything here builds lazy narwhals frames — the events views (:func:`build_frames`), the
-aggregates to collect in one go (:func:`build_plan`: moments per phase, cohort and pooled arm,
-SRM counts, exclusions, the explanation steps, the recovery groups, event-level quantiles) and
-the two follow-up queries of the clustered quantile CIs (:func:`below_count_plans`,
-:func:`outer_quantile_plans`). The one exception is :func:`winsorized`, which collects the
-winsorizing bounds (a single row) before the plan is built. The statistics on the collected
-aggregates are in :mod:`analysis.metrics._estimates`.
+aggregates to collect in one go (:func:`build_plan`: moments per time stratum × arm and per
+pooled arm, missing values, SRM counts, exclusions, the explanation steps, the recovery groups,
+event-level quantiles), the second pass of the stratified estimates (:func:`influence_plan`:
+per-unit influence functions from per-stratum constants) and the two follow-up queries of the
+clustered quantile CIs (:func:`below_count_plans`, :func:`outer_quantile_plans`). The
+exceptions are :func:`winsorized`, which collects the winsorizing bounds (a single row) before
+the plan is built, and :func:`block_starts`, which collects the last clean instant when an
+exposure phase is still open. The statistics on the collected aggregates are in
+:mod:`analysis.metrics._estimates`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import narwhals as nw
 
 from analysis.metrics import aggregation as agg
+from analysis.metrics._assignment import assignment_plan
 from analysis.metrics._context import _Context
 from analysis.metrics.definitions import Metric, Quantile, with_bounds
 from analysis.metrics.recovery import after_end_events
@@ -32,11 +36,14 @@ __all__ = [
     "Plan",
     "QuantileViews",
     "below_count_plans",
+    "block_starts",
     "build_frames",
     "build_plan",
     "explain_plan",
+    "influence_plan",
     "outer_quantile_plans",
     "recovery_plan",
+    "small_frame",
     "thresholds_frame",
     "winsorized",
 ]
@@ -72,11 +79,14 @@ class Plan:
             (:func:`~analysis.metrics.aggregation.collect_all`).
         quantile_views: The views the quantile metrics are estimated on.
         after_phase: The after-end phase the recovery analysis reads (``None`` without one).
+        units: Per ``phase`` × ``stratum`` × ``arm`` × unit aggregates of the clean events
+            (lazy; read again by :func:`influence_plan`).
     """
 
     frames: dict[str, nw.LazyFrame[Any]]
     quantile_views: dict[str, tuple[nw.LazyFrame[Any], list[str]]]
     after_phase: Phase | None
+    units: nw.LazyFrame[Any]
 
 
 def build_frames(ctx: _Context, keyed: nw.LazyFrame[Any]) -> Frames:
@@ -121,36 +131,62 @@ def winsorized(metrics: tuple[Metric, ...], clean: nw.LazyFrame[Any]) -> tuple[M
     return tuple(out)
 
 
+def block_starts(ctx: _Context, clean: nw.LazyFrame[Any]) -> tuple[tuple[int, datetime], ...]:
+    """The time strata: ``(phase id, start)`` of each block of each exposure phase.
+
+    Blocks are ``block_hours`` long, aligned to the phase's start; a trailing block shorter than
+    half a block joins the one before. ``block_hours=None`` makes each exposure phase one
+    stratum. An exposure phase still open ends at the last clean event (one small collect).
+    """
+    hours = ctx.options.get("block_hours")
+    exposure = [p for p in ctx.phases if p.kind == "exposure"]
+    last: datetime | None = None
+    if hours is not None and any(p.end is None for p in exposure):
+        row = clean.select(nw.col("ts").max().alias("last")).collect().rows(named=True)
+        last = row[0]["last"] if row else None
+    out: list[tuple[int, datetime]] = []
+    for p in exposure:
+        assert p.start is not None
+        out.append((p.id, p.start))
+        end = p.end if p.end is not None else last
+        if hours is None or end is None or end <= p.start:
+            continue
+        width = timedelta(hours=hours)
+        n_full = int((end - p.start) / width)
+        rest = (end - p.start) - n_full * width
+        n_blocks = max(1, n_full + (1 if rest >= width / 2 else 0))
+        out.extend((p.id, p.start + k * width) for k in range(1, n_blocks))
+    return tuple(out)
+
+
 def build_plan(ctx: _Context, fr: Frames) -> Plan:
     """Every aggregate :func:`~analysis.metrics.analyzing.analyze` collects in one go."""
     M, unit = ctx.metrics, ctx.unit
     cov = agg.pre_exposure(fr.frame, fr.enroll, unit, M)
     clean_cohort = fr.clean.join(fr.enroll.select(unit, "cohort"), on=unit, how="inner")
     plan: dict[str, nw.LazyFrame[Any]] = {}
-    plan["phase"] = agg.group_moments(
-        agg.unit_level(fr.clean, ["phase", "arm"], unit, M, covariates=cov),
-        ["phase", "arm"],
-        M,
-    )
-    plan["cohort"] = agg.group_moments(
-        agg.unit_level(clean_cohort, ["cohort", "arm"], unit, M, covariates=cov),
-        ["cohort", "arm"],
-        M,
-    )
+    starts = [b for _, b in ctx.strata]
+    strata = fr.clean.with_columns(agg.stratum_expr(starts).alias("stratum"))
+    keys = ["phase", "stratum", "arm"]
+    units = agg.unit_level(strata, keys, unit, M, covariates=cov)
+    plan["strata"] = agg.group_moments(units, keys, M)
+    plan["missing"] = agg.missing_counts(fr.clean, unit, M)
     plan["naive"] = agg.group_moments(
         agg.unit_level(fr.tagged, ["arm"], unit, M, use_covariates=False),
         ["arm"],
         M,
         use_covariates=False,
     )
-    # a unit's arm is its single arm tag; crossover units (two arms) are left out of SRM
-    plan["srm"] = (
-        fr.enroll.filter(nw.col("first_arm") == nw.col("last_arm"))
-        .group_by("cohort", "first_arm")
-        .agg(nw.len().alias("n"))
-    )
-    plan["xunits"] = fr.tagged.filter(nw.col("contamination") == "crossover").select(
-        nw.col(unit).n_unique().alias("units")
+    # SRM by the arm of first exposure (crossover units included) and the ramp-aware
+    # crossover check read one small per-unit pattern table
+    plan.update(
+        assignment_plan(
+            fr.frame,
+            unit=unit,
+            experiment_id=ctx.experiment.id,
+            exposure_phases=ctx.exposure,
+            arms=ctx.experiment.arms,
+        )
     )
     plan["excl"] = fr.tagged.group_by("contamination", "arm").agg(
         nw.len().alias("events"), nw.col(unit).n_unique().alias("units")
@@ -167,7 +203,43 @@ def build_plan(ctx: _Context, fr: Frames) -> Plan:
         q = agg.quantiles(ev, keys, M)
         if q is not None:
             plan[f"q:{name}"] = q
-    return Plan(frames=plan, quantile_views=quantile_views, after_phase=after_phase)
+    return Plan(frames=plan, quantile_views=quantile_views, after_phase=after_phase, units=units)
+
+
+def small_frame(data: Mapping[str, Sequence[Any]], like: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
+    """A small table (columns of Python values) as a lazy frame on ``like``'s backend; integer
+    key columns ``phase``, ``cohort`` and ``stratum`` are Int32 like the labelled events',
+    ``arm`` is text, and the other columns of an empty table are floats."""
+    import polars as pl
+
+    df = pl.DataFrame(dict(data))
+    ints = ("phase", "cohort", "stratum")
+    casts = [pl.col(k).cast(pl.Int32) for k in ints if k in df.columns]
+    casts += [pl.col(k).cast(pl.String) for k in ("arm",) if k in df.columns]
+    # columns of an empty table have no type: values are floats
+    casts += [
+        pl.col(k).cast(pl.Float64)
+        for k, t in df.schema.items()
+        if t == pl.Null and k not in (*ints, "arm")
+    ]
+    if casts:
+        df = df.with_columns(casts)
+    if like.implementation.is_polars():
+        return nw.from_native(df.lazy())
+    return nw.from_native(df).lazy(backend=like.implementation)
+
+
+def influence_plan(
+    ctx: _Context,
+    units: nw.LazyFrame[Any],
+    constants: Mapping[str, Sequence[Any]],
+    terms: Mapping[str, Sequence[str]],
+) -> list[nw.LazyFrame[Any]]:
+    """The second pass of the stratified estimates: per phase × arm and per arm, the units and
+    the sums of products of their influence functions (see
+    :func:`~analysis.metrics.aggregation.influence_sums`)."""
+    per_phase, overall = agg.influence_sums(units, constants, ctx.unit, terms, by="phase")
+    return [per_phase, overall]
 
 
 def explain_plan(ctx: _Context, tagged: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
@@ -252,18 +324,8 @@ def thresholds_frame(
     frame: nw.LazyFrame[Any],
 ) -> nw.LazyFrame[Any]:
     """The collected sample quantiles ``rows`` as a lazy frame on ``frame``'s backend."""
-    import polars as pl
-
     cols = [*keys, *(f"q|{i}" for i, _ in qs)]
-    data = {c: [r[c] for r in rows] for c in cols}
-    df = pl.DataFrame(data)
-    casts = [pl.col(k).cast(pl.Int32) for k in keys if k in ("phase", "cohort")]
-    if casts:
-        df = df.with_columns(casts)
-    lf = nw.from_native(df.lazy())
-    if not frame.implementation.is_polars():
-        lf = nw.from_native(df).lazy(backend=frame.implementation)
-    return lf
+    return small_frame({c: [r[c] for r in rows] for c in cols}, frame)
 
 
 def outer_quantile_plans(

@@ -14,12 +14,18 @@ Two reductions, both plain ``group_by`` aggregations:
 
 Quantile metrics need event-level quantiles and counts at them (:func:`quantiles`,
 :func:`below_counts`).
+
+The stratified clean analysis adds a second pass (:func:`influence_sums`): with small per-stratum
+constants from the first pass, each unit's influence-function values are computed in the engine,
+summed over the strata the unit appears in, and only their per-arm sums of products reach Python.
+:func:`stratum_expr` numbers the time strata; :func:`missing_counts` counts NaN, ±inf and null
+metric values.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import narwhals as nw
@@ -32,12 +38,16 @@ __all__ = [
     "below_counts",
     "collect_all",
     "group_moments",
+    "influence_sums",
+    "missing_counts",
     "moment_metrics",
     "pre_exposure",
     "prefix",
     "quantiles",
     "read_moments",
+    "stratum_expr",
     "unit_level",
+    "with_constants",
 ]
 
 Key = tuple[Any, ...]
@@ -81,12 +91,25 @@ def unit_level(
             exprs = exprs[: 2 if m.variables(p)[1:2] == (f"{p}x",) else 1]
         aggs.extend(exprs)
     out = events.group_by([*keys, unit]).agg(*aggs)
-    if use_covariates and covariates is not None:
+    if not use_covariates:
+        return out
+    names: list[str] = []
+    if covariates is not None:
         names = [c for c in covariates.collect_schema().names() if c != unit]
         if names:
             out = out.join(covariates, on=unit, how="left").with_columns(
                 nw.col(c).fill_null(0.0) for c in names
             )
+    # pre-period variables without a pre-period table: no unit has pre-period events
+    absent = [
+        v
+        for i, m in moment_metrics(metrics)
+        if m.pre_period
+        for v in m.covariates(prefix(i))
+        if v not in names
+    ]
+    if absent:
+        out = out.with_columns(nw.lit(0.0, dtype=nw.Float64).alias(v) for v in absent)
     return out
 
 
@@ -150,13 +173,15 @@ def pre_exposure(
     unit: str,
     metrics: Sequence[Metric],
 ) -> nw.LazyFrame[Any] | None:
-    """Unit-level CUPED covariates over each unit's pre-exposure window (lazy), or None.
+    """Unit-level pre-period covariates over each unit's pre-exposure window (lazy), or None.
 
     The window of a metric is ``[first − cuped_days, first)`` with ``first`` the unit's first
     exposure (column ``first_ts`` of ``first_exposure``); every event of the export counts,
-    tagged or not. Metrics with different ``cuped_days`` get one aggregation each.
+    tagged or not. Each metric gets its pre-period value(s) and the indicator ``<p>d`` (1 for
+    every unit with events in the window; units without get 0 from :func:`unit_level`). Metrics
+    with different ``cuped_days`` get one aggregation each.
     """
-    cuped = [(i, m) for i, m in moment_metrics(metrics) if m.cuped]
+    cuped = [(i, m) for i, m in moment_metrics(metrics) if m.pre_period]
     if not cuped:
         return None
     by_days: dict[float, list[tuple[int, MomentMetric]]] = {}
@@ -244,3 +269,118 @@ def collect_all(frames: Sequence[nw.LazyFrame[Any]]) -> list[list[dict[str, Any]
         outs = pl.collect_all([f.to_native() for f in frames])
         return [o.to_dicts() for o in outs]
     return [f.collect().rows(named=True) for f in frames]
+
+
+def stratum_expr(starts: Sequence[datetime]) -> nw.Expr:
+    """The time stratum of an event: the index of the last of ``starts`` (sorted block starts)
+    at or before ``ts`` (``-1`` before the first)."""
+    expr = nw.lit(-1, dtype=nw.Int32)
+    for b in starts:
+        expr = expr + (nw.col("ts") >= nw.lit(b)).cast(nw.Int32)
+    return expr
+
+
+def with_constants(
+    units: nw.LazyFrame[Any], constants: Mapping[str, Sequence[Any]]
+) -> nw.LazyFrame[Any]:
+    """``units`` with the columns of the small table ``constants`` (keys ``stratum``, ``arm``)
+    looked up by ``stratum`` × ``arm``; null where the table has no row.
+
+    On polars a left join with the table; on other engines (a DuckDB relation cannot be joined
+    with a table of another connection) one ``replace_strict`` per arm and column.
+    """
+    strata, arms = list(constants["stratum"]), list(constants["arm"])
+    cols = [c for c in constants if c not in ("stratum", "arm")]
+    if units.implementation.is_polars():
+        import polars as pl
+
+        table = pl.DataFrame({k: list(v) for k, v in constants.items()}).with_columns(
+            pl.col("stratum").cast(pl.Int32), pl.col("arm").cast(pl.String)
+        )
+        return units.join(nw.from_native(table.lazy()), on=["stratum", "arm"], how="left")
+    exprs = []
+    for c in cols:
+        expr: nw.Expr = nw.lit(None, dtype=nw.Float64)
+        for a in dict.fromkeys(arms):
+            idx = [j for j, x in enumerate(arms) if x == a]
+            mapped = nw.col("stratum").replace_strict(
+                [strata[j] for j in idx],
+                [float(constants[c][j]) for j in idx],
+                default=None,
+                return_dtype=nw.Float64,
+            )
+            expr = nw.when(nw.col("arm") == a).then(mapped).otherwise(expr)
+        exprs.append(expr.alias(c))
+    return units.with_columns(*exprs)
+
+
+def influence_sums(
+    units: nw.LazyFrame[Any],
+    constants: Mapping[str, Sequence[Any]],
+    unit: str,
+    terms: Mapping[str, Sequence[str]],
+    *,
+    by: str,
+) -> tuple[nw.LazyFrame[Any], nw.LazyFrame[Any]]:
+    """Per arm (and per ``by``, e.g. the phase): units and sums of products of their influence.
+
+    Args:
+        units: Per stratum × unit aggregates (:func:`unit_level` with keys ``by``, ``stratum``,
+            ``arm``).
+        constants: Columns of a small table, one row per ``stratum`` × ``arm``: for each
+            influence component ``c`` of ``terms``, the coefficient ``k|<c>|<var>`` of each of
+            its variables and the offset ``o|<c>`` (:func:`with_constants`). Strata × arms
+            without a row contribute nothing.
+        unit: The unit column.
+        terms: Component name -> the unit-level variables it reads. Names starting with ``p|``
+            are summed per ``by`` × unit (scope ``by``), the others per unit (all strata).
+        by: The column of the narrower scope.
+
+    Returns:
+        ``(per_by, overall)``: per ``by`` × ``arm`` (resp. per ``arm``): ``n`` (distinct units),
+        ``s|<c>`` and ``c|<c>|<d>`` (sums of products) of the scope's components.
+    """
+    rows = with_constants(units, constants)
+    psi: list[nw.Expr] = []
+    for comp, names in terms.items():
+        expr = -nw.col(f"o|{comp}").fill_null(0.0)
+        for v in names:
+            k = nw.col(f"k|{comp}|{v}").fill_null(0.0)
+            expr = expr + k * nw.col(v).cast(nw.Float64).fill_null(0.0)
+        psi.append(expr.alias(f"psi|{comp}"))
+    rows = rows.select(unit, "arm", by, *psi)
+    narrow = [c for c in terms if c.startswith("p|")]
+    wide = [c for c in terms if not c.startswith("p|")]
+
+    def reduce(keys: list[str], comps: list[str]) -> nw.LazyFrame[Any]:
+        per_unit = rows.group_by([unit, *keys]).agg(
+            *(nw.col(f"psi|{c}").sum().alias(f"u|{c}") for c in comps)
+        )
+        aggs: list[nw.Expr] = [nw.len().alias("n")]
+        for a, ca in enumerate(comps):
+            aggs.append(nw.col(f"u|{ca}").sum().alias(f"s|{ca}"))
+            for cb in comps[a:]:
+                prod = nw.col(f"u|{ca}") * nw.col(f"u|{cb}")
+                aggs.append(prod.sum().alias(f"c|{ca}|{cb}"))
+        return per_unit.group_by(keys).agg(*aggs)
+
+    return reduce(["arm", by], narrow), reduce(["arm"], wide)
+
+
+def missing_counts(
+    events: nw.LazyFrame[Any], unit: str, metrics: Sequence[Metric]
+) -> nw.LazyFrame[Any]:
+    """Events and units, and per metric ``i``: events with a NaN, ±inf or null value in a column
+    it reads (``miss|i``), by kind (``i|nan``, ``i|inf``, ``i|null``), and units with one
+    (``units|i``). One row."""
+    aggs: list[nw.Expr] = [nw.len().alias("events")]
+    for i, m in enumerate(metrics):
+        aggs.append(m.missing_expr().cast(nw.Float64).sum().alias(f"miss|{i}"))
+        aggs.extend(m.kind_exprs(f"{i}|"))
+    per_unit = events.group_by(unit).agg(*aggs)
+    out: list[nw.Expr] = [nw.col("events").sum(), nw.len().alias("units")]
+    for i, _ in enumerate(metrics):
+        out.append(nw.col(f"miss|{i}").sum())
+        out.append((nw.col(f"miss|{i}") > 0).cast(nw.Float64).sum().alias(f"units|{i}"))
+        out.extend(nw.col(f"{i}|{k}").sum() for k in ("nan", "inf", "null"))
+    return per_unit.select(*out)

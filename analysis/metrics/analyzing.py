@@ -2,41 +2,55 @@
 
 What :func:`analyze` computes for every metric and treatment arm (estimands):
 
-- **clean, per phase** — on the ``clean`` events of each exposure phase, units that have clean
-  events in the phase, per-unit aggregates within the phase: arm − control of the metric
-  (:mod:`analysis.metrics.definitions`), Welch / delta-method CI, CUPED when the metric asks for it.
-- **clean, combined** — stratified by *enrollment cohort* (the exposure phase of a unit's first
-  tagged turn, so the allocation it was randomized with), per-unit aggregates over all its clean
-  exposure turns; cohort effects are combined with inverse-variance weights
-  (:mod:`analysis.stats.combine`), which avoids Simpson's paradox when the allocation changed.
-  Cohorts hold disjoint units, so the strata are independent.
+- **clean, per phase** and **clean, combined** — on the ``clean`` events of the exposure phases,
+  compared within *time strata*: blocks of ``block_hours`` (default 6) inside each exposure
+  phase, where the allocation is constant. Per-unit aggregates are formed within each block; the
+  arm − control difference of the metric in each block is averaged with weights fixed by design
+  (the block's share of the clean turns — ratio metrics — or clean unit-blocks — per-unit
+  metrics — over both arms). A phase's row uses its blocks, ``combined`` all blocks. The
+  variance is clustered by unit (influence functions summed over the blocks a unit appears in;
+  :mod:`analysis.stats.stratified`). Comparing within short blocks keeps a time trend of the
+  metric out of the effect when exclusions (crossover) or the ramp change the arms' mix of
+  times. Regression adjustment (CUPED) on each unit's pre-period value of the metric and an
+  indicator of pre-period events is on by default when units have pre-period events; the
+  unadjusted estimate is in ``effect_unadjusted*``. Quantiles: per phase, and combined over
+  enrollment cohorts with inverse-variance weights (:mod:`analysis.stats.combine`), unadjusted.
 - **naive, pooled** — what a dashboard shows: arm tags at face value, every tagged event
   (including stale tags after the end, crossover units, served mismatches, stale cache hits,
   carryover), one window, no CUPED.
 - **explain** — the naive number rebuilt step by step: clean events in one pooled window, then
   adding each excluded label in turn, so the gap between clean and naive is attributed to labels.
 - **SRM** per exposure phase on newly enrolled units; **exclusions** by label; **recovery** after
-  a rollback (:mod:`analysis.metrics.recovery`).
+  a rollback (:mod:`analysis.metrics.recovery`); **missing values** (NaN, ±inf, null) per
+  metric, left out of that metric only.
+- **regressions** — clean combined rows of metrics with a ``direction`` that are significant
+  after the multiplicity adjustment and in the wrong direction
+  (:attr:`~analysis.metrics.results.AnalysisResult.regressions`; exit code 1 on the CLI).
 
 Multiple testing: p-values are adjusted across metrics × arms within each analysis × phase
 (Holm by default, Benjamini–Hochberg with ``multiplicity="bh"``).
 
 The work is split in three: :mod:`analysis.metrics._plan` builds the lazy frames and the
-aggregates, this module collects them in one go, and :mod:`analysis.metrics._estimates` turns
+aggregates, this module collects them (in one go, then the second pass of the stratified
+estimates), and :mod:`analysis.metrics._estimates` / :mod:`analysis.metrics._stratified` turn
 the collected aggregates into rows; the result types are in :mod:`analysis.metrics.results`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from analysis._table import Table
 from analysis.errors import PromptstateError
-from analysis.metrics import _estimates, _plan
+from analysis.metrics import _estimates, _plan, _stratified
 from analysis.metrics import aggregation as agg
+from analysis.metrics._assignment import assignment_checks
 from analysis.metrics._context import _Context, make_context
 from analysis.metrics.definitions import (
     Mean,
@@ -53,8 +67,10 @@ from analysis.metrics.results import (
     EffectRow,
     ExclusionRow,
     ExplainRow,
+    MissingRow,
     SRMRow,
 )
+from analysis.stats.crossover import CrossoverRow
 from analysis.stats.multiplicity import METHODS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -67,12 +83,12 @@ __all__ = ["analyze", "default_metrics"]
 
 
 def default_metrics() -> tuple[Metric, ...]:
-    """The sample's metrics: helpfulness per turn, thumbs-up users, cost per user (CUPED),
-    p95 latency."""
+    """The sample's metrics: helpfulness per turn, thumbs-up users, cost per user, p95 latency
+    (regression-adjusted on the pre-period where units have one; quantiles are not)."""
     return (
-        Ratio("helpfulness"),
-        Proportion("thumbs_up"),
-        Mean("cost_usd", cuped=True, direction="lower"),
+        Ratio("helpfulness", direction="higher"),
+        Proportion("thumbs_up", direction="higher"),
+        Mean("cost_usd", direction="lower"),
         Quantile("latency_ms", 0.95, direction="lower"),
     )
 
@@ -80,14 +96,30 @@ def default_metrics() -> tuple[Metric, ...]:
 # ------------------------------------------------------------------------------------------
 
 
-def _check_options(alpha: float, multiplicity: str, power: float, bin_hours: float) -> None:
+def _check_options(
+    alpha: float,
+    multiplicity: str,
+    power: float,
+    bin_hours: float,
+    block_hours: float | None,
+    missing_threshold: float,
+) -> None:
+    if block_hours is not None and not (block_hours > 0 and math.isfinite(block_hours)):
+        raise PromptstateError(
+            f"block_hours={block_hours}: must be a positive number of hours, or None for "
+            "whole phases"
+        )
+    if not 0 <= missing_threshold <= 1:
+        raise PromptstateError(
+            f"missing_threshold={missing_threshold}: must be a share in [0, 1], e.g. 0.01"
+        )
     if not 0 < alpha < 1:
         raise PromptstateError(f"alpha={alpha}: must lie in (0, 1), e.g. 0.05")
     if multiplicity not in METHODS:
         raise PromptstateError(f"multiplicity={multiplicity!r}: use one of {', '.join(METHODS)}")
     if not 0 < power < 1:
         raise PromptstateError(f"power={power}: must lie in (0, 1), e.g. 0.8")
-    if not bin_hours > 0:
+    if not (bin_hours > 0 and math.isfinite(bin_hours)):
         raise PromptstateError(f"recovery_bin_hours={bin_hours}: must be positive")
 
 
@@ -109,6 +141,8 @@ def analyze(
     recovery: bool = True,
     recovery_bin_hours: float = 2.0,
     recovery_margin: float | Mapping[str, float] = 0.05,
+    block_hours: float | None = 6.0,
+    missing_threshold: float = 0.01,
     materialize: bool | None = None,
 ) -> AnalysisResult:
     """Clean per-arm effects per phase and combined, naive vs clean, SRM, recovery.
@@ -125,7 +159,10 @@ def analyze(
         multiplicity: ``holm``, ``bh`` or ``none`` (across metrics × arms per analysis × phase).
         power: Target power of the ``mde`` column.
         srm_threshold: SRM is flagged at ``p < srm_threshold``.
-        crossover_threshold: Alert when crossover units exceed this share of enrolled units.
+        crossover_threshold: Without ramps: alert when crossover units exceed this share of
+            enrolled units. With ramps: the share of units with a move no ramp allows (or two
+            arms within one phase) tolerated per phase pair and arm; moves a ramp allows are
+            tested against the ramp's cap ``(old − new) / old`` instead.
         sequential: Add always-valid confidence sequences (``cs_lower``/``cs_upper``).
         n_star: Planned units at which the confidence sequence is tightest.
         explain: Compute the label-by-label explanation of naive − clean.
@@ -133,6 +170,11 @@ def analyze(
         recovery_bin_hours: Width of the recovery-curve bins.
         recovery_margin: Equivalence margin: a share of the never-exposed value (float), or
             absolute margins by metric name.
+        block_hours: Length of the time strata of the clean estimates inside each exposure
+            phase (aligned to the phase's start; a trailing block shorter than half joins the
+            previous one). ``None``: one stratum per exposure phase.
+        missing_threshold: Alert when a metric's NaN/inf/null values exceed this share of the
+            clean events (they are always counted, noted and left out of that metric).
         materialize: Write the labelled events once to a temporary Parquet file and aggregate
             from it (default ``None``: on polars-backed splits), rather than repeating the
             labelling in each collect; see :func:`analysis.events.labelling.materialized`.
@@ -145,7 +187,7 @@ def analyze(
     """
     from analysis.events.labelling import SplitResult, materialized, split
 
-    _check_options(alpha, multiplicity, power, recovery_bin_hours)
+    _check_options(alpha, multiplicity, power, recovery_bin_hours, block_hours, missing_threshold)
     metrics = tuple(metrics) if metrics is not None else default_metrics()
     if not metrics:
         raise PromptstateError("metrics: give at least one metric, e.g. [Ratio('helpfulness')]")
@@ -157,7 +199,8 @@ def analyze(
             raise PromptstateError("analyze: pass the ledger (path or Ledger) with the events")
         res = split(events, ledger, experiment, columns=columns)
     options = locals()
-    with materialized(res, materialize) as labelled:
+    # extreme values (e.g. 1e308) overflow to inf/NaN estimates rather than stopping the run
+    with materialized(res, materialize) as labelled, np.errstate(all="ignore"):
         return _run(labelled, metrics, options)
 
 
@@ -173,6 +216,8 @@ _OPTION_NAMES = (
     "recovery",
     "recovery_bin_hours",
     "recovery_margin",
+    "block_hours",
+    "missing_threshold",
 )
 
 
@@ -181,19 +226,39 @@ def _run(
 ) -> AnalysisResult:
     """One run of :func:`analyze`: builds the lazy aggregates, collects once, tests."""
     ctx = make_context(res, metrics, {k: options[k] for k in _OPTION_NAMES})
-    notes = tuple(res.notes())
+    notes = list(res.notes())
     fr = _plan.build_frames(ctx, res.keyed)
     ctx = dataclasses.replace(ctx, metrics=_plan.winsorized(ctx.metrics, fr.clean))
+    ctx = dataclasses.replace(ctx, strata=_plan.block_starts(ctx, fr.clean))
     plan = _plan.build_plan(ctx, fr)
     names = list(plan.frames)
     collected = dict(zip(names, agg.collect_all([plan.frames[n] for n in names]), strict=True))
+    # second pass: per-unit influence functions of the stratified estimates, summed per arm
+    prep = _stratified.prepare(ctx, collected["strata"])
+    per_phase: list[dict[str, Any]] = []
+    overall: list[dict[str, Any]] = []
+    if prep.constants["stratum"]:
+        per_phase, overall = agg.collect_all(
+            _plan.influence_plan(ctx, plan.units, prep.constants, prep.terms)
+        )
+    strat = _stratified.scope_effects(ctx, prep, per_phase, overall)
     qest = _quantile_estimates(ctx, fr.frame, plan.quantile_views, collected)
 
-    effects = _estimates.effect_rows(ctx, collected, qest)
-    srm = _estimates.srm_rows(ctx, collected["srm"])
+    effects = _estimates.effect_rows(ctx, collected, qest, strat, prep.scopes)
+    checks = assignment_checks(
+        collected,
+        ctx.phases,
+        srm_threshold=ctx.options["srm_threshold"],
+        crossover_threshold=ctx.options["crossover_threshold"],
+    )
+    srm = list(checks.srm)
     exclusions = _estimates.exclusion_rows(collected["excl"])
-    crossed = int(collected["xunits"][0]["units"]) if collected["xunits"] else 0
-    alerts = _estimates.alerts(ctx, srm, crossed, collected["srm"])
+    alerts = list(checks.alerts)
+    missing, missing_notes, missing_alerts = _estimates.missing_rows(ctx, collected["missing"])
+    alerts += missing_alerts
+    notes += missing_notes
+    notes += prep.notes
+    notes += _strata_notes(ctx)
     explain_rows = _estimates.explain_rows(ctx, collected.get("explain", []))
     recovery_rows, summary = _estimates.recovery_rows(ctx, plan.after_phase, collected)
     return AnalysisResult(
@@ -207,6 +272,11 @@ def _run(
             percent=("rel_effect",),
         ),
         srm=Table(tuple(srm), SRMRow._fields, title="sample ratio (newly enrolled units)"),
+        crossover=Table(
+            checks.crossover,
+            CrossoverRow._fields,
+            title="arm changes between phases, against what the ramps allow",
+        ),
         exclusions=Table(
             tuple(exclusions),
             ExclusionRow._fields,
@@ -223,9 +293,33 @@ def _run(
             tuple(summary), RecoverySummaryRow._fields, title="recovery after the rollback"
         ),
         alerts=tuple(alerts),
-        notes=notes,
+        notes=tuple(notes),
         options=dict(ctx.options),
+        missing=Table(
+            tuple(missing),
+            MissingRow._fields,
+            title="NaN/inf/null metric values left out (clean events)",
+            percent=("share",),
+        ),
     )
+
+
+def _strata_notes(ctx: _Context) -> list[str]:
+    """What the clean estimates were stratified by, and what was not adjusted."""
+    hours = ctx.options["block_hours"]
+    per = {p: sum(1 for q, _ in ctx.strata if q == p) for p in ctx.exposure}
+    detail = ", ".join(f"phase {p}: {n}" for p, n in per.items())
+    out = [
+        f"clean estimates compare arms within {len(ctx.strata)} time strata "
+        + (f"of {hours:g} h ({detail})" if hours is not None else "(one per exposure phase)")
+    ]
+    quantiles = [m.label for m in ctx.metrics if isinstance(m, Quantile)]
+    if quantiles:
+        out.append(
+            f"{', '.join(quantiles)}: quantile metric(s), not regression-adjusted; combined over "
+            "enrollment cohorts (not time strata)"
+        )
+    return out
 
 
 def _quantile_estimates(

@@ -17,13 +17,22 @@ Estimands (``u`` runs over the units of an arm, ``e`` over a unit's events in th
 Options (keyword-only, on every metric):
 
 - ``name`` — the metric's name in results (default: the column, ``{col}_p95`` for quantiles).
-- ``direction`` — ``higher`` or ``lower`` is better (reported, used for the ``better`` column).
+- ``direction`` — ``higher`` or ``lower`` is better (used for the ``better`` column and the
+  regression check of ``analyze``); left out, the metric has no direction and is never a
+  regression.
 - ``cap=(lower, upper)`` — clip event values at absolute bounds (either may be ``None``).
 - ``winsorize=upper`` or ``(lower, upper)`` — clip event values at these percentiles of the
   analysed events of both arms (one extra small pass computes the bounds).
-- ``cuped=True`` — CUPED with the same metric over a pre-exposure window of ``cuped_days``
-  (default 14) days before each unit's first exposure; or ``covariate="col"`` — CUPED with the
-  per-unit mean of a given column (for example a pre-computed pre-period value).
+- ``cuped`` — regression adjustment (CUPED) with the same metric over a pre-exposure window of
+  ``cuped_days`` (default 14) days before each unit's first exposure, plus an indicator "the
+  unit has pre-period events" (its pre-period value is 0 when it has none). ``None`` (the
+  default): adjust whenever some unit has pre-period events; ``True``: the same; ``False``: never.
+  Or ``covariate="col"`` — adjust with the per-unit mean of a given column (for example a
+  pre-computed pre-period value) instead.
+
+Missing values: NaN, ±inf and null values of a metric's columns are left out of that metric
+only (an event of a ratio counts only when its numerator and denominator are both finite); the
+analysis counts them (:func:`missing_expr`).
 """
 
 from __future__ import annotations
@@ -47,8 +56,8 @@ Bounds = tuple[float | None, float | None]
 
 def _check_common(m: Any) -> None:
     where = f"{type(m).__name__}({m.column!r})"
-    if m.direction not in ("higher", "lower"):
-        raise PromptstateError(f"{where}: direction must be 'higher' or 'lower'")
+    if m.direction not in ("higher", "lower", None):
+        raise PromptstateError(f"{where}: direction must be 'higher' or 'lower' (or left out)")
     if m.cap is not None and (len(m.cap) != 2):
         raise PromptstateError(f"{where}: cap must be (lower, upper), either may be None")
     if m.winsorize is not None:
@@ -56,6 +65,8 @@ def _check_common(m: Any) -> None:
         for v in (lo, hi):
             if v is not None and not 0 < v < 1:
                 raise PromptstateError(f"{where}: winsorize percentiles must lie in (0, 1)")
+    if m.cuped is not None and not isinstance(m.cuped, bool):
+        raise PromptstateError(f"{where}: cuped must be true, false or left out (automatic)")
     if m.cuped and m.covariate is not None:
         raise PromptstateError(f"{where}: use either cuped=True or covariate=..., not both")
     if not (m.cuped_days > 0 and math.isfinite(m.cuped_days)):
@@ -66,10 +77,10 @@ def _check_common(m: Any) -> None:
 class _Options:
     _: KW_ONLY
     name: str | None = None
-    direction: Direction = "higher"
+    direction: Direction | None = None
     cap: Bounds | None = None
     winsorize: float | Bounds | None = None
-    cuped: bool = False
+    cuped: bool | None = None
     cuped_days: float = 14.0
     covariate: str | None = None
 
@@ -84,16 +95,48 @@ class _Options:
         return (w[0], w[1])
 
     @property
+    def pre_period(self) -> bool:
+        """Whether the metric reads its own pre-period value as covariate (``cuped`` not False
+        and no ``covariate`` column); it is used when some unit has pre-period events."""
+        return self.cuped is not False and self.covariate is None
+
+    @property
     def has_covariate(self) -> bool:
-        """Whether the metric is CUPED-adjusted."""
-        return self.cuped or self.covariate is not None
+        """Whether the metric may be regression-adjusted (pre-period value or given column)."""
+        return self.pre_period or self.covariate is not None
 
     def value_expr(self, column: str) -> nw.Expr:
-        """Event-level value of ``column``: numeric, clipped at ``cap`` (absolute bounds)."""
-        expr = nw.col(column).cast(nw.Float64)
+        """Event-level value of ``column``: numeric, clipped at ``cap`` (absolute bounds); null
+        where the value is NaN, ±inf or null (left out of the metric)."""
+        raw = nw.col(column).cast(nw.Float64)
+        expr = nw.when(raw.is_finite()).then(raw)
         if self.cap is not None and (self.cap[0] is not None or self.cap[1] is not None):
             expr = expr.clip(self.cap[0], self.cap[1])
         return expr
+
+    def missing_expr(self) -> nw.Expr:
+        """Event-level flag: some column the metric reads is NaN, ±inf or null."""
+        out: nw.Expr | None = None
+        for c in self.columns:  # type: ignore[attr-defined]
+            bad = (~nw.col(c).cast(nw.Float64).is_finite()).fill_null(value=True)
+            out = bad if out is None else out | bad
+        assert out is not None
+        return out
+
+    def kind_exprs(self, p: str) -> list[nw.Expr]:
+        """Event counts by kind of missing value (``{p}nan``, ``{p}inf``, ``{p}null``) over the
+        metric's columns (an event counts once per kind, the first column that has it)."""
+        nan = inf = null = nw.lit(value=False)
+        for c in self.columns:  # type: ignore[attr-defined]
+            v = nw.col(c).cast(nw.Float64)
+            null = null | v.is_null()
+            nan = nan | v.is_nan().fill_null(value=False)
+            inf = inf | (v.abs() == float("inf")).fill_null(value=False)
+        return [
+            nan.cast(nw.Float64).sum().alias(f"{p}nan"),
+            inf.cast(nw.Float64).sum().alias(f"{p}inf"),
+            null.cast(nw.Float64).sum().alias(f"{p}null"),
+        ]
 
 
 @dataclass(frozen=True)
@@ -124,24 +167,34 @@ class Mean(_Options):
         """Per-unit aggregates of the analysis window, named with prefix ``p``."""
         out = [self.value_expr(self.column).sum().alias(f"{p}y")]
         if self.covariate:
-            out.append(nw.col(self.covariate).cast(nw.Float64).mean().alias(f"{p}z"))
+            out.append(self.value_expr(self.covariate).mean().alias(f"{p}z"))
         return out
 
     def pre_aggs(self, p: str) -> list[nw.Expr]:
-        """Per-unit aggregates of the pre-exposure window (CUPED)."""
-        return [self.value_expr(self.column).sum().alias(f"{p}z")] if self.cuped else []
+        """Per-unit aggregates of the pre-exposure window: the pre-period value and the
+        indicator of pre-period events (regression adjustment)."""
+        if not self.pre_period:
+            return []
+        return [self.value_expr(self.column).sum().alias(f"{p}z"), _has_events(p)]
 
     def variables(self, p: str) -> tuple[str, ...]:
         """Unit-level variables of the sufficient statistics."""
-        return (f"{p}y", f"{p}z") if self.has_covariate else (f"{p}y",)
+        return (f"{p}y", *self.covariates(p))
+
+    def covariates(self, p: str) -> tuple[str, ...]:
+        """The unit-level covariates of the regression adjustment (may be empty)."""
+        if self.pre_period:
+            return (f"{p}z", f"{p}d")
+        return (f"{p}z",) if self.covariate else ()
 
     def statistic(self, p: str) -> Statistic:
         """The metric as a function of unit-level means."""
         return Identity(f"{p}y")
 
     def covariate_statistic(self, p: str) -> Statistic | None:
-        """The CUPED covariate as a function of unit-level means, or None."""
-        return Identity(f"{p}z") if self.has_covariate else None
+        """The covariate's mean (the pre-period value or the given column), or None."""
+        cov = self.covariates(p)
+        return Identity(cov[0]) if cov else None
 
 
 @dataclass(frozen=True)
@@ -160,12 +213,12 @@ class Proportion(Mean):
         """Per-unit indicator (and given covariate)."""
         out = [self._indicator().alias(f"{p}y")]
         if self.covariate:
-            out.append(nw.col(self.covariate).cast(nw.Float64).mean().alias(f"{p}z"))
+            out.append(self.value_expr(self.covariate).mean().alias(f"{p}z"))
         return out
 
     def pre_aggs(self, p: str) -> list[nw.Expr]:
-        """Per-unit indicator over the pre-exposure window (CUPED)."""
-        return [self._indicator().alias(f"{p}z")] if self.cuped else []
+        """Per-unit indicator over the pre-exposure window and of pre-period events."""
+        return [self._indicator().alias(f"{p}z"), _has_events(p)] if self.pre_period else []
 
 
 @dataclass(frozen=True)
@@ -206,31 +259,36 @@ class Ratio(_Options):
 
     def _pair(self, p: str, y: str, x: str) -> list[nw.Expr]:
         num = self.value_expr(self.num)
-        den = (
-            num.is_null().__invert__().cast(nw.Float64)
-            if self.den is None
-            else (nw.col(self.den).cast(nw.Float64))
-        )
+        if self.den is None:
+            den = num.is_null().__invert__().cast(nw.Float64)
+        else:  # an event counts when both its numerator and its denominator are finite
+            d = self.value_expr(self.den)
+            both = ~num.is_null() & ~d.is_null()
+            num, den = nw.when(both).then(num), nw.when(both).then(d)
         return [num.sum().alias(f"{p}{y}"), den.sum().alias(f"{p}{x}")]
 
     def unit_aggs(self, p: str) -> list[nw.Expr]:
         """Per-unit numerator and denominator totals (and given covariate)."""
         out = self._pair(p, "y", "x")
         if self.covariate:
-            out.append(nw.col(self.covariate).cast(nw.Float64).mean().alias(f"{p}z"))
+            out.append(self.value_expr(self.covariate).mean().alias(f"{p}z"))
         return out
 
     def pre_aggs(self, p: str) -> list[nw.Expr]:
-        """Per-unit pre-exposure numerator and denominator (CUPED)."""
-        return self._pair(p, "zy", "zx") if self.cuped else []
+        """Per-unit pre-exposure numerator and denominator and the indicator of pre-period
+        events (regression adjustment)."""
+        return [*self._pair(p, "zy", "zx"), _has_events(p)] if self.pre_period else []
 
     def variables(self, p: str) -> tuple[str, ...]:
         """Unit-level variables of the sufficient statistics."""
-        if self.cuped:
-            return (f"{p}y", f"{p}x", f"{p}zy", f"{p}zx")
-        if self.covariate:
-            return (f"{p}y", f"{p}x", f"{p}z")
-        return (f"{p}y", f"{p}x")
+        return (f"{p}y", f"{p}x", *self.covariates(p))
+
+    def covariates(self, p: str) -> tuple[str, ...]:
+        """The unit-level covariates of the regression adjustment: the pre-period numerator and
+        denominator totals and the indicator of pre-period events (or the given column)."""
+        if self.pre_period:
+            return (f"{p}zy", f"{p}zx", f"{p}d")
+        return (f"{p}z",) if self.covariate else ()
 
     def statistic(self, p: str) -> Statistic:
         """``mean(y) / mean(x)``."""
@@ -238,7 +296,7 @@ class Ratio(_Options):
 
     def covariate_statistic(self, p: str) -> Statistic | None:
         """Pre-period ratio, or the given covariate's mean, or None."""
-        if self.cuped:
+        if self.pre_period:
             return RatioOf(f"{p}zy", f"{p}zx")
         return Identity(f"{p}z") if self.covariate else None
 
@@ -248,7 +306,8 @@ class Quantile(_Options):
     """The ``q``-quantile of the event values of ``column`` (e.g. p95 latency).
 
     The interval respects clustering by unit (Deng, Knoblich and Lu 2018; Woodruff outer
-    interval); CUPED does not apply.
+    interval); quantiles are not regression-adjusted (``cuped`` is ignored unless ``True``,
+    which is an error).
 
     Examples:
         >>> Quantile("latency_ms", 0.95, direction="lower").label
@@ -263,8 +322,13 @@ class Quantile(_Options):
         where = f"Quantile({self.column!r})"
         if not 0 < self.q < 1:
             raise PromptstateError(f"{where}: q must lie in (0, 1), e.g. 0.95")
-        if self.has_covariate:
+        if self.cuped is True or self.covariate is not None:
             raise PromptstateError(f"{where}: CUPED is not available for quantiles")
+
+    @property
+    def pre_period(self) -> bool:
+        """Quantiles are never regression-adjusted."""
+        return False
 
     @property
     def label(self) -> str:
@@ -275,6 +339,11 @@ class Quantile(_Options):
     def columns(self) -> tuple[str, ...]:
         """Event columns the metric reads."""
         return (self.column,)
+
+
+def _has_events(p: str) -> nw.Expr:
+    """Per-unit indicator of pre-period events (1.0 for every unit of the pre-period table)."""
+    return nw.col("ts").is_null().__invert__().cast(nw.Float64).max().alias(f"{p}d")
 
 
 Metric = Mean | Proportion | Ratio | Quantile
@@ -357,15 +426,10 @@ def load_metrics(path: str | Path) -> tuple[Metric, ...]:
     Raises:
         PromptstateError: the file is unreadable or an entry is invalid (the message names it).
     """
-    import yaml
+    from analysis import _yaml
 
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise PromptstateError(f"{path}: cannot read the metrics file ({exc.strerror})") from exc
-    except yaml.YAMLError as exc:
-        raise PromptstateError(f"{path}: not valid YAML/JSON: {exc}") from exc
+    data = _yaml.load(path, what="metrics file", error=PromptstateError)
     items = data.get("metrics") if isinstance(data, dict) else data
     if not isinstance(items, list) or not items:
         raise PromptstateError(f"{path}: expected 'metrics:' with a list of metric entries")

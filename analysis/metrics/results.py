@@ -4,6 +4,7 @@
   :data:`EFFECT_COLUMNS` first).
 - :class:`SRMRow`, :class:`ExclusionRow`, :class:`ExplainRow` — the sample-ratio check, the
   tagged events by label and the naive number rebuilt label by label (in :data:`EXPLAIN_ORDER`).
+- :class:`MissingRow` — NaN, ±inf and null metric values left out, per metric.
 - :class:`AnalysisResult` — every table, the alerts and the notes, with their renderings.
 """
 
@@ -23,6 +24,7 @@ __all__ = [
     "EffectRow",
     "ExclusionRow",
     "ExplainRow",
+    "MissingRow",
     "SRMRow",
 ]
 
@@ -81,7 +83,7 @@ class EffectRow(NamedTuple):
         n_arm: Units in the treatment arm.
         control_mean: Control value of the metric (unadjusted).
         arm_mean: Treatment value of the metric (unadjusted).
-        effect: Arm − control (CUPED-adjusted when the metric uses CUPED).
+        effect: Arm − control (regression-adjusted when ``covariate`` is not ``none``).
         effect_ci_lower: Lower confidence bound.
         effect_ci_upper: Upper confidence bound.
         rel_effect: Arm / control − 1 (on adjusted values).
@@ -93,10 +95,18 @@ class EffectRow(NamedTuple):
         direction: ``higher`` or ``lower`` is better.
         significant: ``pvalue_adjusted < alpha``.
         better: Significant and in the better direction (None when not significant).
-        cuped_theta: CUPED coefficient (0 without CUPED).
+        cuped_theta: Coefficient of the first covariate (the pre-period value; a ratio's
+            pre-period numerator) in the adjustment (0 without adjustment).
         mde: Minimum detectable absolute effect at the configured power and these sizes.
         cs_lower: Lower bound of the always-valid confidence sequence (NaN unless requested).
         cs_upper: Upper bound of the always-valid confidence sequence.
+        covariate: What the effect is adjusted for: ``pre_period`` (the unit's pre-period value
+            of the metric and an indicator of pre-period events), the covariate column's name,
+            or ``none``.
+        effect_unadjusted: Arm − control without regression adjustment (same estimand).
+        effect_unadjusted_ci_lower: Its lower confidence bound.
+        effect_unadjusted_ci_upper: Its upper confidence bound.
+        strata: Time strata the clean estimate combines (1 for one window).
     """
 
     analysis: str
@@ -124,6 +134,33 @@ class EffectRow(NamedTuple):
     mde: float
     cs_lower: float
     cs_upper: float
+    covariate: str = "none"
+    effect_unadjusted: float = float("nan")
+    effect_unadjusted_ci_lower: float = float("nan")
+    effect_unadjusted_ci_upper: float = float("nan")
+    strata: int = 1
+
+
+class MissingRow(NamedTuple):
+    """NaN, ±inf and null values of one metric in the clean events, left out of that metric.
+
+    Attributes:
+        metric: Metric name.
+        events: Clean events with a missing or non-finite value in a column the metric reads.
+        share: Their share of the clean events.
+        nan: Events with a NaN.
+        inf: Events with +inf or −inf.
+        null: Events with a null.
+        units: Units with at least one such event.
+    """
+
+    metric: str
+    events: int
+    share: float
+    nan: int
+    inf: int
+    null: int
+    units: int
 
 
 class SRMRow(NamedTuple):
@@ -133,9 +170,10 @@ class SRMRow(NamedTuple):
         phase: Exposure phase id.
         arm: Arm.
         allocation: The arm's share in the phase.
-        observed: Units first enrolled in the phase in the arm. Units tagged with more than
-            one arm (crossover) are left out: their arm is not defined, and they have an alert of
-            their own (``crossover_threshold``).
+        observed: Units first enrolled in the phase, counted in the arm of their first exposure
+            — crossover units included (leaving them out removes units from one arm only after a
+            bucket-moving ramp, a false alarm). Whether their later moves are what the ramps
+            allow is judged separately (``AnalysisResult.crossover``).
         expected: ``allocation × units enrolled in the phase``.
         statistic: Chi-square statistic of the phase (repeated on each arm's row).
         pvalue: Its p-value.
@@ -211,9 +249,14 @@ class AnalysisResult:
         explain: Naive number rebuilt label by label (:class:`ExplainRow`).
         recovery: Exposed vs never-exposed after the rollback, overall and per time bin.
         recovery_summary: When each exposed group is back within the margin.
-        alerts: Problems a scheduled job should alert on (SRM, crossover share).
+        alerts: Problems a scheduled job should alert on (SRM, crossover share, missing
+            values above ``missing_threshold``).
         notes: What the reader should know (loading notes, unchecked rules, choices made).
         options: The options the analysis ran with.
+        missing: NaN, ±inf and null metric values left out, per metric (:class:`MissingRow`).
+        crossover: Units whose arm changed between (or within) exposure phases, grouped, with
+            the verdict against what the ledger's ramps allow
+            (:class:`~analysis.stats.crossover.CrossoverRow`).
     """
 
     experiment: str
@@ -227,11 +270,44 @@ class AnalysisResult:
     alerts: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     options: Mapping[str, Any] = field(default_factory=dict)
+    missing: Table = field(
+        default_factory=lambda: Table((), MissingRow._fields, title="missing values")
+    )
+    crossover: Table = field(
+        default_factory=lambda: Table((), ("from_phase",), title="arm changes between phases")
+    )
+
+    @property
+    def regressions(self) -> tuple[EffectRow, ...]:
+        """Clean combined rows of metrics with a ``direction`` whose effect is significant after
+        the multiplicity adjustment (``pvalue_adjusted < alpha``) and in the wrong direction."""
+        out = []
+        for r in self.effects.rows:
+            assert isinstance(r, EffectRow)
+            clean = (r.analysis, r.phase) == ("clean", "combined")
+            if clean and r.significant and r.better is False:
+                out.append(r)
+        return tuple(out)
+
+    @property
+    def regression_messages(self) -> tuple[str, ...]:
+        """One line per :attr:`regressions` row."""
+        return tuple(
+            f"regression: {r.metric} ({r.arm} − {r.control}, clean combined) "
+            f"{r.effect:+.4g} [{r.effect_ci_lower:+.4g}, {r.effect_ci_upper:+.4g}], "
+            f"adjusted p={r.pvalue_adjusted:.2g} ({r.direction} is better)"
+            for r in self.regressions
+        )
 
     @property
     def ok(self) -> bool:
-        """No alert (no SRM, crossover share under its threshold)."""
-        return not self.alerts
+        """No alert (SRM, crossover share, missing values) and no regression."""
+        return not self.alerts and not self.regressions
+
+    @property
+    def exit_code(self) -> int:
+        """What ``promptstate analyze`` exits with: 1 on an alert or a regression, else 0."""
+        return 0 if self.ok else 1
 
     def effect(
         self,
@@ -264,7 +340,9 @@ class AnalysisResult:
             "experiment": self.experiment,
             "control": self.control,
             "ok": self.ok,
+            "exit_code": self.exit_code,
             "alerts": list(self.alerts),
+            "regressions": list(self.regression_messages),
             "notes": list(self.notes),
             "options": dict(self.options),
             "effects": self.effects.to_records(),
@@ -273,28 +351,42 @@ class AnalysisResult:
             "explain": self.explain.to_records(),
             "recovery": self.recovery.to_records(),
             "recovery_summary": self.recovery_summary.to_records(),
+            "missing": self.missing.to_records(),
+            "crossover": self.crossover.to_records(),
         }
 
     def _tables(self) -> list[Table]:
         return [
             t
-            for t in (self.effects, self.srm, self.exclusions, self.explain, self.recovery_summary)
+            for t in (
+                self.effects,
+                self.srm,
+                self.crossover,
+                self.exclusions,
+                self.missing,
+                self.explain,
+                self.recovery_summary,
+            )
             if len(t)
         ]
 
     def __str__(self) -> str:
         head = f"experiment {self.experiment} (control: {self.control})"
         parts = [head, *(str(t) for t in self._tables())]
-        parts += [f"ALERT: {a}" for a in self.alerts] + [f"note: {n}" for n in self.notes]
+        parts += [f"ALERT: {a}" for a in (*self.alerts, *self.regression_messages)]
+        parts += [f"note: {n}" for n in self.notes]
         return "\n\n".join(parts)
 
     def to_markdown(self) -> str:
         """All tables as Markdown."""
         parts = [f"### Experiment `{self.experiment}`", *(t.to_markdown() for t in self._tables())]
-        parts += [f"- **alert**: {a}" for a in self.alerts] + [f"- note: {n}" for n in self.notes]
+        parts += [f"- **alert**: {a}" for a in (*self.alerts, *self.regression_messages)]
+        parts += [f"- note: {n}" for n in self.notes]
         return "\n\n".join(parts)
 
     def _repr_html_(self) -> str:
         body = "".join(t._repr_html_() for t in self._tables())
-        alerts = "".join(f"<p><b>alert:</b> {a}</p>" for a in self.alerts)
+        alerts = "".join(
+            f"<p><b>alert:</b> {a}</p>" for a in (*self.alerts, *self.regression_messages)
+        )
         return f"<div><h4>experiment {self.experiment}</h4>{body}{alerts}</div>"

@@ -64,14 +64,23 @@ __all__ = [
 ]
 
 REPORT_FILES = ("report.html", "report.md", "report.json")
-ATTENTION_KINDS = ("srm", "crossover", "regression", "stale_baseline", "contract_risk")
+ATTENTION_KINDS = (
+    "srm",
+    "crossover",
+    "missing_values",
+    "regression",
+    "stale_baseline",
+    "invalid_baseline",
+    "contract_risk",
+)
 
 
 class Attention(NamedTuple):
     """One thing that needs attention.
 
     Attributes:
-        kind: ``srm``, ``crossover``, ``regression``, ``stale_baseline`` or ``contract_risk``.
+        kind: ``srm``, ``crossover``, ``regression``, ``stale_baseline``, ``invalid_baseline``
+            (a tampered or torn store entry) or ``contract_risk``.
         message: What was found, in one sentence.
     """
 
@@ -90,7 +99,8 @@ class BaselineStatus(NamedTuple):
         pinned: Whether the reference is pinned.
         live_revision: The prompt's live revision per the ledger.
         status: ``ok`` (reference of the live revision), ``stale`` (of a reverted revision or
-            not of the live one) or ``empty`` (nothing anchored).
+            not of the live one), ``empty`` (nothing anchored) or ``invalid`` (the store's
+            files disagree with its journal: ``promptstate baseline verify``).
         detail: Why, and what to run.
     """
 
@@ -234,12 +244,16 @@ class Report:
         return "\n".join(lines)
 
     def write(self, out: str | Path) -> tuple[Path, ...]:
-        """Write ``report.html``, ``report.md`` and ``report.json`` into ``out`` (atomically)."""
+        """Write ``report.html``, ``report.md`` and ``report.json`` into ``out`` (atomically).
+
+        The three texts are rendered before anything is created, so a failure while rendering
+        leaves no ``out`` directory behind.
+        """
         from analysis._io import atomic_write_text
 
         out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
         texts = (self.to_html(), self.to_markdown(), self.to_json())
+        out.mkdir(parents=True, exist_ok=True)
         paths = tuple(out / name for name in REPORT_FILES)
         for path, text in zip(paths, texts, strict=True):
             atomic_write_text(path, text)
@@ -521,6 +535,7 @@ def _find_store(store: str | Path | None, sample_store: Path | None) -> Path | N
 def _baselines(
     store_path: Path, ledger: Ledger
 ) -> tuple[list[BaselineStatus], dict[str, tuple[JournalEntry, ...]]]:
+    from analysis.errors import InvalidBaselineError
     from analysis.evals.store import BaselineStore
 
     st = BaselineStore(store_path)
@@ -531,9 +546,15 @@ def _baselines(
         prompt = suite.config.prompt
         if prompt not in ledger.prompts:
             continue
-        journals[name] = tuple(suite.journal())
-        ref = suite.reference()
         live = ledger.live_revision(prompt)
+        try:
+            journals[name] = tuple(suite.journal())
+            ref = suite.reference()
+        except InvalidBaselineError as exc:  # tampered or torn: report it, keep reporting
+            journals.pop(name, None)
+            detail = f"{exc} (check it with `promptstate baseline verify {name}`)"
+            out.append(BaselineStatus(name, prompt, None, None, False, live, "invalid", detail))
+            continue
         if ref.version is None:
             status, detail = "empty", f"nothing anchored yet; anchor a baseline of {live}"
         elif ref.revision == live:
@@ -583,6 +604,18 @@ def _contracts(ledger: Ledger, prompt: str) -> list[ContractStatus]:
     return out
 
 
+def _alert_kind(alert: str) -> str:
+    """The attention kind of one of :attr:`AnalysisResult.alerts` (by its fixed opening)."""
+    for opening, kind in (
+        ("sample ratio mismatch", "srm"),
+        ("crossover", "crossover"),
+        ("missing values", "missing_values"),
+    ):
+        if alert.startswith(opening):
+            return kind
+    raise ValueError(f"unknown alert kind: {alert!r}")
+
+
 def _attention(
     result: AnalysisResult,
     baselines: Sequence[BaselineStatus],
@@ -590,8 +623,7 @@ def _attention(
 ) -> list[Attention]:
     out: list[Attention] = []
     for alert in result.alerts:
-        kind = "crossover" if alert.startswith("crossover") else "srm"
-        out.append(Attention(kind, alert))
+        out.append(Attention(_alert_kind(alert), alert))
     for r in result.effects.rows:
         e: Any = r
         if e.analysis == "clean" and e.phase == "combined" and e.significant and e.better is False:
@@ -606,6 +638,8 @@ def _attention(
     for b in baselines:
         if b.status == "stale":
             out.append(Attention("stale_baseline", f"suite {b.suite}: {b.detail}"))
+        elif b.status == "invalid":
+            out.append(Attention("invalid_baseline", f"suite {b.suite}: {b.detail}"))
     for c in contracts:
         if c.status == "risk":
             out.append(

@@ -150,6 +150,13 @@ def _x(at: datetime) -> float:
     return float(mdates.date2num(at))
 
 
+def _legend(ax: Axes, **kwargs: Any) -> None:
+    """A legend for the labelled artists of ``ax``; none (and no warning) when there are none."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(handles, labels, **kwargs)
+
+
 def _empty(ax: Axes, text: str) -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="#666666")
     ax.set_xticks([])
@@ -253,7 +260,7 @@ def draw_metric_by_time(
             if not mine:
                 _empty(ax, f"no values of {m.label}")
         axes[0].set_title("Metrics by hour and arm tag (shaded: after the experiment ended)")
-        axes[0].legend(loc="upper left", ncols=len(arms) + 1, bbox_to_anchor=(0.0, 1.0))
+        _legend(axes[0], loc="upper left", ncols=len(arms) + 1, bbox_to_anchor=(0.0, 1.0))
         _time_axis(axes[-1])
         axes[-1].set_xlabel("time (UTC)")
     return fig
@@ -483,7 +490,7 @@ def draw_recovery(rows: Sequence[Any], metrics: Sequence[str] | None = None) -> 
             ax.set_xlabel("hours since rollback")
             ax.set_ylabel(f"{name}: group − never exposed")
             ax.set_title(name)
-        axes[0].legend(loc="lower right")
+        _legend(axes[0], loc="lower right")
         fig.suptitle("Recovery after the rollback (95% CIs)", fontsize=10)
     return fig
 
@@ -561,7 +568,7 @@ def draw_cache(
             bottom.set_xlabel("minutes from boundary")
         axes[0][0].set_ylabel("prompt-cache hit rate (%)")
         axes[1][0].set_ylabel("cost per event (USD × 10⁻³)")
-        axes[0][0].legend(title="served revision", loc="lower left")
+        _legend(axes[0][0], title="served revision", loc="lower left")
         fig.suptitle("Prompt cache around each rollout boundary", fontsize=10)
     return fig
 
@@ -611,7 +618,16 @@ def draw_baseline_history(
     *,
     until: datetime | None = None,
 ) -> Figure:
-    """Draw :func:`plot_baseline_history` from journals (:class:`JournalEntry` tuples)."""
+    """Draw :func:`plot_baseline_history` from journals (:class:`JournalEntry` tuples).
+
+    The time axis spans the entries that set a reference (anchor, re-anchor, pin, unpin, revert)
+    and the ledger's transitions of the suites' prompts; ``init`` entries (stamped whenever the
+    suite was created, often long before or after the story) do not stretch it. Transition
+    labels sit above the axes, journal labels alternate above and below their markers, and the
+    stale-reference hatch is explained in the legend, so no label covers another.
+    """
+    from matplotlib.patches import Patch
+
     names = list(journals)
     transitions = [
         t
@@ -619,70 +635,84 @@ def draw_baseline_history(
         if t.prompt in prompts.values()
     ]
     reverts = ledger.reverts() if ledger is not None else ()
-    times = [e.at for j in journals.values() for e in j] + [t.at for t in transitions]
+    times = [e.at for j in journals.values() for e in j if e.action != "init"]
+    times += [t.at for t in transitions]
     with style():
-        fig = _figure(9.0, 1.3 + 0.75 * max(len(names), 1))
+        fig = _figure(9.0, 2.2 + 0.75 * max(len(names), 1))
         ax = fig.subplots()
         if not times:
             _empty(ax, "no baseline suites in the store")
             return fig
         lo, hi = min(times), max(times)
         end = until or hi + max((hi - lo) * 0.08, timedelta(hours=6))
+        start_x = lo - max((end - lo) * 0.04, timedelta(hours=2))
         revisions = sorted(
             {e.reference.revision for j in journals.values() for e in j if e.reference.revision}
         )
         colors = {r: ARM_COLORS[i % len(ARM_COLORS)] for i, r in enumerate(revisions)}
-        for t in transitions:
-            ax.axvline(_x(t.at), color="#777777", linestyle="--", lw=0.8, zorder=1)
-            what = (
-                t.action
-                if t.action not in ("deploy", "rollback")
-                else f"{t.action} → {t.revision or t.to}"
-            )
-            ax.annotate(what, xy=(t.at, 1.0), xycoords=("data", "axes fraction"), xytext=(2, -2),
-                        textcoords="offset points", va="top", ha="left", fontsize=7, rotation=90,
-                        color="#555555")  # fmt: skip
-        seen_rev: set[str] = set()
+        handles: list[Any] = []
+        stale_drawn = False
         for y, name in enumerate(names):
             entries = list(journals[name])
             for k, e in enumerate(entries):
-                start = e.at
+                begin = max(e.at, start_x)
                 stop = entries[k + 1].at if k + 1 < len(entries) else end
                 rev = e.reference.revision
-                if rev is None or stop <= start:
+                if rev is None or stop <= begin:
                     continue
-                label = f"reference: {rev}" if rev not in seen_rev else None
-                seen_rev.add(rev)
-                ax.barh(y, stop - start, left=start, height=0.36, color=colors[rev], alpha=0.55,
-                        lw=0, label=label)  # fmt: skip
-                rv = [
-                    r
-                    for r in reverts
-                    if r.reverted == rev and r.prompt == prompts[name] and r.at < stop
-                ]
-                for r in rv:
-                    s = max(r.at, start)
-                    ax.barh(y, stop - s, left=s, height=0.36, fill=False, hatch="////",
-                            edgecolor="#d1495b", lw=0.8)  # fmt: skip
-                    ax.text(s, y - 0.3, "stale: reference of a reverted revision", fontsize=7,
-                            color="#d1495b", va="top")  # fmt: skip
-                    break
-            for e in entries:
+                ax.barh(y, stop - begin, left=begin, height=0.36, color=colors[rev], alpha=0.55,
+                        lw=0)  # fmt: skip
+                for r in reverts:
+                    if r.reverted == rev and r.prompt == prompts[name] and r.at < stop:
+                        s = max(r.at, begin)
+                        ax.barh(y, stop - s, left=s, height=0.36, fill=False, hatch="////",
+                                edgecolor="#d1495b", lw=0.8)  # fmt: skip
+                        stale_drawn = True
+                        break
+            shown = [e for e in entries if e.at >= start_x]
+            for k, e in enumerate(shown):
                 marker = _ACTION_MARKERS.get(e.action, "o")
                 ax.plot([e.at], [y], marker=marker, color="#222222", ms=6, ls="none")
                 text = e.action + (f" {e.version}" if e.version else "")
                 if e.action == "revert" and e.reverted:
                     text += f" ({e.reverted}→{e.restored})"
-                ax.annotate(text, xy=(e.at, y), xytext=(0, 8), textcoords="offset points",
-                            ha="center", fontsize=7)  # fmt: skip
+                up = k % 2 == 0
+                ax.annotate(text, xy=(e.at, y), xytext=(0, 9 if up else -9),
+                            textcoords="offset points", ha="center",
+                            va="bottom" if up else "top", fontsize=7)  # fmt: skip
+        handles += [Patch(color=colors[r], alpha=0.55, label=f"reference: {r}") for r in revisions]
+        if stale_drawn:
+            handles.append(Patch(fill=False, hatch="////", edgecolor="#d1495b",
+                                 label="stale: reference of a reverted revision"))  # fmt: skip
         ax.set_yticks(range(len(names)), names)
         ax.set_ylim(-0.8, len(names) - 0.2)
-        ax.set_xlim(_x(lo - (end - lo) * 0.03), _x(end))
+        ax.set_xlim(_x(start_x), _x(end))
         ax.set_ylabel("suite")
         ax.set_xlabel("time (UTC)")
         ax.grid(axis="y", visible=False)
         _time_axis(ax)
+        for t in transitions:
+            ax.axvline(_x(t.at), color="#777777", linestyle="--", lw=0.8, zorder=1)
+        if transitions:
+            # one label per group of transitions closer than 3% of the axis, so none overlap
+            span = (end - start_x) * 0.03
+            groups: list[tuple[datetime, list[str]]] = []
+            for t in transitions:
+                what = (
+                    t.action
+                    if t.action not in ("deploy", "rollback")
+                    else f"{t.action} → {t.revision or t.to}"
+                )
+                if groups and t.at - groups[-1][0] < span:
+                    groups[-1][1].append(what)
+                else:
+                    groups.append((t.at, [what]))
+            top = ax.secondary_xaxis("top")
+            top.set_xticks([_x(at) for at, _ in groups], [", ".join(w) for _, w in groups],
+                           rotation=90, fontsize=7, color="#555555")  # fmt: skip
+            top.tick_params(length=0, pad=1)
         ax.set_title("Eval baseline history: reference version over time, journal actions")
-        if seen_rev:
-            ax.legend(loc="lower right", ncols=len(seen_rev))
+        if handles:
+            fig.legend(handles=handles, loc="outside lower center", ncols=len(handles),
+                       frameon=False)  # fmt: skip
     return fig

@@ -255,25 +255,34 @@ def served_frame(events: Events, ledger: Ledger, t: Target) -> nw.LazyFrame[Any]
     names = frame.collect_schema().names()
     revs = list(ledger.prompts[t.prompt].revisions)
     if "revision_id" in names:
-        served = nw.col("revision_id")
+        frame = frame.with_columns(nw.col("revision_id").alias("served_revision"))
     elif t.experiment is not None:
         from analysis.events.labelling import split
 
         frame = split(events, ledger, t.experiment).frame
-        served = nw.col("served_revision")
     else:
-        served = _piecewise(ledger, t.prompt)
-    frame = frame.with_columns(served.alias("served_revision"))
+        frame = _with_live_revision(frame, ledger, t.prompt)
     return frame.filter(nw.col("served_revision").is_in(revs) & (nw.col("ts") < nw.lit(t.at)))
 
 
-def _piecewise(ledger: Ledger, prompt: str) -> nw.Expr:
-    expr: nw.Expr = nw.lit(None, dtype=nw.String)
-    for at, rev in ledger.live_history(prompt):
-        expr = (
-            nw.when(nw.col("ts") >= nw.lit(at)).then(nw.lit(rev, dtype=nw.String)).otherwise(expr)
-        )
-    return expr
+def _with_live_revision(frame: nw.LazyFrame[Any], ledger: Ledger, prompt: str) -> nw.LazyFrame[Any]:
+    """``served_revision``: the prompt's live revision at each event's time (from the ledger).
+
+    One join, linear in events + transitions (:func:`~analysis.rollback._windows.window_join`
+    over the live intervals, their span cut into at most 4,096 buckets); events before the
+    first deploy, or while no revision is live, get no row (they are not the prompt's turns).
+    """
+    from analysis.rollback._windows import Window, window_join
+
+    history = list(ledger.live_history(prompt))
+    windows = [
+        Window(at, history[i + 1][0] if i + 1 < len(history) else None, {"served_revision": rev})
+        for i, (at, rev) in enumerate(history)
+        if rev is not None
+    ]
+    span_us = int((history[-1][0] - history[0][0]).total_seconds() * 1e6) if history else 0
+    width = max(span_us // 4096, 60_000_000)
+    return window_join(frame, windows, width_us=width, dtypes={"served_revision": str})
 
 
 def exposed_expr(frame: nw.LazyFrame[Any], reverted: Sequence[str]) -> nw.Expr:

@@ -1,19 +1,31 @@
 """Apply a rollback plan: :func:`rollback_apply`.
 
-**Apply** (:func:`rollback_apply`) holds the ledger's lock for its whole run and:
+**Apply** (:func:`rollback_apply`) holds the ledger's lock for its whole run. It first checks
+everything — nothing is written until every check has passed:
 
 1. if the ledger already ends the prompt's history with this rollback (same ``to``, and same
-   ``at`` when given), plans it again against the ledger *before* that transition — nothing is
+   ``at`` when given), it plans it again against the ledger *before* that transition — nothing is
    appended (idempotent; the rest still runs so that an interrupted apply completes);
-2. refuses (``RollbackError``, exit 1 in the CLI) while a consumer needs confirmation;
-3. writes the exports into ``out_dir`` (default ``rollback-<prompt>-<at>/`` next to the ledger),
-   each atomically and only when its content changes: ``cohort_units.csv``,
-   ``cohort_conversations.csv``, ``semantic_cache_expiry.txt`` (one key per line) and
-   ``plan.json``;
-4. appends the transition (:mod:`analysis.ledger.writer`: validated, atomic, comments kept) —
+2. refuses (:class:`~analysis.errors.RollbackRefusedError`, exit 1) while a consumer needs
+   confirmation;
+3. computes the exports in memory, and refuses an output directory that would overwrite an input
+   (the ledger, the events, the baseline store). The default directory is
+   ``rollback-<prompt>-<at>/`` next to the ledger, the prompt id made a safe path component
+   (:func:`analysis._paths.safe_join`): a prompt named ``../../x`` cannot write elsewhere.
+
+Then the actions, in order:
+
+4. writes the exports into ``out_dir``, each atomically and only when its content changes:
+   ``cohort_units.csv``, ``cohort_conversations.csv``, ``semantic_cache_expiry.txt`` (one key per
+   line) and ``plan.json``;
+5. appends the transition (:mod:`analysis.ledger.writer`: validated, atomic, comments kept) —
    the commit point;
-5. runs the baseline revert actions (:meth:`analysis.evals.store.BaselineStore.sync`, idempotent
+6. runs the baseline revert actions (:meth:`analysis.evals.store.BaselineStore.sync`, idempotent
    through its ledger key); re-anchors that need fresh results are reported as pending.
+
+A failure before the first change keeps its own error (bad input: exit 2). A failure after an
+action has changed something raises :class:`~analysis.errors.RollbackIncompleteError` (exit 1)
+naming the steps done and the step that failed: re-running the same command completes the rest.
 
 ``dry_run=True`` does all the checks and reports what would change without writing anything.
 """
@@ -22,19 +34,27 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import narwhals as nw
 
 from analysis import _render
+from analysis._paths import check_outputs, safe_join
+from analysis.errors import (
+    PromptstateError,
+    RollbackError,
+    RollbackIncompleteError,
+    RollbackRefusedError,
+    worst_exit,
+)
 from analysis.ledger import Ledger, load_ledger, parse_ledger
 from analysis.rollback._legs import (
-    RollbackError,
     cohort_conversations,
     cohort_units,
     contracts_leg,
@@ -47,6 +67,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ApplyResult", "ApplyStep", "StepStatus", "rollback_apply"]
 
+
+_T = TypeVar("_T")
 
 StepStatus = Literal["applied", "unchanged", "would-apply", "pending", "skipped"]
 
@@ -97,8 +119,9 @@ class ApplyResult:
 
     @property
     def exit_code(self) -> int:
-        """1 when a dry run shows apply would refuse, else 0."""
-        return 1 if self.refused else 0
+        """1 when a dry run shows apply would refuse or a step is pending (a re-anchor needs
+        fresh results), else 0."""
+        return worst_exit(*(1 for _ in self.refused), *(1 for _ in self.pending))
 
     @property
     def changed(self) -> bool:
@@ -164,8 +187,8 @@ def _run(
     reason: str | None,
     actor: str | None,
 ) -> ApplyResult:
-    """The body of :func:`rollback_apply`."""
-    from analysis.ledger.writer import append_transition, ledger_lock
+    """The body of :func:`rollback_apply`: every check first, then the actions in order."""
+    from analysis.ledger.writer import ledger_lock
 
     path = Path(ledger)
     # a dry run only reads: it takes no lock (and leaves no lock file behind)
@@ -188,20 +211,32 @@ def _run(
             missing = plan.needs_confirmation
             if missing and not dry_run:
                 flags = " ".join(f"--confirm {m}" for m in missing)
-                err = RollbackError(
+                raise RollbackRefusedError(
                     f"{path}: not applied — consumer(s) {', '.join(missing)} do not accept "
                     f"{plan.to}'s contract; confirm they can take it ({flags}) and re-run"
                 )
-                err.exit_code = 1
-                raise err
         refused = plan.needs_confirmation if recorded is None else ()
         out = Path(out_dir) if out_dir is not None else _default_out(path, plan)
+        exports = _render_exports(plan)
+        store = _store(baselines)
+        check_outputs(
+            [out / filename for _, filename, _ in exports],
+            [path, options.get("events"), None if store is None else store.root],
+        )
         steps = [
             ApplyStep(f"confirm:{m}", "pending", f"apply refuses until {m} is confirmed "
                       f"(--confirm {m})")
             for m in refused
         ]  # fmt: skip
-        steps.extend(_write_exports(plan, out, dry_run=dry_run, keep_plan=recorded is not None))
+        # -- the actions: from here on a failure is reported with what is done (exit 1)
+        progress = _Progress()
+        keep_plan = recorded is not None
+        for step_name, filename, data in exports:
+            keep = keep_plan and step_name == "plan"
+            write = functools.partial(
+                _write_export, step_name, out / filename, data, dry_run=dry_run, keep=keep
+            )
+            steps.append(progress.run(step_name, write))
         diff = ""
         if recorded is not None:
             steps.append(
@@ -210,7 +245,7 @@ def _run(
             )  # fmt: skip
             ledger_after = current
         else:
-            res = append_transition(path, plan.transition, dry_run=dry_run, locked=True)
+            res = progress.run("ledger", lambda: _append(path, plan, dry_run=dry_run))
             diff = res.diff()
             status: StepStatus = "would-apply" if dry_run else "applied"
             steps.append(
@@ -218,9 +253,60 @@ def _run(
                     "ledger", status, f"append {json.dumps(dict(plan.transition))}", str(path)
                 )
             )
+            if not dry_run:
+                progress.changed("ledger")
             ledger_after = res.ledger
-        steps.extend(_baseline_steps(plan, ledger_after, baselines, dry_run=dry_run, actor=actor))
+        steps.extend(
+            progress.run(
+                "baseline",
+                lambda: _baseline_steps(plan, ledger_after, store, dry_run=dry_run, actor=actor),
+            )
+        )
     return ApplyResult(plan, tuple(steps), dry_run, recorded is not None, diff, refused)
+
+
+class _Progress:
+    """The actions run so far; turns a failure after the first change into an exit-1 error."""
+
+    def __init__(self) -> None:
+        self.done: list[str] = []
+
+    def changed(self, name: str) -> None:
+        """Record that step ``name`` changed something."""
+        if name not in self.done:
+            self.done.append(name)
+
+    def run(self, name: str, action: Callable[[], _T]) -> _T:
+        """Run one action; a failure after an earlier change becomes ``RollbackIncompleteError``."""
+        try:
+            result = action()
+        except (PromptstateError, OSError) as exc:
+            if not self.done:  # nothing has changed yet: the error keeps its own exit code
+                raise
+            reason = str(exc) if isinstance(exc, PromptstateError) else _os_reason(exc)
+            raise RollbackIncompleteError(
+                f"rollback apply stopped at step {name!r}: {reason}. Done before it: "
+                f"{', '.join(self.done)}. Fix the cause and re-run the same command: apply is "
+                "idempotent and completes the steps that are missing",
+                done=tuple(self.done),
+                failed=name,
+            ) from exc
+        steps = result if isinstance(result, list) else [result]
+        for step in steps:
+            if isinstance(step, ApplyStep) and step.status == "applied":
+                self.changed(step.name)
+        return result
+
+
+def _os_reason(exc: OSError) -> str:
+    where = f"{exc.filename}: " if exc.filename is not None else ""
+    return f"{where}{exc.strerror or exc}"
+
+
+def _append(path: Path, plan: RollbackPlan, *, dry_run: bool) -> Any:
+    from analysis.ledger.writer import append_transition
+
+    return append_transition(path, plan.transition, dry_run=dry_run, locked=True)
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -274,8 +360,12 @@ def rollback_apply(
         An :class:`ApplyResult`; a second apply reports every step ``unchanged``.
 
     Raises:
-        RollbackError: a consumer's confirmation is missing (``exit_code`` 1), or the plan is
-            refused (see :func:`rollback_plan`).
+        RollbackRefusedError: a consumer's confirmation is missing (``exit_code`` 1).
+        RollbackIncompleteError: an action failed after an earlier one changed something
+            (``exit_code`` 1); re-run to complete.
+        RollbackError: the plan is refused (see :func:`rollback_plan`); ``--out`` would
+            overwrite an input.
+        LedgerError, EventsError, BaselineError: bad inputs (nothing was written).
     """
     options: dict[str, Any] = {
         "events": events, "baselines": baselines, "columns": columns, "open_hours": open_hours,
@@ -318,20 +408,16 @@ def _without_last(ledger: Ledger, transition: Any) -> Ledger:
 
 
 def _default_out(path: Path, plan: RollbackPlan) -> Path:
+    """``rollback-<prompt>-<at>/`` next to the ledger; the prompt id is made a safe name."""
     stamp = plan.at.strftime("%Y%m%dT%H%M%SZ")
-    return path.parent / f"rollback-{plan.prompt}-{stamp}"
+    return safe_join(path.parent, f"rollback-{plan.prompt}-{stamp}")
 
 
-def _write_exports(
-    plan: RollbackPlan, out: Path, *, dry_run: bool, keep_plan: bool = False
-) -> list[ApplyStep]:
-    """Write the exports; with ``keep_plan`` an existing ``plan.json`` (the plan as first
-    applied) is kept although the baseline leg has since been carried out."""
-    from analysis._io import atomic_write_bytes
-
+def _render_exports(plan: RollbackPlan) -> list[tuple[str, str, bytes]]:
+    """The exports as ``(step name, file name, content)``, computed before anything is written."""
     target, events = plan._target, plan._events
     assert target is not None
-    files: list[tuple[str, str, bytes | None]] = []
+    files: list[tuple[str, str, bytes]] = []
     if events is not None:
         frame = served_frame(events, target.candidate, target)
         names = frame.collect_schema().names()
@@ -347,19 +433,25 @@ def _write_exports(
             text = "".join(f"{k}\n" for k in keys.select("cache_key").collect()["cache_key"])
             files.append(("semantic_cache_expiry", "semantic_cache_expiry.txt", text.encode()))
     files.append(("plan", "plan.json", (plan.to_json() + "\n").encode()))
-    steps = []
-    for name, filename, data in files:
-        assert data is not None
-        dest = out / filename
-        same = dest.is_file() and (dest.read_bytes() == data or (keep_plan and name == "plan"))
-        if same:
-            steps.append(ApplyStep(name, "unchanged", f"{dest} is up to date", str(dest)))
-        elif dry_run:
-            steps.append(ApplyStep(name, "would-apply", f"write {dest}", str(dest)))
-        else:
-            atomic_write_bytes(dest, data)
-            steps.append(ApplyStep(name, "applied", f"wrote {dest}", str(dest)))
-    return steps
+    return files
+
+
+def _write_export(name: str, dest: Path, data: bytes, *, dry_run: bool, keep: bool) -> ApplyStep:
+    """Write one export atomically when its content changes; with ``keep`` an existing file
+    (``plan.json``: the plan as first applied) is kept although the plan has since moved on."""
+    from analysis._io import atomic_write_bytes
+
+    if dest.is_file() and (keep or dest.read_bytes() == data):
+        return ApplyStep(name, "unchanged", f"{dest} is up to date", str(dest))
+    if dry_run:
+        return ApplyStep(name, "would-apply", f"write {dest}", str(dest))
+    try:
+        atomic_write_bytes(dest, data)
+    except OSError as exc:
+        raise RollbackError(
+            f"{dest}: cannot write ({exc.strerror or exc}); pass a writable --out directory"
+        ) from None
+    return ApplyStep(name, "applied", f"wrote {dest}", str(dest))
 
 
 def _csv(frame: nw.LazyFrame[Any]) -> bytes:
@@ -374,12 +466,11 @@ def _csv(frame: nw.LazyFrame[Any]) -> bytes:
 def _baseline_steps(
     plan: RollbackPlan,
     ledger_after: Ledger,
-    baselines: BaselineStore | str | Path | None,
+    store: BaselineStore | None,
     *,
     dry_run: bool,
     actor: str | None = None,
 ) -> list[ApplyStep]:
-    store = _store(baselines)
     leg = plan.leg("baseline")
     suites = [s for s in leg.findings.get("suites", []) if s.get("action") not in (None, "none")]
     if store is None:

@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import narwhals as nw
@@ -58,6 +58,7 @@ from analysis.rollback._cache_stats import (
     price_gap,
     warmup_row,
 )
+from analysis.rollback._windows import Window, window_join
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -74,6 +75,12 @@ __all__ = [
 ]
 
 _US_PER_MIN = 60_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _epoch_us(at: datetime) -> int:
+    delta = at - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 @dataclass(frozen=True)
@@ -476,29 +483,34 @@ def _minute_cells(
     before: int,
     horizon: int,
 ) -> dict[int, dict[str, dict[int, tuple[float, ...]]]]:
-    """``boundary → revision → minute → (turns, hits, cost, latency)`` around each boundary."""
+    """``boundary → revision → minute → (turns, hits, cost, latency)`` around each boundary.
+
+    One lazy pass, linear in events + boundaries (:func:`~analysis.rollback._windows.window_join`
+    with buckets as wide as a window): each turn is counted once per boundary whose window
+    ``[boundary − before, boundary + horizon)`` holds it.
+    """
     if not boundaries:
         return {}
-    parts = []
-    for i, b in enumerate(boundaries):
-        lo, hi = b - timedelta(minutes=before), b + timedelta(minutes=horizon)
-        minute = (
-            ((nw.col("ts") - nw.lit(b)).dt.total_microseconds() / _US_PER_MIN)
-            .floor()
-            .cast(nw.Int64)
-        )
-        parts.append(
-            frame.filter((nw.col("ts") >= nw.lit(lo)) & (nw.col("ts") < nw.lit(hi))).select(
-                nw.lit(i).cast(nw.Int64).alias("boundary"),
-                nw.col("revision_id"),
-                minute.alias("minute"),
-                nw.col("cache_hit").cast(nw.Float64).alias("hit"),
-                _num("cost_usd", names).alias("cost"),
-                _num("latency_ms", names).alias("lat"),
-            )
-        )
+    windows = [
+        Window(b - timedelta(minutes=before), b + timedelta(minutes=horizon),
+               {"boundary": i, "boundary_us": _epoch_us(b)})
+        for i, b in enumerate(boundaries)
+    ]  # fmt: skip
+    paired = window_join(
+        frame, windows, width_us=(before + horizon) * _US_PER_MIN,
+        dtypes={"boundary": int, "boundary_us": int},
+    )  # fmt: skip
+    since_epoch = (nw.col("ts") - nw.lit(_EPOCH)).dt.total_microseconds().cast(nw.Int64)
+    minute = ((since_epoch - nw.col("boundary_us")) / _US_PER_MIN).floor().cast(nw.Int64)
     rows = (
-        nw.concat(parts, how="vertical")
+        paired.select(
+            nw.col("boundary"),
+            nw.col("revision_id"),
+            minute.alias("minute"),
+            nw.col("cache_hit").cast(nw.Float64).alias("hit"),
+            _num("cost_usd", names).alias("cost"),
+            _num("latency_ms", names).alias("lat"),
+        )
         .group_by("boundary", "revision_id", "minute")
         .agg(
             nw.len().alias("n"),

@@ -247,9 +247,11 @@ def rollback_plan(
 
     Raises:
         RollbackError: nothing to roll back, a target that never served, a revision that is not
-            live, an unknown consumer in ``confirm``.
-        LedgerError, EventsError, BaselineError: bad inputs (BaselineError: exit code 3).
+            live, an unknown consumer in ``confirm``, an option out of range (NaN, negative).
+        LedgerError, EventsError, BaselineError: bad inputs (an invalid store raises
+            ``InvalidBaselineError``; the CLI exits 2 for it outside ``gate``/``baseline``).
     """
+    _check_options(open_hours=open_hours, holdout_days=holdout_days, idle_minutes=idle_minutes)
     led = ledger if isinstance(ledger, Ledger) else load_ledger(ledger)
     name = _prompt(led, prompt)
     when = _when(at)
@@ -279,6 +281,29 @@ def rollback_plan(
         _target=target,
         _events=loaded,
     )
+
+
+#: Option → (lowest, highest, lowest excluded); the options of :func:`rollback_plan`.
+OPTION_RANGES: dict[str, tuple[float, float, bool]] = {
+    "open_hours": (0.0, 24.0 * 366, False),
+    "holdout_days": (0.0, 3660.0, False),
+    "idle_minutes": (0.0, 60.0 * 24 * 366, True),
+}
+
+
+def _check_options(**values: float) -> None:
+    """Refuse NaN, infinities and out-of-range values of the numeric options."""
+    import math
+
+    for name, value in values.items():
+        low, high, low_open = OPTION_RANGES[name]
+        ok = isinstance(value, int | float) and math.isfinite(value)
+        ok = ok and (value > low if low_open else value >= low) and value <= high
+        if not ok:
+            span = f"{'(' if low_open else '['}{low:g}, {high:g}]"
+            raise RollbackError(
+                f"{name}={value!r}: must be a finite number in {span} (--{name.replace('_', '-')})"
+            )
 
 
 def _prompt(ledger: Ledger, prompt: str | None) -> str:

@@ -1,5 +1,9 @@
 """Combine independent strata (enrollment cohorts) into one estimate without Simpson's paradox.
 
+``analyze`` uses it for the ``combined`` row of quantile metrics only; moment metrics are
+combined over time strata with design weights and unit-clustered variances
+(:mod:`analysis.stats.stratified`), because cohorts do not remove confounding by time.
+
 When the allocation changes between phases, pooling units of all phases into one comparison
 mixes cohorts enrolled with different treatment shares; if the metric level differs by cohort the
 pooled difference is biased (Simpson's paradox). Each stratum is compared within itself and the
@@ -52,7 +56,7 @@ def combine_strata(
             n=sum(x.n for x in arms),
             raw=sum(w * x.raw for w, x in zip(weights, arms, strict=True)) / total,
             value=sum(w * x.value for w, x in zip(weights, arms, strict=True)) / total,
-            var=sum(w**2 * x.var for w, x in zip(weights, arms, strict=True)) / total**2,
+            var=sum(w * w * x.var for w, x in zip(weights, arms, strict=True)) / (total * total),
         )
 
     control = pool([c for c, _ in usable])

@@ -14,6 +14,7 @@ References:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -79,10 +80,11 @@ class RatioOf:
         """``(1 / mean(den), -mean(num) / mean(den)^2)`` at the num and den positions."""
         g = np.zeros(len(m.names))
         mu_n, mu_d = m.mean(self.num), m.mean(self.den)
-        if mu_d == 0:
+        mu_d2 = mu_d * mu_d  # a product: no OverflowError, and 0 when it underflows
+        if not 0 < mu_d2 < math.inf:
             return np.full(len(m.names), np.nan)
         g[m.index(self.num)] += 1.0 / mu_d
-        g[m.index(self.den)] += -mu_n / mu_d**2
+        g[m.index(self.den)] += -mu_n / mu_d2
         return g
 
 

@@ -99,7 +99,7 @@ def _arm(m: Moments, f: Statistic, h: Statistic | None, theta: float, h_pool: fl
     if h is None or theta == 0.0:
         return ArmEstimate(m.n, raw, raw, var)
     adj = raw - theta * (h.value(m) - h_pool)
-    v = var - 2 * theta * linear_cov(m, f, h) + theta**2 * linear_cov(m, h, h)
+    v = var - 2 * theta * linear_cov(m, f, h) + theta * theta * linear_cov(m, h, h)
     return ArmEstimate(m.n, raw, adj, max(v, 0.0))
 
 
@@ -180,8 +180,8 @@ def effect_from_arms(
             _NAN, _NAN, _NAN, _NAN, _NAN, _NAN, theta,
         )  # fmt: skip
     if df is None:
-        denom = vc**2 / (control.n - 1) + va**2 / (arm.n - 1)
-        df = var**2 / denom if denom > 0 else math.inf
+        denom = vc * vc / (control.n - 1) + va * va / (arm.n - 1)
+        df = var * var / denom if 0 < denom < math.inf else math.inf
     se = math.sqrt(var)
     q = (
         float(_st.t.ppf(1 - alpha / 2, df))
@@ -194,10 +194,12 @@ def effect_from_arms(
     else:
         p = _NAN if effect == 0 else 0.0
     cv = control.value
-    if cv != 0 and math.isfinite(cv):
-        rel = arm.value / cv - 1
-        rel_var = va / cv**2 + arm.value**2 * vc / cv**4
-        rel_se = math.sqrt(rel_var)
+    cv2 = cv * cv  # products, not ``**``: float ``**`` raises on overflow, ``*`` gives inf
+    if cv2 > 0 and math.isfinite(cv2):
+        ratio = arm.value / cv
+        rel = ratio - 1
+        rel_var = (va + ratio * ratio * vc) / cv2
+        rel_se = math.sqrt(rel_var) if math.isfinite(rel_var) else _NAN
     else:
         rel, rel_se = _NAN, _NAN
     return EffectResult(

@@ -1,5 +1,11 @@
 """Paired statistics for eval gates: pure numbers on arrays, no dataframes here.
 
+The gate's margin *decisions* use the null-restricted score tests of
+:mod:`analysis.stats.noninferiority` (a Wald or t test on the observed variance passes tied
+scores with certainty); this module gives its descriptive two-sided tests (paired t, exact
+McNemar, percentile bootstrap), the Holm adjustment, and the Wald/t margin p-values kept as the
+reference the simulations compare against.
+
 Every function works on the vector ``d`` of *example-level paired differences*
 ``d_i = mean_i(candidate) - mean_i(reference)`` over the examples common to both runs. When an
 example was scored several times (several samples per example), its mean over samples is the unit

@@ -22,7 +22,7 @@ __all__ = ["mde", "power", "se_two_sample"]
 
 def se_two_sample(sd_control: float, sd_arm: float, n_control: float, n_arm: float) -> float:
     """Standard error of a difference of two independent means."""
-    return math.sqrt(sd_control**2 / n_control + sd_arm**2 / n_arm)
+    return math.sqrt(sd_control * sd_control / n_control + sd_arm * sd_arm / n_arm)
 
 
 def mde(se: float, *, alpha: float = 0.05, power: float = 0.8) -> float:

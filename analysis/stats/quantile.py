@@ -84,8 +84,8 @@ def quantile_effect(
 ) -> EffectResult:
     """Difference (and ratio) of two arms' quantiles, normal reference."""
     return effect_from_arms(
-        ArmEstimate(control.n, control.value, control.value, control.se**2),
-        ArmEstimate(arm.n, arm.value, arm.value, arm.se**2),
+        ArmEstimate(control.n, control.value, control.value, control.se * control.se),
+        ArmEstimate(arm.n, arm.value, arm.value, arm.se * arm.se),
         alpha=alpha,
         df=math.inf,
     )

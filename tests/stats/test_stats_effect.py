@@ -173,3 +173,58 @@ def test_small_arms_give_nan() -> None:
     )
     assert math.isnan(res.se)
     assert math.isnan(res.pvalue)
+
+
+def test_influence_coefficients_linearise_the_ratio() -> None:
+    """Each unit's influence (``C[:, :-1] @ v − C[:, -1]``) is the first-order change of the
+    weighted ratio when the unit's aggregates are perturbed (numerical derivative), and the
+    influences of a stratum sum to zero."""
+    from analysis.stats.stratified import design_weights, influence_coefficients
+
+    rng = np.random.default_rng(5)
+    x = rng.poisson(3, 50) + 1.0
+    y = 2 * x + rng.normal(0, 1, 50)
+    h = rng.normal(0, 1, 50)
+    m = Moments.from_arrays({"y": y, "x": x, "h": h})
+    w = 0.3
+    c = influence_coefficients(m, RatioOf("y", "x"), ["h"], w)
+    v = np.column_stack([y, x, h])
+    psi = v @ c[:, :-1].T - c[:, -1]
+    np.testing.assert_allclose(psi.sum(axis=0), 0.0, atol=1e-12)
+    eps = 1e-6
+    y2 = y.copy()
+    y2[0] += eps * len(y)  # a change of eps in the mean of y
+    ratio = lambda yy: yy.sum() / x.sum()  # noqa: E731
+    assert w * (ratio(y2) - ratio(y)) / eps == pytest.approx(c[0, 0] * len(y), rel=1e-6)
+    assert psi[:, 1] == pytest.approx(w * (h - h.mean()) / len(h), rel=1e-12)
+    assert design_weights({0: 1.0, 1: 3.0, 2: 0.0, 3: float("nan")}) == {0: 0.25, 1: 0.75}
+
+
+def test_stratified_effect_without_covariates_is_effect_from_arms() -> None:
+    """No covariate: the stratified comparison is ``effect_from_arms`` on (N, value, N/(N−1)Σψ²)."""
+    from analysis.stats.effect import effect_from_arms
+    from analysis.stats.stratified import ArmInfluence, stratified_effect
+
+    c = ArmInfluence(40, np.array([1.0]), np.array([[0.02]]))
+    t = ArmInfluence(25, np.array([1.3]), np.array([[0.05]]))
+    r = stratified_effect(c, t)
+    want = effect_from_arms(
+        ArmEstimate(40, 1.0, 1.0, 0.02 * 40 / 39), ArmEstimate(25, 1.3, 1.3, 0.05 * 25 / 24)
+    )
+    assert r.adjusted == r.unadjusted
+    for got, expected in zip(r.adjusted, want, strict=True):
+        assert got == pytest.approx(expected, rel=1e-12)
+    assert r.theta.size == 0
+
+
+def test_tiny_and_huge_control_values_give_nan_not_an_exception() -> None:
+    """A control estimate whose square under- or overflows: the relative effect is NaN (or
+    finite), never a ZeroDivisionError / OverflowError (found by the event fuzz test)."""
+    import math
+
+    from analysis.stats.effect import ArmEstimate, effect_from_arms
+
+    for cv, av in ((1e-200, 2e-200), (1e200, 3e200), (0.0, 1.0), (-1e-170, 1e-170)):
+        r = effect_from_arms(ArmEstimate(5, cv, cv, 1e-3), ArmEstimate(5, av, av, 1e-3))
+        assert math.isfinite(r.effect) or math.isinf(r.effect)
+        assert math.isnan(r.rel_se) or math.isfinite(r.rel_se)

@@ -408,3 +408,13 @@ def test_a_metric_with_every_value_missing_is_reported_not_a_crash(
     assert any(a.startswith("missing values: helpfulness") for a in res.alerts)
     assert res.exit_code == 1
     assert main(["analyze", str(bad), "--ledger", str(ledger_path), "--no-explain"]) == 1
+
+
+@pytest.mark.parametrize("column", ["user_id", "event_id", "phase", "served_revision"])
+def test_a_metric_over_an_id_or_split_column_is_refused(events_path, ledger_path, column) -> None:
+    """Integer user ids are numbers, but their mean is no measurement: exit 2, naming it."""
+    events = pl.read_parquet(events_path).with_columns(
+        pl.col("user_id").str.replace("u", "").cast(pl.Int64)
+    )
+    with pytest.raises(PromptstateError, match=f"reads column {column!r}, an id"):
+        analyze(events, ledger_path, metrics=[Mean(column)], explain=False, recovery=False)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import narwhals as nw
 
 from analysis.errors import PromptstateError
+from analysis.events.loading import CANONICAL_COLUMNS
 
 if TYPE_CHECKING:  # pragma: no cover
     from analysis.events.labelling import SplitResult
@@ -74,8 +75,17 @@ def make_context(
             f"metrics read column(s) {', '.join(missing)} that the export does not have; "
             f"it has: {', '.join(sorted(names))}"
         )
+    # ids and the split's own columns are never metrics (a mean of integer user ids is a number,
+    # but not a measurement)
+    reserved = {*CANONICAL_COLUMNS, exp.unit, res.unit_key, "phase", "contamination"}
+    reserved |= {"served_revision"}
     for m in metrics:
         for c in m.columns:
+            if c in reserved or c.startswith("__"):
+                raise PromptstateError(
+                    f"metric {m.label!r} reads column {c!r}, an id or a column of the split: "
+                    "give a measured column (e.g. helpfulness, latency_ms, cost_usd)"
+                )
             dtype = schema[c]
             if not (dtype.is_numeric() or dtype in (nw.Boolean, nw.Unknown)):
                 raise PromptstateError(

@@ -418,3 +418,18 @@ def test_a_metric_over_an_id_or_split_column_is_refused(events_path, ledger_path
     )
     with pytest.raises(PromptstateError, match=f"reads column {column!r}, an id"):
         analyze(events, ledger_path, metrics=[Mean(column)], explain=False, recovery=False)
+
+
+def test_effect_suggests_close_names_and_takes_an_integer_phase(events_path, ledger_path) -> None:
+    res = analyze(events_path, ledger_path, explain=False, recovery=False)
+    assert res.effect("helpfulness", phase=1) == res.effect("helpfulness", phase="1")
+    with pytest.raises(KeyError, match="did you mean 'helpfulness'"):
+        res.effect("helpfullness")
+    with pytest.raises(KeyError, match="phase=7.*there are"):
+        res.effect("helpfulness", phase=7)
+
+
+def test_metric_names_instead_of_metrics_give_a_clear_type_error(events_path, ledger_path) -> None:
+    for metrics in (["helpfulness"], "helpfulness"):
+        with pytest.raises(TypeError, match=r"Ratio\('helpfulness'\).*Mean.*Proportion.*Quantile"):
+            analyze(events_path, ledger_path, metrics=metrics)  # type: ignore[arg-type]

@@ -691,3 +691,17 @@ def test_verdicts_agree_with_the_interval(
         assert (m.verdict == "regression") == (hi < -margin)
     assert m.p_regression_adjusted == pytest.approx(m.p_regression)
     assert m.p_noninferior + m.p_regression == pytest.approx(1.0)
+
+
+def test_gate_output_onto_its_candidate_is_bad_input(
+    store: BaselineStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--output`` equal to the candidate file would overwrite the input: exit 2, unchanged."""
+    candidate = tmp_path / "candidate.csv"
+    shutil.copy(R43, candidate)
+    before = candidate.read_bytes()
+    argv = ["gate", "support-qa", "--candidate", str(candidate), "--revision", "r43",
+            "--store", str(store.root), "--output", str(candidate)]  # fmt: skip
+    assert main(argv) == 2
+    assert "--output" in capsys.readouterr().err
+    assert candidate.read_bytes() == before

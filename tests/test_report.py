@@ -21,7 +21,7 @@ from analysis.reporting.batch import ATTENTION_KINDS, PLOTS, Report, report
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "data_samples"
-DESIGN_COLUMNS = [
+RESULT_COLUMNS = [
     "analysis",
     "metric",
     "phase",
@@ -180,7 +180,7 @@ def test_headline_uses_api_numbers(rep: Report, api: Any, sample_split: Any) -> 
 
 
 def test_effects_section_matches_analyze(data: dict[str, Any], api: Any) -> None:
-    assert list(data["effects"][0])[: len(DESIGN_COLUMNS)] == DESIGN_COLUMNS
+    assert list(data["effects"][0])[: len(RESULT_COLUMNS)] == RESULT_COLUMNS
     _same_records(data["effects"], json.loads(json.dumps(api.effects.to_records())))
     _same_records(data["srm"], api.srm.to_records())
     _same_records(data["explain"], api.explain.to_records())

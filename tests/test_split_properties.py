@@ -1,6 +1,6 @@
 """Property tests of the split on random ledgers and events (hypothesis).
 
-A brute-force labeller written from DESIGN.md's rules with plain Python loops is the reference;
+A brute-force labeller written from the labelling rules (README, docs/ledger.md) with plain Python loops is the reference;
 the properties of the issue are checked on top: one label per event, counts add up, clean events
 lie in exposure phases and are served by their arm's revision, a crossover unit has all its
 eligible events so labelled, and the result does not depend on row order.
@@ -96,7 +96,7 @@ def scenarios(draw: st.DrawFn) -> tuple[dict[str, Any], pl.DataFrame]:
 def reference_labels(
     ledger: Any, events: pl.DataFrame, experiment: str = "e"
 ) -> dict[str, tuple[int, str, str | None]]:
-    """Brute force from DESIGN.md and docs/ledger.md: event_id -> (phase, label, served).
+    """Brute force from the labelling rules and docs/ledger.md: event_id -> (phase, label, served).
 
     Plain loops over every transition and every event; nothing of the ledger's derived views
     but ``phases`` (checked separately in tests/test_long_ledger.py) is used.

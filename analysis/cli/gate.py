@@ -107,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the gate and print its report; returns the exit code."""
     import sys
 
+    from analysis._paths import check_outputs
     from analysis.evals.gating import gate
 
     ledger = args.ledger or (
@@ -117,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
             "promptstate: warning: no --ledger: the stale-baseline guard is skipped",
             file=sys.stderr,
         )
+    if args.output is not None:  # checked before anything is read or graded
+        check_outputs([args.output], [args.candidate, ledger, args.store], option="--output")
     result = gate(
         args.suite,
         args.candidate,

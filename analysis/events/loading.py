@@ -2,7 +2,7 @@
 
 :func:`load_events` accepts Parquet/CSV/NDJSON files, directories and globs (hive-partitioned
 exports), and in-memory pandas, polars (eager or lazy), pyarrow and DuckDB objects. Every input
-becomes a lazy narwhals frame with the canonical column names of ``DESIGN.md``; files and eager
+becomes a lazy narwhals frame with the canonical column names (README, "Inputs"); files and eager
 frames run on polars' lazy engine, DuckDB relations stay in DuckDB. Validation reads the schema
 and one small aggregate (counts per experiment × arm, null counts, distinct event ids); the
 events themselves stay in the engine.

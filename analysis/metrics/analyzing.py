@@ -188,7 +188,19 @@ def analyze(
     from analysis.events.labelling import SplitResult, materialized, split
 
     _check_options(alpha, multiplicity, power, recovery_bin_hours, block_hours, missing_threshold)
+    if isinstance(metrics, str):
+        metrics = [metrics]  # reported below with the other non-metrics
     metrics = tuple(metrics) if metrics is not None else default_metrics()
+    wrong = [m for m in metrics if not isinstance(m, Metric)]
+    if wrong:
+        raise TypeError(
+            f"metrics: {wrong[0]!r} is not a metric; give metric objects such as "
+            f"Ratio({wrong[0]!r}) (per turn), Mean({wrong[0]!r}) (per unit), "
+            f"Proportion({wrong[0]!r}) (0/1 per turn) or Quantile({wrong[0]!r}, 0.95)"
+            if isinstance(wrong[0], str)
+            else f"metrics: {wrong[0]!r} is not a metric; give Ratio/Mean/Proportion/Quantile "
+            "objects"
+        )
     if not metrics:
         raise PromptstateError("metrics: give at least one metric, e.g. [Ratio('helpfulness')]")
     check_names(metrics)

@@ -28,7 +28,7 @@ __all__ = [
     "SRMRow",
 ]
 
-#: The leading columns of the effects table, fixed by DESIGN.md ("Result tables").
+#: The leading columns of the effects table; stable, documented in docs/metrics.md.
 EFFECT_COLUMNS: tuple[str, ...] = (
     "analysis",
     "metric",
@@ -314,17 +314,45 @@ class AnalysisResult:
         metric: str,
         *,
         analysis: str = "clean",
-        phase: str = "combined",
+        phase: str | int = "combined",
         arm: str | None = None,
     ) -> EffectRow:
-        """The effect row of one metric (first treatment arm unless ``arm`` is given)."""
-        for r in self.effects.rows:
-            assert isinstance(r, EffectRow)
-            if (r.metric, r.analysis, r.phase) == (metric, analysis, phase) and (
-                arm is None or r.arm == arm
-            ):
+        """The effect row of one metric (first treatment arm unless ``arm`` is given).
+
+        Args:
+            metric: The metric's name (e.g. ``"helpfulness"``, ``"latency_ms_p95"``).
+            analysis: ``clean`` or ``naive``.
+            phase: An exposure phase (``1`` or ``"1"``), ``"combined"`` (clean) or
+                ``"pooled"`` (naive).
+            arm: A treatment arm.
+
+        Raises:
+            KeyError: no such row; the message lists the close names and what there is.
+        """
+        import difflib
+
+        rows = [r for r in self.effects.rows if isinstance(r, EffectRow)]
+        want = (metric, analysis, str(phase))
+        for r in rows:
+            if (r.metric, r.analysis, r.phase) == want and (arm is None or r.arm == arm):
                 return r
-        raise KeyError(f"no effect row for metric={metric!r} analysis={analysis!r} phase={phase!r}")
+        options = {
+            "metric": (metric, sorted({r.metric for r in rows})),
+            "analysis": (analysis, sorted({r.analysis for r in rows})),
+            "phase": (str(phase), sorted({r.phase for r in rows})),
+            "arm": (arm, sorted({r.arm for r in rows})),
+        }
+        hints = []
+        for name, (given, have) in options.items():
+            if given is not None and given not in have:
+                close = difflib.get_close_matches(given, have, n=3)
+                hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+                hints.append(f"{name}={given!r}: {hint}there are {', '.join(map(repr, have))}")
+        detail = "; ".join(hints) or "that combination has no row"
+        raise KeyError(
+            f"no effect row for metric={metric!r} analysis={analysis!r} phase={phase!r}"
+            f"{'' if arm is None else f' arm={arm!r}'}: {detail}"
+        )
 
     def to_pandas(self) -> Any:
         """The effects table as a pandas DataFrame."""

@@ -9,7 +9,7 @@ baselines of the prompt and its downstream contracts — and returns a :class:`R
 * ``report.md`` — the headline, attention items and the key tables (a chat message or a CI step
   summary);
 * ``report.json`` — the same numbers, machine-readable; effect rows use the result-table columns
-  of DESIGN.md (``analysis, metric, phase, control, arm, n_control, ...``).
+  of docs/metrics.md (``analysis, metric, phase, control, arm, n_control, ...``).
 
 **Attention** (exit code 1 of ``promptstate report``): a sample-ratio mismatch in a phase, the
 crossover share above its threshold, a clean regression (clean combined effect significant

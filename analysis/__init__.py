@@ -28,7 +28,7 @@ _EXPORTS: dict[str, str] = {
     "Revert": "analysis.ledger",
     "RevisionState": "analysis.ledger",
     "load_ledger": "analysis.ledger",
-    "revision_state": "analysis.ledger",
+    "revision_state": "analysis.evals",
     # events and split
     "Events": "analysis.events",
     "LoadReport": "analysis.events",
@@ -221,6 +221,7 @@ if TYPE_CHECKING:  # pragma: no cover
         eval_set_hash,
         gate,
         load_results,
+        revision_state,
     )
     from analysis.events import (
         LABELS,
@@ -242,7 +243,6 @@ if TYPE_CHECKING:  # pragma: no cover
         RevisionState,
         Transition,
         load_ledger,
-        revision_state,
     )
     from analysis.metrics import (
         AnalysisResult,

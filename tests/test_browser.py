@@ -1,14 +1,17 @@
 """``report.html`` in headless Chromium: no console errors, every plot rendered with a size,
-and a screenshot saved as a CI artifact (``.ci/artifacts/report.png``).
+no table wider than its container at 1400 px, and a screenshot saved as a CI artifact
+(``.ci/artifacts/report.png``).
 
 Skipped — with the reason printed — when Chromium is not installed (``.ci/run`` installs
 Debian's ``chromium`` where it can). The page's own inline script measures every plot's
-bounding box after load and writes it into ``<output id="render-check">``, which
-``--dump-dom`` shows; console messages come from ``--enable-logging=stderr``.
+bounding box and every table's ``scrollWidth`` and ``clientWidth`` after load and writes them
+into ``<output id="render-check">``, which ``--dump-dom`` shows; console messages come from
+``--enable-logging=stderr``.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -65,13 +68,14 @@ def test_report_renders_in_chromium(tmp_path: Path) -> None:
     report(out=out)
     url = (out / "report.html").resolve().as_uri()
 
-    dom = _run(binary, tmp_path / "profile", "--window-size=1100,900", "--dump-dom", url)
+    dom = _run(binary, tmp_path / "profile", "--window-size=1400,900", "--dump-dom", url)
     assert dom.returncode == 0, dom.stderr[-2000:]
     console = [line for line in dom.stderr.splitlines() if ":CONSOLE" in line]
     assert console == [], "console messages:\n" + "\n".join(console)
     found = re.search(r'<output id="render-check"[^>]*>(.*?)</output>', dom.stdout, re.DOTALL)
     assert found, "the page's render check did not run"
-    sizes = json.loads(found.group(1))
+    check = json.loads(html.unescape(found.group(1)))
+    sizes = check["plots"]
     assert [s["id"] for s in sizes] == [
         f"plot-{n.replace('_', '-')}"
         for n in ("effects", "metric_by_time", "contamination", "recovery", "cache", "baselines")
@@ -80,11 +84,17 @@ def test_report_renders_in_chromium(tmp_path: Path) -> None:
     for s in sizes:
         assert s["width"] > 100, s
         assert s["height"] > 50, s
+    # at 1400 px no table scrolls sideways (each table is its own scroll container)
+    tables = check["tables"]
+    sections = {t["section"] for t in tables}
+    assert {"effects", "contamination", "recovery", "cache", "baselines", "notes"} <= sections
+    wide = [t for t in tables if t["scrollWidth"] > t["clientWidth"]]
+    assert wide == [], f"tables overflow their container at 1400 px: {wide}"
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "report.png"
     taken = _run(
-        binary, tmp_path / "profile2", "--window-size=1100,7000", f"--screenshot={shot}", url
+        binary, tmp_path / "profile2", "--window-size=1400,7000", f"--screenshot={shot}", url
     )
     assert taken.returncode == 0, taken.stderr[-2000:]
     assert shot.stat().st_size > 10_000

@@ -176,6 +176,13 @@ def test_headline_uses_api_numbers(rep: Report, api: Any, sample_split: Any) -> 
     assert fmt(clean.effect).replace("-", "−") in rep.headline
     assert fmt(clean.effect_ci_lower).replace("-", "−") in rep.headline
     assert f"naive dashboard said {fmt(naive.effect).replace('-', '−')}" in rep.headline
+    # the relative effect follows the absolute one, to one decimal of a percent
+    rel = f"{fmt(clean.effect).replace('-', '−')} ({clean.rel_effect * 100:.1f}%)"
+    assert rel.replace("-", "−") in rep.headline
+    assert clean.rel_effect == pytest.approx(
+        (clean.arm_mean - clean.control_mean) / clean.control_mean, rel=0.2
+    )
+    assert f"({naive.rel_effect * 100:.1f}%)".replace("-", "−") in rep.headline
     assert f"{share:.0%} of treatment events were contaminated, mostly after_end" in rep.headline
 
 
@@ -456,3 +463,101 @@ def test_every_alert_of_analyze_has_an_attention_kind() -> None:
         assert kind in ATTENTION_KINDS
     with pytest.raises(ValueError, match="unknown alert kind"):
         _alert_kind("something new")
+
+
+# -- issue 11: what a person reads -----------------------------------------------------------
+
+
+def test_stale_advice_names_the_real_paths_and_works(tmp_path: Path) -> None:
+    """The stale-baseline advice is a command that runs as printed (real ledger and store)
+    and, once run, the baseline is no longer stale."""
+    import shlex
+
+    from analysis.cli import main
+
+    store = tmp_path / "my store"  # a space: the advice must quote it
+    shutil.copytree(ROOT / "baselines", store)
+    args = ["--ledger", str(SAMPLES / "ledger.yaml"), "--metrics", str(SAMPLES / "metrics.yaml")]
+    stale = report(SAMPLES / "events.parquet", args[1], metrics=args[3], store=store)
+    (entry,) = [b for b in stale.baselines if b.status == "stale"]
+    assert "LEDGER" not in entry.detail
+    command = shlex.split(entry.detail.split("`")[1])
+    assert command[:3] == ["promptstate", "baseline", "sync"]
+    assert command[command.index("--ledger") + 1] == str(SAMPLES / "ledger.yaml")
+    assert command[command.index("--store") + 1] == str(store)
+    assert main(command[1:]) == 0
+    fixed = report(SAMPLES / "events.parquet", args[1], metrics=args[3], store=store)
+    assert all(b.status == "ok" for b in fixed.baselines)
+
+
+def test_recovery_plot_holds_every_interval(rep: Report) -> None:
+    from analysis.reporting.plots import draw_recovery
+
+    rows = [r for r in rep.analysis.recovery.rows if r.bin is not None]
+    fig = draw_recovery(rows)
+    names = list(dict.fromkeys(r.metric for r in rows))
+    assert len(fig.axes) == len(names) > 0
+    for ax, name in zip(fig.axes, names, strict=True):
+        lo, hi = ax.get_ylim()
+        bounds = [
+            v
+            for r in rows
+            if r.metric == name and math.isfinite(r.effect)
+            for v in (r.effect, r.effect_ci_lower, r.effect_ci_upper)
+            if math.isfinite(v)
+        ]
+        assert bounds
+        assert lo < min(bounds), (name, lo, min(bounds))
+        assert max(bounds) < hi, (name, hi, max(bounds))
+
+
+def test_metrics_say_what_they_are_measured_on(rep: Report, out_dir: Path) -> None:
+    """The effects table says per user / per turn; the time plot says share of / per turn."""
+    from analysis.metrics.definitions import Mean, Proportion, Quantile, Ratio
+    from analysis.reporting._html import _effect_html_rows
+    from analysis.reporting.plots import _metric_unit
+
+    want = {Proportion: "share of users", Ratio: "per turn", Mean: "per user"}
+    kinds = {m.label: m for m in rep.metrics}
+    rows = _effect_html_rows(rep)
+    assert {r["metric"] for r in rows} == set(kinds)
+    for r in rows:
+        m = kinds[r["metric"]]
+        expected = (
+            f"p{m.q * 100:g} of turns" if isinstance(m, Quantile) else want[type(m)]  # type: ignore[attr-defined]
+        )
+        assert r["measured on"] == expected
+        assert f"<td>{r['metric']}</td><td>{expected}</td>" in (out_dir / "report.html").read_text()
+    assert _metric_unit(Proportion("thumbs_up")) == "share of turns"
+    assert _metric_unit(Mean("cost_usd")) == "mean per turn"
+    # the two thumbs_up numbers differ because they are different estimands: share of users
+    # with any thumbs-up (effects) vs share of turns (time plot), here recomputed from events
+    events = pl.read_parquet(SAMPLES / "events.parquet")
+    control = events.filter(pl.col("arm") == "control")
+    per_turn = float((control["thumbs_up"].fill_null(0) != 0).mean())  # type: ignore[arg-type]
+    per_user = float(
+        control.group_by("user_id")
+        .agg((pl.col("thumbs_up").fill_null(0) != 0).any())["thumbs_up"]
+        .mean()  # type: ignore[arg-type]
+    )
+    assert per_user > per_turn + 0.2
+
+
+def test_html_effects_table_keeps_the_reader_columns(rep: Report, out_dir: Path) -> None:
+    from analysis.reporting._html import EFFECT_HTML, _effect_html_rows
+
+    page = (out_dir / "report.html").read_text()
+    header = "".join(f"<th>{c}</th>" for c in EFFECT_HTML)
+    assert header in page
+    effects = rep.analysis.effects.to_dicts()
+    rows = _effect_html_rows(rep)
+    assert len(rows) == len(effects)
+    from analysis._render import fmt
+
+    for got, r in zip(rows, effects, strict=True):
+        assert got["relative"] == r["rel_effect"]
+        assert got["p adjusted"] == r["pvalue_adjusted"]
+        assert got["95% CI"] == f"[{fmt(r['effect_ci_lower'])},\u00a0{fmt(r['effect_ci_upper'])}]"
+    # the full set stays in report.json
+    data = json.loads((out_dir / "report.json").read_text())
+    assert {"effect_ci_lower", "rel_effect", "pvalue_adjusted", "se"} <= set(data["effects"][0])

@@ -7,6 +7,8 @@ Modules:
 - :mod:`~analysis.evals.store` — :class:`BaselineStore`: versions, journal, reference, sync.
 - :mod:`~analysis.evals.gating` — :func:`gate`: paired tests of a candidate against the
   reference.
+- :mod:`~analysis.evals.state` — :func:`revision_state`: the ledger's state tuple with
+  ``baseline_id`` read from a store.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ _EXPORTS: dict[str, str] = {
     "MetricResult": ".gating",
     "compare_metrics": ".gating",
     "gate": ".gating",
+    "anchored_baselines": ".state",
+    "revision_state": ".state",
 }
 
 __all__ = [
@@ -61,10 +65,12 @@ __all__ = [
     "SyncItem",
     "SyncReport",
     "VerifyReport",
+    "anchored_baselines",
     "compare_metrics",
     "eval_set_hash",
     "gate",
     "load_results",
+    "revision_state",
 ]
 
 __getattr__, __dir__ = attach(__name__, _EXPORTS)
@@ -95,6 +101,7 @@ if TYPE_CHECKING:  # pragma: no cover
         eval_set_hash,
         load_results,
     )
+    from analysis.evals.state import anchored_baselines, revision_state
     from analysis.evals.store import (
         DEFAULT_STORE,
         BaselineStore,

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import html
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -103,6 +104,9 @@ class SplitResult:
     keyed: nw.LazyFrame[Any]
     unit_key: str
     conversation_key: str | None
+    _memo: dict[str, Any] = dataclasses.field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def unit(self) -> str:
@@ -118,8 +122,46 @@ class SplitResult:
         return self.frame.filter(nw.col("contamination") == "clean")
 
     def summary(self) -> ContaminationSummary:
-        """Counts by phase × arm × label; see :func:`contamination_summary`."""
-        return contamination_summary(self)
+        """Counts by phase × arm × label (computed once, then kept for the reprs)."""
+        if "summary" not in self._memo:
+            self._memo["summary"] = contamination_summary(self)
+        summary: ContaminationSummary = self._memo["summary"]
+        return summary
+
+    def to_polars(self) -> Any:
+        """The labelled events as a polars DataFrame. Collects (runs the whole labelling)."""
+        return self.frame.collect().to_polars()
+
+    def to_pandas(self) -> Any:
+        """The labelled events as a pandas DataFrame. Collects (runs the whole labelling)."""
+        return self.frame.collect().to_pandas()
+
+    def _overview(self) -> tuple[str, list[list[dict[str, Any]]]]:
+        """Head line and small tables for the reprs: schema, phases, label counts if known."""
+        names = ("column", "dtype")
+        schema = [dict(zip(names, (c, str(t)), strict=True)) for c, t in self.schema_items()]
+        tables = [schema, self.phase_table()]
+        if "summary" in self._memo:
+            tables.append(self._memo["summary"]._totals_rows())
+        head = f"SplitResult of {self.experiment.id}: {self.load_report.n_events} events"
+        if "summary" not in self._memo:
+            head += " (label counts: call .summary())"
+        return head, tables
+
+    def schema_items(self) -> list[tuple[str, Any]]:
+        """The labelled frame's ``(column, dtype)`` pairs, from the plan (nothing collected)."""
+        return list(self.frame.collect_schema().items())
+
+    def __repr__(self) -> str:
+        head, tables = self._overview()
+        return "\n\n".join(
+            [head, *(_render.to_text(t, list(t[0]), percent=("share",)) for t in tables if t)]
+        )
+
+    def _repr_html_(self) -> str:
+        head, tables = self._overview()
+        body = "".join(_render.to_html(t, list(t[0]), percent=("share",)) for t in tables if t)
+        return f"<div><strong>{html.escape(head)}</strong>{body}</div>"
 
     def phase_table(self) -> list[dict[str, Any]]:
         """The phases as rows (phase, kind, start, end, allocation, arms, actions)."""

@@ -40,6 +40,7 @@ from analysis.ledger._index import ENDING, LedgerIndex, _Running
 __all__ = [
     "ACTIONS",
     "ID_RULE",
+    "TRANSITION_COLUMNS",
     "Consumer",
     "Experiment",
     "Ledger",
@@ -53,6 +54,20 @@ __all__ = [
 ]
 
 ACTIONS: tuple[str, ...] = ("deploy", "start", "ramp", "rollback", "promote", "stop")
+#: Columns of :meth:`Ledger.transition_rows` / :meth:`Ledger.to_pandas`, in order.
+TRANSITION_COLUMNS: tuple[str, ...] = (
+    "index",
+    "at",
+    "action",
+    "prompt",
+    "revision",
+    "experiment",
+    "allocation",
+    "to",
+    "arm",
+    "reason",
+    "actor",
+)
 _ENDING = ENDING
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -454,6 +469,55 @@ class Ledger:
 
     def _where(self) -> str:
         return str(self.path) if self.path is not None else "ledger"
+
+    # -- notebook views --------------------------------------------------------------------
+
+    def transition_rows(self) -> list[dict[str, Any]]:
+        """One row per transition, in file order, every column present (allocation as text).
+
+        Columns: :data:`TRANSITION_COLUMNS`; ``prompt`` is always filled (resolved through the
+        experiment for experiment transitions); ``allocation`` reads ``control=0.9,
+        treatment=0.1``.
+        """
+        rows = []
+        for t in self.transitions:
+            row = {c: getattr(t, c) for c in TRANSITION_COLUMNS}
+            if t.allocation is not None:
+                row["allocation"] = ",".join(f"{a}={s:g}" for a, s in t.allocation.items())
+            rows.append(row)
+        return rows
+
+    def to_polars(self) -> Any:
+        """The transitions as a polars DataFrame, one row per transition (``at`` in UTC)."""
+        import polars as pl
+
+        schema: dict[str, pl.DataType] = dict.fromkeys(TRANSITION_COLUMNS, pl.String())
+        schema.update(index=pl.Int64(), at=pl.Datetime("us", "UTC"))
+        return pl.DataFrame(self.transition_rows(), schema=schema)
+
+    def to_pandas(self) -> Any:
+        """The transitions as a pandas DataFrame, one row per transition (``at`` in UTC)."""
+        return self.to_polars().to_pandas()
+
+    def _head(self) -> str:
+        return (
+            f"Ledger {self._where()}: {len(self.prompts)} prompt(s), {len(self.revisions)} "
+            f"revision(s), {len(self.experiments)} experiment(s), {len(self.consumers)} "
+            f"consumer(s), {len(self.transitions)} transition(s)"
+        )
+
+    def __repr__(self) -> str:
+        from analysis import _render
+
+        return self._head() + "\n\n" + _render.to_text(self.transition_rows(), TRANSITION_COLUMNS)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        from analysis import _render
+
+        table = _render.to_html(self.transition_rows(), TRANSITION_COLUMNS)
+        return f"<div><strong>{html.escape(self._head())}</strong>{table}</div>"
 
     def to_dict(self) -> dict[str, Any]:
         """The ledger in its file schema (JSON-friendly)."""

@@ -34,12 +34,59 @@ __all__ = [
     "cache_frame",
     "cache_rows",
     "collect",
+    "measured_by_time",
+    "measured_on",
     "metric_columns",
     "timeseries_frame",
     "timeseries_rows",
 ]
 
 UNTAGGED = "untagged"
+
+
+def measured_on(metric: Metric, unit: str = "user_id") -> str:
+    """What the metric's effect is measured on, as the effects table estimates it.
+
+    A mean is the per-unit total averaged over units (``per user``), a proportion the share of
+    units with any true value (``share of users``), a ratio a ratio of sums over the arm's turns
+    (``per turn``), a quantile one of the arm's turns (see :mod:`analysis.metrics.definitions`).
+
+    Examples:
+        >>> measured_on(Proportion("thumbs_up"))
+        'share of users'
+        >>> measured_on(Ratio("helpfulness"))
+        'per turn'
+    """
+    who = unit.removesuffix("_id") or unit
+    if isinstance(metric, Ratio):
+        return "per turn" if metric.den is None else f"per {metric.den}"
+    if isinstance(metric, Quantile):
+        return f"p{round(metric.q * 100, 1):g} of turns"
+    if isinstance(metric, Proportion):
+        return f"share of {who}s"
+    if isinstance(metric, Mean):
+        return f"per {who}"
+    return ""  # pragma: no cover
+
+
+def measured_by_time(metric: Metric) -> str:
+    """What the metric-by-time plot shows per bin: every metric at the level of turns (events).
+
+    Examples:
+        >>> measured_by_time(Proportion("thumbs_up"))
+        'share of turns'
+    """
+    if isinstance(metric, Ratio):
+        return "mean per turn" if metric.den is None else f"per {metric.den}"
+    if isinstance(metric, Quantile):
+        return f"p{round(metric.q * 100, 1):g} of turns"
+    if isinstance(metric, Proportion):
+        return "share of turns"
+    if isinstance(metric, Mean):
+        return "mean per turn"
+    return ""  # pragma: no cover
+
+
 _Z = 1.959963984540054
 
 

@@ -14,6 +14,7 @@ import html
 import io
 import re
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from analysis import _render
@@ -97,7 +98,8 @@ border-bottom:1px solid #ddd;padding-bottom:.2rem}
 border:1px solid #ddd;border-radius:3px}
 figure{margin:.5rem 0}figure svg{width:100%;height:auto;display:block}
 table{border-collapse:collapse;font-size:.8rem;margin:.6rem 0;display:block;overflow-x:auto}
-th,td{border-bottom:1px solid #e5e5e5;padding:.15rem .45rem;text-align:right;white-space:nowrap}
+th,td{border-bottom:1px solid #e5e5e5;padding:.15rem .35rem;text-align:right}
+td{white-space:nowrap}th{vertical-align:bottom}
 th{background:#f5f5f5}td:first-child,th:first-child{text-align:left}
 caption{text-align:left;font-weight:600;padding:.2rem 0}
 nav a{margin-right:.8rem}.muted{color:#666;font-size:.85rem}
@@ -109,7 +111,13 @@ _SCRIPT = """
     var out=[];var svgs=document.querySelectorAll('figure svg');
     for(var i=0; i < svgs.length; i++){var r=svgs[i].getBoundingClientRect();
       out.push({id:svgs[i].parentNode.id,width:Math.round(r.width),height:Math.round(r.height)});}
-    document.getElementById('render-check').textContent=JSON.stringify(out);
+    var tables=[];var ts=document.querySelectorAll('table');
+    for(var j=0; j < ts.length; j++){var sec=ts[j].closest('section');
+      var cap=ts[j].querySelector('caption');
+      tables.push({section:sec ? sec.id : '',caption:cap ? cap.textContent : '',
+        scrollWidth:ts[j].scrollWidth,clientWidth:ts[j].clientWidth});}
+    document.getElementById('render-check').textContent=
+      JSON.stringify({plots:out,tables:tables});
   }
   if(document.readyState==='complete'){measure();}else{window.addEventListener('load',measure);}
 })();
@@ -153,6 +161,53 @@ def _effect_rows(rep: Report) -> list[dict[str, Any]]:
     return rep.analysis.effects.to_dicts()
 
 
+#: The HTML effects table: the columns a reader needs, the interval in one cell, short headers
+#: (report.json and report.md keep every column).
+EFFECT_HTML = (
+    "analysis",
+    "metric",
+    "measured on",
+    "phase",
+    "arm",
+    "units control\u00a0/ arm",
+    "control mean",
+    "arm mean",
+    "effect",
+    "95% CI",
+    "relative",
+    "p adjusted",
+)
+
+
+def _effect_html_rows(rep: Report) -> list[dict[str, Any]]:
+    """The effects as :data:`EFFECT_HTML` rows (``measured on`` from the metric's kind)."""
+    from analysis._render import fmt
+    from analysis.reporting._data import measured_on
+
+    unit = rep.ledger.experiment(rep.experiment).unit
+    kinds = {m.label: measured_on(m, unit) for m in rep.metrics}
+    out = []
+    for r in _effect_rows(rep):
+        lo, hi = fmt(r["effect_ci_lower"]), fmt(r["effect_ci_upper"])
+        out.append(
+            {
+                "analysis": r["analysis"],
+                "metric": r["metric"],
+                "measured on": kinds.get(r["metric"], ""),
+                "phase": r["phase"],
+                "arm": r["arm"],
+                "units control\u00a0/ arm": f"{fmt(r['n_control'])}\u00a0/ {fmt(r['n_arm'])}",
+                "control mean": r["control_mean"],
+                "arm mean": r["arm_mean"],
+                "effect": r["effect"],
+                "95% CI": f"[{lo},\u00a0{hi}]" if lo and hi else "",
+                "relative": r["rel_effect"],
+                "p adjusted": r["pvalue_adjusted"],
+            }
+        )
+    return out
+
+
 def _key_effects(rep: Report) -> list[dict[str, Any]]:
     return [
         r
@@ -167,7 +222,10 @@ def _section_tables(rep: Report, name: str) -> list[str]:
     if name == "effects":
         return [
             _render.to_html(
-                _effect_rows(rep), EFFECT_SHOWN, percent=("rel_effect",), title="Effects"
+                _effect_html_rows(rep),
+                EFFECT_HTML,
+                percent=("relative",),
+                title="Effects (every column: report.json)",
             ),
             _render.to_html(
                 res.explain.to_dicts(),
@@ -304,10 +362,25 @@ def render_html(rep: Report) -> str:
     )
     phases = _render.to_html(
         [
-            {**p.to_dict(), "allocation": _alloc(p.allocation), "arms": _alloc(p.arms)}
+            {
+                **p.to_dict(),
+                "start (UTC)": _utc(p.start),
+                "end (UTC)": _utc(p.end),
+                "allocation": _alloc(p.allocation),
+                "arms": _alloc(p.arms),
+            }
             for p in rep.phases
         ],
-        ("phase", "kind", "start", "end", "start_action", "end_action", "allocation", "arms"),
+        (
+            "phase",
+            "kind",
+            "start (UTC)",
+            "end (UTC)",
+            "start_action",
+            "end_action",
+            "allocation",
+            "arms",
+        ),
         title="Phases",
     )
     notes = "".join(f"<li>{esc(n)}</li>" for n in rep.notes)
@@ -330,6 +403,11 @@ def render_html(rep: Report) -> str:
         "</main>\n<output id='render-check' hidden></output>\n"
         f"<script>{_SCRIPT}</script>\n</body>\n</html>\n"
     )
+
+
+def _utc(at: datetime | None) -> str:
+    """``2026-11-02 09:00``: a phase boundary in UTC, short enough for the phases table."""
+    return "" if at is None else f"{at.astimezone(UTC):%Y-%m-%d %H:%M}"
 
 
 def _alloc(mapping: Any) -> str:

@@ -426,7 +426,11 @@ def _build(
     cache = tuple(_canon(r) for r in data.cache_rows(collected[2], bounds)) if cframe else ()
 
     store_path = _find_store(store, sample_store() if use_sample else None)
-    baselines, journals = _baselines(store_path, led) if store_path is not None else ((), {})
+    baselines, journals = (
+        _baselines(store_path, led, _ledger_arg(ledger if ledger is not None else led))
+        if store_path is not None
+        else ((), {})
+    )
     if store_path is None:
         notes.append("no baseline store found (pass --store DIR): baseline section left out")
     contracts = _contracts(led, exp.prompt)
@@ -532,9 +536,20 @@ def _find_store(store: str | Path | None, sample_store: Path | None) -> Path | N
     return default if default.is_dir() else None
 
 
+def _ledger_arg(ledger: Any) -> str:
+    """The ledger the report ran with, as a shell word for advice (``LEDGER`` when unknown)."""
+    import shlex
+
+    if isinstance(ledger, str | Path) or getattr(ledger, "path", None) is not None:
+        return shlex.quote(_describe(ledger))
+    return "LEDGER"
+
+
 def _baselines(
-    store_path: Path, ledger: Ledger
+    store_path: Path, ledger: Ledger, ledger_arg: str = "LEDGER"
 ) -> tuple[list[BaselineStatus], dict[str, tuple[JournalEntry, ...]]]:
+    import shlex
+
     from analysis.errors import InvalidBaselineError
     from analysis.evals.store import BaselineStore
 
@@ -566,7 +581,8 @@ def _baselines(
                 rv = reverted[-1]
                 done = f"{rv.transition_index}:{rv.reverted}" in applied
                 fix = (
-                    f"run `promptstate baseline sync {name} --ledger LEDGER`"
+                    f"run `promptstate baseline sync {shlex.quote(name)} --ledger {ledger_arg} "
+                    f"--store {shlex.quote(str(store_path))}`"
                     if not done
                     else f"run `promptstate baseline revert {name} --reverted {rv.reverted} "
                     f"--restored {rv.restored}`"
@@ -657,6 +673,13 @@ def _num(value: float) -> str:
     return fmt(value).replace("-", "−")
 
 
+def _rel(value: float | None) -> str:
+    """`` (−10.9%)``: a relative effect to one decimal of a percent, or nothing when undefined."""
+    if value is None or not math.isfinite(value):
+        return ""
+    return f" ({value * 100:.1f}%)".replace("-", "−")
+
+
 def _headline(
     result: AnalysisResult,
     counts: Sequence[ContaminationRow],
@@ -673,14 +696,14 @@ def _headline(
     try:
         clean = result.effect(name, analysis="clean", phase="combined", arm=arm)
         parts.append(
-            f"clean effect of {revision} on {name}: {_num(clean.effect)} "
+            f"clean effect of {revision} on {name}: {_num(clean.effect)}{_rel(clean.rel_effect)} "
             f"[{_num(clean.effect_ci_lower)}, {_num(clean.effect_ci_upper)}]"
         )
     except KeyError:
         parts.append(f"no clean effect of {revision} on {name} could be estimated")
     try:
         naive = result.effect(name, analysis="naive", phase="pooled", arm=arm)
-        parts.append(f"naive dashboard said {_num(naive.effect)}")
+        parts.append(f"naive dashboard said {_num(naive.effect)}{_rel(naive.rel_effect)}")
     except KeyError:
         pass
     share = contaminated_share(counts, arm)

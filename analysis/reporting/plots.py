@@ -197,17 +197,9 @@ def plot_metric_by_time(
 
 
 def _metric_unit(metric: Metric) -> str:
-    from analysis.metrics.definitions import Mean, Proportion, Quantile, Ratio
+    from analysis.reporting._data import measured_by_time
 
-    if isinstance(metric, Ratio):
-        return "per event" if metric.den is None else f"per {metric.den}"
-    if isinstance(metric, Proportion):
-        return "share of events"
-    if isinstance(metric, Quantile):
-        return f"p{round(metric.q * 100, 1):g} of events"
-    if isinstance(metric, Mean):
-        return "mean per event"
-    return ""  # pragma: no cover
+    return measured_by_time(metric)
 
 
 def _gaps(rows: Sequence[TimeRow], min_events: int) -> list[TimeRow]:
@@ -424,6 +416,20 @@ def plot_recovery(result: AnalysisResult, metrics: Sequence[str] | None = None) 
     return draw_recovery(list(result.recovery.rows), metrics)
 
 
+def _recovery_ylim(rows: Sequence[Any], margin: float) -> tuple[float, float]:
+    """Y-limits that hold every plotted point, its whole interval and the ±margin band (5% pad)."""
+    values = [
+        v
+        for r in rows
+        if math.isfinite(r.effect)
+        for v in (r.effect, r.effect_ci_lower, r.effect_ci_upper, -margin, margin)
+        if math.isfinite(v)
+    ]
+    lo, hi = (min(values), max(values)) if values else (-margin, margin)
+    pad = 0.05 * (hi - lo) if hi > lo else max(abs(hi), 1.0) * 0.05
+    return lo - pad, hi + pad
+
+
 def draw_recovery(rows: Sequence[Any], metrics: Sequence[str] | None = None) -> Figure:
     """Draw :func:`plot_recovery` from :class:`~analysis.metrics.recovery.RecoveryRow` rows."""
     binned = [r for r in rows if r.bin is not None]
@@ -483,10 +489,7 @@ def draw_recovery(rows: Sequence[Any], metrics: Sequence[str] | None = None) -> 
                     label=g.replace("_", " "),
                 )
             ax.set_xlim(0, width + step)
-            spread = [abs(r.effect) for r in mine if math.isfinite(r.effect)]
-            lim = max([3 * margin, *(1.6 * v for v in spread)]) if spread else 3 * margin
-            if lim > 0 and math.isfinite(lim):
-                ax.set_ylim(-lim, lim)  # wide intervals of thin bins are clipped
+            ax.set_ylim(*_recovery_ylim(mine, margin))
             ax.set_xlabel("hours since rollback")
             ax.set_ylabel(f"{name}: group − never exposed")
             ax.set_title(name)

@@ -26,6 +26,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_PROBLEM",
     "EXIT_STALE_BASELINE",
+    "SCHEMA_VERSION",
     "BaselineError",
     "EventsError",
     "InvalidBaselineError",
@@ -44,6 +45,9 @@ EXIT_PROBLEM = 1
 EXIT_BAD_INPUT = 2
 EXIT_STALE_BASELINE = 3
 EXIT_INTERNAL = 4
+
+#: Version of every JSON output's shape (``"schema_version"``, first key); ``docs/schemas/``.
+SCHEMA_VERSION = 1
 
 #: Exit codes from the one that wins to the one that yields.
 _PRECEDENCE = (EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_STALE_BASELINE, EXIT_PROBLEM, EXIT_OK)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,3 +56,32 @@ def ledger(ledger_path: Path) -> Any:
     from analysis import load_ledger
 
     return load_ledger(ledger_path)
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """One shared PySpark session in ``local[2]`` for the whole test run (Java 17 needed).
+
+    The session is started on first use and stopped at the end of the run; tests that need
+    Spark take this fixture. When PySpark or Java is missing the test fails (CI installs both),
+    unless ``PROMPTSTATE_SKIP_SPARK=1`` asks to skip.
+    """
+    if os.environ.get("PROMPTSTATE_SKIP_SPARK") == "1":
+        pytest.skip("PROMPTSTATE_SKIP_SPARK=1")
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("promptstate-tests")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.default.parallelism", "4")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.driver.memory", "2g")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()

@@ -11,12 +11,14 @@ Scenarios (one metric each, the margin ``m`` in the metric's units):
   probabilities are scaled down.
 * ``normal`` — reference ``N(3.5, 0.6)``, paired difference ``N(delta, 0.8)``, ``m = 0.1``.
 
+``alpha`` = 0.05 is the two-sided level (the gate's convention): each one-sided decision is a
+test at ``alpha / 2`` = 0.025, the lower bound of the two-sided 95% interval against ``−m``.
 For each, at ``n`` = 500 and 3,000 examples: the false-pass rate at ``delta = −m`` (must be at most
-``alpha`` = 0.05 up to Monte Carlo error), the false-regression rate there, the power to flag a
+``alpha / 2`` = 0.025 up to Monte Carlo error), the false-regression rate there, the power to flag a
 regression at ``delta = −2m`` and the pass rate of an unchanged candidate (``delta = 0``). Also:
 the exact size of Tango's test by enumeration of the multinomial; the Wald test of the old gate
 on the issue's example; the skewness rule on skewed continuous differences; the sample-size
-table; a two-metric suite of 2,200 examples like the sample's.
+table; a two-metric suite of 2,500 examples like the sample's.
 
 Usage::
 
@@ -197,7 +199,7 @@ def acceptance(reps: int, seed: int, sizes: Sequence[int] = (500, 3000)) -> list
 
 # ---------------------------------------------------------------- a suite like the sample's
 
-RECOMMENDED_N = 2200
+RECOMMENDED_N = 2500
 SUITE_SPECS = (
     MetricSpec("correct", "binary", "higher", 0.02),
     MetricSpec("rubric", "continuous", "higher", 0.1),
@@ -225,7 +227,7 @@ def suite_rubric(rng: np.random.Generator, n: int, delta: float, samples: int = 
 def suite_run(
     reps: int, delta_correct: float, delta_rubric: float, seed: int
 ) -> tuple[npt.NDArray[np.object_], npt.NDArray[np.object_]]:
-    """Per-metric and overall verdicts of a two-metric suite of 2,200 examples."""
+    """Per-metric and overall verdicts of a two-metric suite of 2,500 examples."""
     rng = np.random.default_rng(seed)
     per_metric = np.empty((reps, 2), dtype=object)
     overall = np.empty(reps, dtype=object)
@@ -245,7 +247,7 @@ def suite_run(
 
 
 def suite_table(reps: int) -> list[str]:
-    """The figures of the 2,200-example table (seeds as in tests/test_gate_simulation.py)."""
+    """The figures of the 2,500-example table (seeds as in tests/test_gate_simulation.py)."""
 
     def share(values: npt.NDArray[np.object_], what: str) -> float:
         return float(np.mean(values == what))
@@ -271,15 +273,16 @@ def suite_table(reps: int) -> list[str]:
 
 
 def exact_size(
-    n: int, margin: float, p_wins: Sequence[float], alpha: float = ALPHA
+    n: int, margin: float, p_wins: Sequence[float], alpha: float = ALPHA, *, side: str = "pass"
 ) -> list[tuple[float, float]]:
     """Exact ``P(pass)`` of Tango's test at ``p_loss − p_win = margin``, for each ``p_win``.
 
-    Sums the multinomial probability of every ``(wins, losses)`` whose Tango statistic passes.
+    Sums the multinomial probability of every ``(wins, losses)`` whose Tango statistic passes
+    (``side="regression"``: is flagged as a regression, the other one-sided error there).
     """
     from scipy.special import gammaln, ndtri
 
-    z = float(ndtri(1 - alpha))
+    z = float(ndtri(1 - alpha / 2))
     w, l_ = np.meshgrid(np.arange(n + 1.0), np.arange(n + 1.0), indexing="ij")
     keep = w + l_ <= n
     w, l_ = w[keep], l_[keep]
@@ -289,7 +292,7 @@ def exact_size(
     c = -l_ * d0 * (1 - d0)
     q = (np.sqrt(b * b - 4 * a * c) - b) / (2 * a)
     stat = (w - l_ - n * d0) / np.sqrt(n * (2 * q + d0 - d0 * d0))
-    passes = stat > z
+    passes = stat > z if side == "pass" else stat < -z
     logc = gammaln(n + 1) - gammaln(w + 1) - gammaln(l_ + 1) - gammaln(n - w - l_ + 1)
     out = []
     for pw in p_wins:
@@ -315,7 +318,7 @@ def wald_false_pass(n: int, margin: float, discordant_losses: float, reps: int, 
         d = np.where(u < discordant_losses, -1.0, 0.0)
         d = np.where((u >= discordant_losses) & (u < 2 * discordant_losses - margin), 1.0, d)
         t = paired.paired_t(d)
-        hits += paired.margin_pvalues(t.mean, t.se, t.df, margin).p_noninferior < ALPHA
+        hits += paired.margin_pvalues(t.mean, t.se, t.df, margin).p_noninferior < ALPHA / 2
     return hits / reps
 
 
@@ -363,11 +366,11 @@ def skew_rates(
         cand = ref + d
         width = float(max(ref.max(), cand.max()) - min(ref.min(), cand.min()))
         t = paired.paired_t(d)
-        t_pass += paired.margin_pvalues(t.mean, t.se, t.df, m).p_noninferior < ALPHA
+        t_pass += paired.margin_pvalues(t.mean, t.se, t.df, m).p_noninferior < ALPHA / 2
         s = ni.score_test(d, m, lower=-width, upper=width)
-        s_pass += s.p_noninferior < ALPHA
-        g = margin_test(ref, cand, binary=False, sign=1, margin=m)
-        g_pass += g.p_noninferior < ALPHA and g.blocked not in ("pass", "both")
+        s_pass += s.p_noninferior < ALPHA / 2
+        g = margin_test(ref, cand, binary=False, sign=1, margin=m, alpha=ALPHA)
+        g_pass += g.p_noninferior < ALPHA / 2 and g.blocked not in ("pass", "both")
     return t_pass / reps, s_pass / reps, g_pass / reps
 
 
@@ -375,7 +378,11 @@ def skew_rates(
 
 
 def sample_sizes(alpha: float = ALPHA, power: float = 0.8) -> list[list[str]]:
-    """Examples for both goals (regression of 2m flagged, unchanged candidate passes)."""
+    """Examples for both goals (regression of 2m flagged, unchanged candidate passes).
+
+    ``alpha`` is two-sided: the regression test runs at ``alpha / (2k)`` (Holm worst case), the
+    non-inferiority test at ``alpha / 2``.
+    """
     rows = []
     for k in (1, 2, 5):
         cells = [str(k)]
@@ -383,15 +390,15 @@ def sample_sizes(alpha: float = ALPHA, power: float = 0.8) -> list[list[str]]:
             parts = []
             for disc in discordances:
                 s0, s1 = tango_sds(disc, -2 * m, -m)
-                n_reg = required_examples_score(s0, s1, m, alpha=alpha / k, power=power)
+                n_reg = required_examples_score(s0, s1, m, alpha=alpha / (2 * k), power=power)
                 s0, s1 = tango_sds(disc, 0.0, -m)
-                n_pass = required_examples_score(s0, s1, m, alpha=alpha, power=power)
+                n_pass = required_examples_score(s0, s1, m, alpha=alpha / 2, power=power)
                 parts.append(f"{max(n_reg, n_pass):,}")
             cells.append(" / ".join(parts))
         parts = []
         for sd in (0.5, 0.8, 1.2):
-            n_reg = required_examples_score(sd, sd, 0.1, alpha=alpha / k, power=power)
-            n_pass = required_examples_score(sd, sd, 0.1, alpha=alpha, power=power)
+            n_reg = required_examples_score(sd, sd, 0.1, alpha=alpha / (2 * k), power=power)
+            n_pass = required_examples_score(sd, sd, 0.1, alpha=alpha / 2, power=power)
             parts.append(f"{max(n_reg, n_pass):,}")
         cells.append(" / ".join(parts))
         rows.append(cells)
@@ -408,7 +415,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parts = set(args.only.split(","))
     start = time.perf_counter()
     if "acceptance" in parts:
-        print(f"## Acceptance ({args.reps:,} replications each, alpha = {ALPHA})\n")
+        print(
+            f"## Acceptance ({args.reps:,} replications each, alpha = {ALPHA} two-sided, "
+            f"decisions at {ALPHA / 2})\n"
+        )
         print(
             "| scenario | n | false pass at −m (MC SE) | false regression at −m "
             "| regression caught at −2m | pass at 0 |"
@@ -422,14 +432,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print()
     if "exact" in parts:
         print("## Exact size of Tango's test (sup over p_win on a grid of 41 values)\n")
-        print("| n | margin | sup P(pass) at −m | at p_win |")
-        print("|---|---|---|---|")
+        print("| n | margin | sup P(pass) at −m | at p_win | sup P(regression) at −m |")
+        print("|---|---|---|---|---|")
         grid = [0.0, *np.geomspace(1e-4, 0.2, 40)]
         for n in (200, 500, 3000):
             for m in (0.005, 0.01, 0.02):
                 size = exact_size(n, m, grid)
                 pw, worst = max(size, key=lambda x: x[1])
-                print(f"| {n:,} | {m} | {worst:.4f} | {pw:.4g} |")
+                reg = max(p for _, p in exact_size(n, m, grid, side="regression"))
+                print(f"| {n:,} | {m} | {worst:.4f} | {pw:.4g} | {reg:.4f} |")
         print()
     if "wald" in parts:
         print("## The old gate (Wald / paired t on the observed sd), the issue's example\n")
@@ -462,7 +473,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("| " + " | ".join(row) + " |")
         print()
     if "suite" in parts:
-        print(f"## A suite like the sample's: 2,200 examples ({args.reps:,} replications)\n")
+        print(
+            f"## A suite like the sample's: {RECOMMENDED_N:,} examples ({args.reps:,} replications)\n"
+        )
         print("| truth | false regression (overall) | pass | regression caught |")
         print("|---|---|---|---|")
         print("\n".join(suite_table(args.reps)))

@@ -16,9 +16,30 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "data_samples"
 
 
+#: Size of the slow simulations when neither ``PROMPTSTATE_SIM_SCALE`` nor ``--full-size`` says.
+DEFAULT_SIM_SCALE = "0.25"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--full-size",
+        action="store_true",
+        help="run the slow statistical simulations at full size (PROMPTSTATE_SIM_SCALE=1); "
+        "the default is the CI size, 0.25",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Every simulation reads PROMPTSTATE_SIM_SCALE when it runs; set it once, here.
+    if config.getoption("--full-size"):
+        os.environ["PROMPTSTATE_SIM_SCALE"] = "1.0"
+    else:
+        os.environ.setdefault("PROMPTSTATE_SIM_SCALE", DEFAULT_SIM_SCALE)
+
+
 def sim_scale() -> float:
-    """Size factor of the slow simulations (env ``PROMPTSTATE_SIM_SCALE``, default 1.0)."""
-    return float(os.environ.get("PROMPTSTATE_SIM_SCALE", "1.0"))
+    """Size factor of the slow simulations (``PROMPTSTATE_SIM_SCALE``; 0.25 unless set)."""
+    return float(os.environ.get("PROMPTSTATE_SIM_SCALE", DEFAULT_SIM_SCALE))
 
 
 @pytest.fixture(scope="session")

@@ -433,3 +433,35 @@ def test_metric_names_instead_of_metrics_give_a_clear_type_error(events_path, le
     for metrics in (["helpfulness"], "helpfulness"):
         with pytest.raises(TypeError, match=r"Ratio\('helpfulness'\).*Mean.*Proportion.*Quantile"):
             analyze(events_path, ledger_path, metrics=metrics)  # type: ignore[arg-type]
+
+
+def test_user_export_without_metrics_gets_inferred_metrics_never_the_samples(
+    tmp_path: Path, events_path: Path, ledger_path: Path
+) -> None:
+    """Issue 11: ``analyze(metrics=None)`` on a user's export infers metrics from its schema
+    (every numeric/boolean column that is not an id) and says so; the sample's metric list
+    (helpfulness, thumbs-up users, cost per user, p95 latency) is never what it gets."""
+    from analysis.metrics import default_metrics, infer_metrics
+
+    export = pl.read_parquet(events_path).select(
+        "event_id", "ts", "user_id", "experiment_id", "arm", "conversation_id", "helpfulness"
+    )
+    export = export.rename({"helpfulness": "rating"})
+    res = analyze(export, ledger_path, "exp-17", explain=False, recovery=False)
+    metrics = {r.metric for r in res.effects.rows}
+    assert metrics == {"rating"}
+    want = infer_metrics(split(export, ledger_path, "exp-17"))
+    assert res.notes[0] == want.note
+    assert "Ratio('rating')" in res.notes[0]
+    assert not metrics & {m.label for m in default_metrics()}
+    # the same numbers as naming the inferred metric
+    named = analyze(
+        export, ledger_path, "exp-17", metrics=want.metrics, explain=False, recovery=False
+    )
+    for got, want_row in zip(res.effects.to_records(), named.effects.to_records(), strict=True):
+        for k, v in want_row.items():
+            if isinstance(v, float):
+                assert got[k] == pytest.approx(v, rel=1e-9), k
+            else:
+                assert got[k] == v, k
+    assert not any(r.direction in ("higher", "lower") for r in res.effects.rows)

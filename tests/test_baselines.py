@@ -422,9 +422,10 @@ def test_cli_walkthrough(
     # bad input (nothing to pin, a name that escapes the store): exit 2, nothing changed
     before = tree_digest(sample_store.root)
     assert main(["baseline", "revert", "qa2", "--reverted", "r41", "--restored", "r40", *st]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("promptstate: error:")
-    assert "--policy reanchor" in err
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1  # an error is one line (the store is named only on completion)
+    assert err[0].startswith("promptstate: error:")
+    assert "--policy reanchor" in err[0]
     assert main(["baseline", "init", "../evil", "--config", str(new), *st]) == 2
     assert main(["baseline", "show", "qa2", "--version", "v0009", *st]) == 2
     assert main(["baseline", "pin", "qa2", "--version", "v0009", *st]) == 2

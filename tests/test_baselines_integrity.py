@@ -117,11 +117,12 @@ def test_tampering_is_detected_by_every_command(sample: BaselineStore, name: str
     with pytest.raises(InvalidBaselineError):
         s.reference() if name == "journal reference revision" else s.version("v0002")
     with pytest.raises(InvalidBaselineError):
-        gate("support-qa", R43, store=sample)
+        gate("support-qa", R43, store=sample, stale_check=False)
     before = tree_digest(sample.root)
     # CLI: gate, verify and sync exit 3; list, show and pin exit 2 (only the baseline-checking
     # commands exit 3); nothing is written
-    assert main(["gate", "support-qa", "--candidate", str(R43), *st]) == 3
+    assert main(["gate", "support-qa", "--candidate", str(R43), *st, "--no-stale-check"]) == 3
+    assert main(["gate", "support-qa", "--candidate", str(R43), *st, "--ledger", str(LEDGER)]) == 3
     assert main(["baseline", "verify", *st, "--format", "json"]) == 3
     assert main(["baseline", "sync", "--ledger", str(LEDGER), *st]) == 3
     assert main(["baseline", "list", *st]) == 2
@@ -225,14 +226,14 @@ def test_old_versions_keep_their_hash_scheme_and_new_ones_use_scheme_2(
     assert old.eval_set_hash_scheme == 1  # absent from the shipped meta.json
     assert old.eval_set_sha256 == eval_set_hash(ids, scheme=1)
     # the gate compares the candidate with the reference's own scheme: same eval set
-    res = gate("support-qa", R43, store=sample)
+    res = gate("support-qa", R43, store=sample, stale_check=False)
     assert {c.name: c.status for c in res.checks}["eval_set"] == "ok"
     # a new version is written with scheme 2
     meta, _ = s.anchor("r43", R43, at=datetime(2026, 12, 1, tzinfo=UTC))
     stored = json.loads(_meta(sample, meta.id).read_text())
     assert stored["eval_set_hash_scheme"] == 2
     assert stored["eval_set_sha256"] == eval_set_hash(ids) != old.eval_set_sha256
-    res = gate("support-qa", R43, store=sample)
+    res = gate("support-qa", R43, store=sample, stale_check=False)
     assert {c.name: c.status for c in res.checks}["eval_set"] == "ok"
     # committed meta.json files are never rewritten (the shipped store included)
     for v, data in shipped.items():

@@ -329,3 +329,22 @@ def test_minute_cells_match_a_loop_over_the_turns(story: Any) -> None:
             assert set(cells[i][rev]) == set(minutes)
             for minute, acc in minutes.items():
                 assert cells[i][rev][minute] == pytest.approx(tuple(acc), rel=1e-12), (i, minute)
+
+
+def test_predict_never_looks_past_at(story: Any) -> None:
+    """An impact built without ``at`` predicts at ``at`` from the events before it only.
+
+    Truth (the generator): r1 served nothing between T1 and T2, so at T2 its cache is cold and
+    the only cold start of r1 before T2 is its deploy at T0; the revert's cold start at T2 and
+    r1's turns after T2 must not be used.
+    """
+    events, _ = story
+    whole = cache_impact(events, ledger(reverted=True), prompt="p")
+    assert whole.at is None
+    assert max(whole.last_turn["r1"], whole.last_turn["r2"]) > T2  # the impact holds later turns
+    pred = whole.predict("r1", rate_per_minute=60.0, at=T2)
+    assert pred.cold is True
+    assert T0.isoformat() in pred.basis
+    assert T2.isoformat() not in pred.basis
+    cut = cache_impact(events, ledger(reverted=True), prompt="p", at=T2)
+    assert pred == cut.predict("r1", rate_per_minute=60.0, at=T2)

@@ -27,12 +27,21 @@ LEDGER = ROOT / "data_samples" / "ledger.yaml"
 R41, R42, R43 = (EVALS / f"{r}.csv" for r in ("r41", "r42", "r43"))
 
 
+def _copy_store(dst: Path) -> BaselineStore:
+    """Copy the committed sample store and point its recorded ledger at the sample's ledger (the
+    recorded path is relative to the store, so a copy elsewhere must be re-pointed)."""
+    shutil.copytree(ROOT / "baselines", dst)
+    cfg = dst / "support-qa" / "suite.yaml"
+    text = cfg.read_text()
+    assert "ledger: ../data_samples/ledger.yaml" in text
+    cfg.write_text(text.replace("../data_samples/ledger.yaml", str(LEDGER)))
+    return BaselineStore(dst)
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> BaselineStore:
-    """A copy of the committed sample store (state before sync)."""
-    dst = tmp_path / "baselines"
-    shutil.copytree(ROOT / "baselines", dst)
-    return BaselineStore(dst)
+    """A copy of the committed sample store (state before sync), its ledger recorded."""
+    return _copy_store(tmp_path / "baselines")
 
 
 @pytest.fixture
@@ -45,11 +54,22 @@ def synced(store: BaselineStore) -> BaselineStore:
 
 
 def test_story_naive_comparison_calls_r43_a_regression(store: BaselineStore) -> None:
-    """Without the ledger the gate grades against the stale r42 baseline (and says so)."""
-    res = gate("support-qa", R43, revision="r43", store=store)
+    """With the check turned off the gate grades against the stale r42 baseline (and says so)."""
+    res = gate("support-qa", R43, revision="r43", store=store, stale_check=False)
     assert res.reference == Reference("v0002", "r42", False)
     assert res.verdict == "regression"
-    assert {c.name: c.status for c in res.checks}["ledger"] == "skipped"
+    check = {c.name: c for c in res.checks}["ledger"]
+    assert check.status == "skipped"
+    assert "turned off" in check.detail
+    assert json.loads(res.to_json())["stale_check"] is False
+
+
+def test_story_recorded_ledger_is_checked_by_default(store: BaselineStore) -> None:
+    """No ledger argument: the suite's recorded ledger catches the reverted r42 baseline."""
+    with pytest.raises(StaleBaselineError, match="rolled back to r41") as info:
+        gate("support-qa", R43, revision="r43", store=store)
+    assert info.value.exit_code == 3
+    assert f"--ledger {LEDGER}" in str(info.value)
 
 
 def test_story_gate_refuses_the_reverted_baseline(store: BaselineStore) -> None:
@@ -82,16 +102,24 @@ def test_story_through_the_cli(store: BaselineStore, capsys: pytest.CaptureFixtu
         "--store",
         str(store.root),
     ]
-    assert main(args) == 1
-    assert "REGRESSION" in capsys.readouterr().out
+    assert main([*args, "--no-stale-check"]) == 1
+    captured = capsys.readouterr()
+    assert "REGRESSION" in captured.out
+    assert "stale-baseline check turned off" in captured.out
+    assert f"store {store.root} (from --store)" in captured.err
+    assert main(args) == 3  # the recorded ledger
     assert main([*args, "--ledger", str(LEDGER)]) == 3
     err = capsys.readouterr().err
-    assert err.count("\n") == 1
+    assert err.count("\n") == 2  # one error line per refusal
     assert "baseline sync" in err
+    assert main([*args, "--ledger", str(LEDGER), "--no-stale-check"]) == 2
+    assert "contradict" in capsys.readouterr().err
     assert main(["baseline", "sync", "--ledger", str(LEDGER), "--store", str(store.root)]) == 0
     capsys.readouterr()
     assert main([*args, "--ledger", str(LEDGER), "--format", "json"]) == 0
     out = json.loads(capsys.readouterr().out)
+    assert next(iter(out)) == "schema_version"
+    assert out["schema_version"] == 1
     assert out["verdict"] == "pass"
     assert out["reference"]["version"] == "v0001"
     assert main([*args, "--ledger", str(LEDGER), "--format", "junit"]) == 0
@@ -287,12 +315,12 @@ def test_compare_metrics_against_independent_references() -> None:
         raw = cand[spec.name] - ref[spec.name]
         oriented = raw * spec.sign
         assert m.diff == pytest.approx(raw.mean())
-        ci = stats.ttest_rel(cand[spec.name], ref[spec.name]).confidence_interval(1 - 2 * alpha)
+        ci = stats.ttest_rel(cand[spec.name], ref[spec.name]).confidence_interval(1 - alpha)
         half = (ci.high - ci.low) / 2
         assert m.ci_lower == pytest.approx(ci.low, abs=0.02 * half)
         assert m.ci_upper == pytest.approx(ci.high, abs=0.02 * half)
         reg = stats.ttest_1samp(oriented, -spec.margin, alternative="less").pvalue
-        assert (m.p_regression < alpha) == (reg < alpha)
+        assert (m.p_regression < alpha / 2) == (reg < alpha / 2)
         assert m.p_regression >= reg * 0.95
         assert m.pvalue == pytest.approx(
             stats.ttest_rel(cand[spec.name], ref[spec.name]).pvalue, rel=1e-9
@@ -314,6 +342,40 @@ def test_compare_metrics_against_independent_references() -> None:
         multipletests([m.pvalue for m in out], method="holm")[1],
         rtol=1e-9,
     )
+
+
+@pytest.mark.parametrize("alpha", [0.05, 0.10])
+def test_alpha_is_two_sided_and_each_decision_is_one_sided_at_half_alpha(alpha: float) -> None:
+    """ICH E9: the CI is the two-sided 1 − α interval; its lower bound is where Tango's
+    one-sided test sits exactly at α/2 (restricted MLE found numerically, root by brentq);
+    pass ⇔ that bound lies above −margin ⇔ p_noninferior < α/2."""
+    from scipy import optimize
+
+    rng = np.random.default_rng(11)
+    n = 600
+    ref = (rng.random(n) < 0.8).astype(float)
+    cand = np.where(rng.random(n) < 0.06, 1 - ref, ref)
+    wins = int(((cand == 1) & (ref == 0)).sum())
+    losses = int(((cand == 0) & (ref == 1)).sum())
+    for margin in (0.005, 0.02, 0.04):
+        spec = [MetricSpec("c", "binary", "higher", margin)]
+        (m,) = compare_metrics({"c": ref}, {"c": cand}, spec, alpha=alpha)
+        diff = (wins - losses) / n
+        lower = optimize.brentq(
+            lambda d0: stats.norm.sf(_tango_reference(wins, losses, n, -d0)) - alpha / 2,
+            -0.3,
+            diff,
+            xtol=1e-12,
+        )
+        assert m.ci_lower == pytest.approx(lower, abs=1e-6)
+        assert (m.verdict == "pass") == (lower > -margin) == (m.p_noninferior < alpha / 2)
+    # z_{1-alpha/2} in the minimum detectable difference
+    (m,) = compare_metrics({"c": ref}, {"c": cand}, [MetricSpec("c", "binary", "higher", 0.02)],
+                           alpha=alpha)  # fmt: skip
+    d = cand - ref
+    plan = min(m.null_sd, d.std(ddof=1))  # the planning sd (the lattice floor is below both)
+    z = stats.norm.ppf(1 - alpha / 2) * plan + stats.norm.ppf(0.8) * d.std(ddof=1)
+    assert m.mde == pytest.approx(z / np.sqrt(n), rel=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -365,7 +427,7 @@ def test_holm_can_turn_a_marginal_regression_inconclusive() -> None:
     cand = {s.name: ref[s.name] + noise[s.name] for s in specs}
     cand["m0"] = ref["m0"] + d0 + target
     out = compare_metrics(ref, cand, specs)
-    assert out[0].p_regression < 0.05 <= out[0].p_regression_adjusted
+    assert out[0].p_regression < 0.025 <= out[0].p_regression_adjusted  # alpha / 2
     assert out[0].verdict == "inconclusive"
 
 
@@ -528,6 +590,7 @@ def test_cli_numeric_options_exit_2(
     store: BaselineStore, args: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     base = ["gate", "support-qa", "--candidate", str(R43), "--store", str(store.root)]
+    base.append("--no-stale-check")
     assert main([*base, *args]) == 2
     assert args[0] in capsys.readouterr().err
     assert main([*base, "--min-coverage", "1", "--allow-inconclusive"]) == 1  # r43 vs r42
@@ -536,9 +599,13 @@ def test_cli_numeric_options_exit_2(
 def test_help_states_the_alpha_convention(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["gate", "--help"]) == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "one-sided level of each decision" in out
-    assert "two-sided 1-2*alpha" in out
+    assert "--alpha is the two-sided level" in out
+    assert "two-sided 1-alpha one" in out
+    assert "one-sided decision is a test at alpha/2" in out
     assert "lower bound lies above -margin" in out
+    assert "ICH E9" in out
+    assert "--output" not in out  # the hidden alias of --out
+    assert "--no-stale-check" in out
 
 
 # ---------------------------------------------------------------- anchor on pass, outputs
@@ -590,7 +657,11 @@ def test_anchor_on_pass(synced: BaselineStore, tmp_path: Path) -> None:
     # failing gate does not anchor
     worse = tmp_path / "worse.csv"
     pl.read_csv(R43).with_columns(pl.col("rubric") - 0.5).write_csv(worse)
-    res = gate("support-qa", worse, revision="r45", store=synced, anchor_on_pass=True)
+    with pytest.raises(StaleBaselineError, match="anchored to r43"):  # r43 is not live
+        gate("support-qa", worse, revision="r45", store=synced, anchor_on_pass=True)
+    res = gate(
+        "support-qa", worse, revision="r45", store=synced, anchor_on_pass=True, stale_check=False
+    )
     assert res.verdict == "regression"
     assert res.anchored is None
     assert res.notes == ("not anchored: verdict is regression",)
@@ -605,7 +676,12 @@ def test_outputs(synced: BaselineStore) -> None:
     assert md.startswith("### ✅ gate support-qa: r43 vs v0001 (r41)")
     assert "| correct |" in md
     data = json.loads(res.to_json())
-    assert data["confidence"] == pytest.approx(0.9)
+    assert next(iter(data)) == "schema_version"
+    assert data["alpha"] == 0.05
+    assert data["confidence"] == pytest.approx(0.95)
+    assert data["stale_check"] is True
+    assert "two-sided 95% score interval" in text
+    assert "one-sided at alpha/2=0.025" in text
     assert [m["metric"] for m in data["metrics"]] == ["correct", "rubric"]
     xml = ET.fromstring(res.to_junit())
     assert [c.get("name") for c in xml.iter("testcase")] == ["correct", "rubric"]
@@ -617,7 +693,7 @@ def test_outputs(synced: BaselineStore) -> None:
 
 
 def test_junit_failures_and_exit_codes(store: BaselineStore, tmp_path: Path) -> None:
-    res = gate("support-qa", R43, store=store)
+    res = gate("support-qa", R43, store=store, stale_check=False)
     xml = ET.fromstring(res.to_junit())
     failures = list(xml.iter("failure"))
     assert xml.get("failures") == str(len(failures)) == "2"
@@ -637,8 +713,9 @@ def test_junit_failures_and_exit_codes(store: BaselineStore, tmp_path: Path) -> 
         "0.01",
         "--format",
         "markdown",
-        "--output",
+        "--out",
         str(out),
+        "--no-stale-check",
     ]
     store.suite("support-qa").pin("v0001")
     assert main(args) == 1  # inconclusive
@@ -696,12 +773,14 @@ def test_verdicts_agree_with_the_interval(
 def test_gate_output_onto_its_candidate_is_bad_input(
     store: BaselineStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """``--output`` equal to the candidate file would overwrite the input: exit 2, unchanged."""
+    """``--out`` (or its hidden alias ``--output``) equal to the candidate file would overwrite
+    the input: exit 2, unchanged."""
     candidate = tmp_path / "candidate.csv"
     shutil.copy(R43, candidate)
     before = candidate.read_bytes()
-    argv = ["gate", "support-qa", "--candidate", str(candidate), "--revision", "r43",
-            "--store", str(store.root), "--output", str(candidate)]  # fmt: skip
-    assert main(argv) == 2
-    assert "--output" in capsys.readouterr().err
-    assert candidate.read_bytes() == before
+    for option in ("--out", "--output"):
+        argv = ["gate", "support-qa", "--candidate", str(candidate), "--revision", "r43",
+                "--store", str(store.root), option, str(candidate)]  # fmt: skip
+        assert main(argv) == 2
+        assert "--out " in capsys.readouterr().err
+        assert candidate.read_bytes() == before

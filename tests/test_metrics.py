@@ -124,3 +124,20 @@ def test_metrics_file_can_turn_adjustment_off(tmp_path: Path) -> None:
     (m,) = load_metrics(path)
     assert m.cuped is False
     assert not m.pre_period
+
+
+def test_a_constant_column_is_no_crash() -> None:
+    """An inferred metric may be constant (every turn 800 tokens): the delta-method variance of
+    its arm is then 0 up to rounding (−2e-12 was seen), which must not reach ``sqrt``."""
+    import numpy as np
+
+    from analysis.stats.effect import ArmEstimate, effect_from_arms
+
+    values = np.full(17, 800.0)
+    rounding = float(np.var(values, ddof=1) - 2.064628554301703e-12)  # the exact variance is 0
+    res = effect_from_arms(
+        ArmEstimate(17, 800.0, 800.0, rounding), ArmEstimate(2, 800.0, 800.0, 0.0)
+    )
+    assert res.effect == 0.0
+    assert res.se == 0.0
+    assert res.effect_ci_lower == res.effect_ci_upper == 0.0

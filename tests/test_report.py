@@ -11,6 +11,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import narwhals as nw
 import polars as pl
 import pytest
 
@@ -60,6 +61,17 @@ def data(rep: Report, out_dir: Path) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def sample_split() -> Any:
     return split(SAMPLES / "events.parquet", SAMPLES / "ledger.yaml")
+
+
+@pytest.fixture(scope="module")
+def windowed_split(sample_split: Any) -> Any:
+    """The split as the report's own sections read it: without the last 2 h (late data) before
+    the newest event, cut here with polars independently of the report's window code."""
+    from analysis.events.labelling import with_frames
+
+    newest = pl.read_parquet(SAMPLES / "events.parquet")["ts"].max()
+    cutoff = newest + dt.timedelta(microseconds=1) - dt.timedelta(hours=2)
+    return with_frames(sample_split, lambda f: f.filter(nw.col("ts") < cutoff))
 
 
 @pytest.fixture(scope="module")
@@ -194,8 +206,8 @@ def test_effects_section_matches_analyze(data: dict[str, Any], api: Any) -> None
     _same_records(data["exclusions"], api.exclusions.to_records())
 
 
-def test_contamination_section_matches_summary(data: dict[str, Any], sample_split: Any) -> None:
-    want = contamination_summary(sample_split)
+def test_contamination_section_matches_summary(data: dict[str, Any], windowed_split: Any) -> None:
+    want = contamination_summary(windowed_split)
     got = data["contamination"]
     assert got["n_events"] == want.n_events
     keys = ("phase", "phase_kind", "arm", "label", "n_events", "share")
@@ -208,8 +220,8 @@ def test_recovery_section_matches_analyze(data: dict[str, Any], api: Any) -> Non
     assert data["recovery_summary"], "the sample was rolled back: recovery must be reported"
 
 
-def test_metric_by_time_matches_brute_force(data: dict[str, Any], sample_split: Any) -> None:
-    frame = sample_split.frame.to_native().collect()
+def test_metric_by_time_matches_brute_force(data: dict[str, Any], windowed_split: Any) -> None:
+    frame = windowed_split.frame.to_native().collect()
     frame = frame.with_columns(
         pl.when(pl.col("experiment_id") == "exp-17")
         .then(pl.col("arm"))
@@ -447,7 +459,7 @@ def test_cli_bad_options_exit_2_and_write_nothing(
 def test_every_alert_of_analyze_has_an_attention_kind() -> None:
     """Each alert opening that analyze writes maps to its own attention kind (never silently
     to another: a missing-values alert used to show as an SRM)."""
-    from analysis.reporting.batch import _alert_kind
+    from analysis.reporting._common import _alert_kind
 
     cases = {
         "sample ratio mismatch in phase 1: newly enrolled control=1, treatment=9 (p=0.001)": "srm",
@@ -561,3 +573,64 @@ def test_html_effects_table_keeps_the_reader_columns(rep: Report, out_dir: Path)
     # the full set stays in report.json
     data = json.loads((out_dir / "report.json").read_text())
     assert {"effect_ci_lower", "rel_effect", "pvalue_adjusted", "se"} <= set(data["effects"][0])
+
+
+def test_completeness_findings_lead_the_report(tmp_path: Path) -> None:
+    """Issue 14: an export with a 12-hour hole in one arm's logging: the report's attention
+    list starts with the completeness findings (window and arm named), exit code 1; the HTML
+    and Markdown show the findings table and the JSON carries them."""
+    from test_completeness import HOLE, LEDGER, generate
+
+    from analysis.metrics import Ratio
+
+    ledger = tmp_path / "ledger.yaml"
+    ledger.write_text(LEDGER)
+    holed = generate(n_units=6000, seed=4, hole=HOLE)
+    rep = report(holed, ledger, metrics=[Ratio("score")], out=tmp_path / "out")
+    assert isinstance(rep, Report)
+    kinds = [a.kind for a in rep.attention]
+    n = len(rep.analysis.completeness)
+    assert n >= 1
+    assert kinds[:n] == ["completeness"] * n
+    assert "completeness" not in kinds[n:]
+    assert "arm variant" in rep.attention[0].message
+    assert HOLE[1].isoformat() in " ".join(a.message for a in rep.attention[:n])
+    assert rep.exit_code == 1
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "id='completeness'" in page
+    assert page.index("Needs attention") < page.index("id='completeness'")
+    data = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert next(iter(data)) == "schema_version"
+    assert [r["kind"] for r in data["completeness"]] == [
+        r.kind for r in rep.analysis.completeness.rows
+    ]
+    assert "### Completeness and freshness" in (tmp_path / "out" / "report.md").read_text()
+    clean = report(generate(n_units=6000, seed=4), ledger, metrics=[Ratio("score")])
+    assert isinstance(clean, Report)
+    assert "completeness" not in [a.kind for a in clean.attention]
+
+
+def test_store_lookup_follows_locate_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The report finds its store like every store command (analysis.evals.locate_store):
+    PROMPTSTATE_STORE is used; with nothing found, no baseline section and a note that names
+    the lookup order."""
+    events, ledger = SAMPLES / "events.parquet", SAMPLES / "ledger.yaml"
+    metrics = SAMPLES / "metrics.yaml"
+    monkeypatch.chdir(tmp_path)  # no ./baselines, no pyproject.toml with [tool.promptstate]
+    monkeypatch.delenv("PROMPTSTATE_STORE", raising=False)
+    none = report(events, ledger, metrics=metrics)
+    assert isinstance(none, Report)
+    assert none.baselines == ()
+    note = next(n for n in none.notes if n.startswith("baseline section left out"))
+    for way in ("--store", "PROMPTSTATE_STORE", "pyproject.toml", "./baselines"):
+        assert way in note
+    store = tmp_path / "elsewhere"
+    shutil.copytree(ROOT / "baselines", store)
+    monkeypatch.setenv("PROMPTSTATE_STORE", str(store))
+    found = report(events, ledger, metrics=metrics)
+    assert isinstance(found, Report)
+    assert found.inputs["store"] == str(store)
+    assert found.inputs["store_source"] == "PROMPTSTATE_STORE"
+    assert [b.suite for b in found.baselines] == sorted(
+        p.name for p in store.iterdir() if p.is_dir()
+    )

@@ -146,7 +146,12 @@ def test_baseline_id_needs_the_revisions_prompt(store: Path) -> None:
     assert anchored_baselines(store, prompt, ref["revision"] + "x") == ()
 
 
-def test_state_command(store: Path, ledger_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_state_command(
+    store: Path,
+    ledger_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     ref = json.loads((store / "support-qa" / "reference.json").read_text())
     argv = ["state", ref["revision"], "--ledger", str(ledger_path), "--store", str(store)]
     assert main([*argv, "--format", "json"]) == 0
@@ -159,9 +164,22 @@ def test_state_command(store: Path, ledger_path: Path, capsys: pytest.CaptureFix
     assert "contract_version" in capsys.readouterr().out
     assert main([*argv, "--format", "markdown"]) == 0
     assert "| baseline_id |" in capsys.readouterr().out
-    # with a ledger and no store, no baseline is looked up
+    # with a ledger and no store found (none of the four ways), no baseline is looked up
+    monkeypatch.delenv("PROMPTSTATE_STORE", raising=False)
+    (store.parent / "elsewhere").mkdir()
+    monkeypatch.chdir(store.parent / "elsewhere")
     assert main(["state", "r42", "--ledger", str(ledger_path), "--format", "json"]) == 0
-    assert json.loads(capsys.readouterr().out)["baseline_id"] is None
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["baseline_id"] is None
+    assert "baseline_id is empty: no baseline store found" in captured.err
+    # ... and with ./baselines in the working directory, that store is used and named
+    monkeypatch.chdir(store.parent)
+    assert main(["state", "r42", "--ledger", str(ledger_path), "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert next(iter(out)) == "schema_version"
+    assert out["baseline_id"] == f"support-qa/{ref['version']}"
+    assert captured.err == f"promptstate: store {store} (from ./baselines)\n"
     # bad input: unknown revision, naive time, missing store
     assert main(["state", "r99", "--ledger", str(ledger_path)]) == 2
     assert "r99" in capsys.readouterr().err

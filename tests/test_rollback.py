@@ -66,7 +66,9 @@ def brute_force_cohort(
 
 def test_json_has_the_design_shape(plan: RollbackPlan) -> None:
     data = json.loads(plan.to_json())
-    assert list(data) == ["prompt", "from", "to", "legs"]
+    assert list(data) == ["schema_version", "prompt", "from", "to", "legs", "actions"]
+    assert data["schema_version"] == 1
+    assert data["actions"] == []
     assert (data["prompt"], data["from"], data["to"]) == ("support-assistant", "r42", "r41")
     assert list(data["legs"]) == ["text", "caches", "cohort", "baseline", "contracts"]
     for leg in data["legs"].values():
@@ -349,3 +351,43 @@ def test_live_revision_of_each_event_is_the_ledgers(
         i: led.live_revision("p", ts) for i, ts in enumerate(times) if led.live_revision("p", ts)
     }
     assert found == expected
+
+
+def test_cli_events_is_positional_with_events_as_an_alias(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no baseline store is found from here
+    events = str(ROOT / "data_samples" / "events.parquet")
+    base = ["rollback", "plan", "--ledger", str(PRE), "--at", "2026-11-03T08:15:00Z"]
+    base += ["--no-recovery", "--format", "json"]
+    outputs = []
+    for argv in ([*base, events], [*base, "--events", events], [*base, events, "--events", events]):
+        assert main(argv) == 1  # ticket-router needs confirmation
+        outputs.append(json.loads(capsys.readouterr().out))
+    assert outputs[0] == outputs[1] == outputs[2]
+    assert outputs[0]["legs"]["cohort"]["findings"]["units"] == 293  # as docs/rollback.md shows
+    assert main([*base, events, "--events", str(tmp_path / "other.parquet")]) == 2
+    assert "disagree" in capsys.readouterr().err
+
+
+def test_cli_metrics_choose_the_residual_effect(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from analysis.metrics import analyze
+    from analysis.metrics.definitions import load_metrics
+
+    monkeypatch.chdir(tmp_path)
+    metrics = tmp_path / "metrics.yaml"
+    metrics.write_text("metrics:\n  - {type: ratio, numerator: helpfulness}\n")
+    events = ROOT / "data_samples" / "events.parquet"
+    argv = ["rollback", "plan", str(events), "--ledger", str(PRE), "--metrics", str(metrics)]
+    argv += ["--at", "2026-11-03T08:15:00Z", "--format", "json"]
+    assert main(argv) == 1
+    residual = json.loads(capsys.readouterr().out)["legs"]["cohort"]["findings"]["residual_effect"]
+    recorded = analyze(
+        events, ROOT / "data_samples" / "ledger.yaml", metrics=load_metrics(metrics), explain=False
+    )
+    want = {(r.metric, r.group): r.effect for r in recorded.recovery.rows if r.bin is None}  # type: ignore[attr-defined]
+    got = {(r["metric"], r["group"]): r["effect"] for r in residual["rows"]}
+    assert {m for m, _ in got} == {"helpfulness"}
+    assert got == pytest.approx(want)

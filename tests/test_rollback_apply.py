@@ -263,7 +263,9 @@ def test_cli_apply(work: dict[str, Path], capsys: pytest.CaptureFixture[str]) ->
     assert main([*base, "--confirm", "ticket-router", "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["changed"] is True
-    assert list(data["plan"]) == ["prompt", "from", "to", "legs"]
+    assert list(data)[:2] == ["schema_version", "apply_id"]
+    assert data["schema_version"] == 1
+    assert list(data["plan"]) == ["schema_version", "prompt", "from", "to", "legs", "actions"]
     assert main([*base, "--confirm", "ticket-router"]) == 0
     assert "nothing changed" in capsys.readouterr().out
     assert _rollbacks(work["ledger"]) == 1

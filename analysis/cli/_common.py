@@ -1,4 +1,14 @@
-"""Helpers shared by the subcommands: output formats, progress on stderr, column maps."""
+"""Helpers shared by the subcommands: inputs, output formats, progress on stderr, column maps.
+
+:func:`add_input_options` and :func:`resolve_inputs` give ``split``, ``analyze`` and ``report``
+the same inputs: ``EVENTS`` (positional, or ``--events``), ``--ledger``, ``--experiment``,
+``--metrics``, ``--column``/``--columns``, ``--format``, ``--out`` and ``--progress``. With
+neither ``EVENTS`` nor ``--ledger`` a command runs on the embedded sample (its events, ledger,
+``metrics.yaml`` and baseline store); one without the other is bad input (exit 2). On a user's
+export the metrics are the ``--metrics`` file's, checked against the export's schema before
+anything is scanned, or else inferred from the schema (:func:`resolve_metrics`) — never the
+sample's.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +20,24 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:  # pragma: no cover
+    from analysis.metrics.definitions import Metric
 
 __all__ = [
+    "FORMATS",
+    "Inputs",
     "add_columns_option",
     "add_format_option",
+    "add_input_options",
     "add_progress_option",
+    "json_output",
     "number",
     "parse_columns",
     "progress",
+    "resolve_inputs",
+    "resolve_metrics",
     "write_output",
 ]
 
@@ -84,6 +104,286 @@ def parse_columns(args: argparse.Namespace) -> dict[str, str]:
             raise PromptstateError(f"--column {item!r}: expected CANONICAL=YOURS, e.g. user_id=uid")
         mapping[key.strip()] = value.strip()
     return mapping
+
+
+def add_input_options(
+    parser: argparse.ArgumentParser,
+    *,
+    out_help: str,
+    out_metavar: str = "FILE",
+    out_default: Path | None = None,
+    formats: tuple[str, ...] = FORMATS,
+    format_help: str | None = None,
+    metrics: bool = True,
+) -> None:
+    """Add the inputs shared by ``split``, ``analyze`` and ``report``.
+
+    ``EVENTS`` (positional; ``--events`` is an alias), ``--ledger``, ``--experiment``,
+    ``--metrics`` (when ``metrics``), ``--column``/``--columns``, ``--format`` (choices
+    ``formats``, the first the default), ``--out`` and ``--progress``. Read them back with
+    :func:`resolve_inputs`.
+    """
+    parser.add_argument(
+        "events",
+        nargs="?",
+        metavar="EVENTS",
+        help="event export: Parquet/CSV/NDJSON file, directory or glob; needs --ledger (leave "
+        "out both for the embedded sample)",
+    )
+    parser.add_argument(
+        "--events",
+        dest="events_option",
+        metavar="EVENTS",
+        help="the event export, as an option (the same as the EVENTS argument)",
+    )
+    parser.add_argument(
+        "--ledger",
+        type=Path,
+        metavar="FILE",
+        help="rollout ledger (YAML/JSON, docs/ledger.md); needed with EVENTS",
+    )
+    parser.add_argument(
+        "--experiment", metavar="ID", help="experiment id (default: the only one in the export)"
+    )
+    if metrics:
+        parser.add_argument(
+            "--metrics",
+            type=Path,
+            metavar="FILE",
+            help="metrics file (YAML/JSON, docs/metrics.md); default: the sample's metrics.yaml "
+            "on the sample, and on your export metrics inferred from its column types (a note "
+            "on stderr names them)",
+        )
+    add_columns_option(parser)
+    parser.add_argument(
+        "--format",
+        choices=formats,
+        default=formats[0],
+        help=format_help or f"output format on stdout (default: {formats[0]})",
+    )
+    parser.add_argument("--out", type=Path, metavar=out_metavar, default=out_default, help=out_help)
+    add_progress_option(parser)
+
+
+def add_window_options(parser: argparse.ArgumentParser, *, completeness_switch: bool) -> None:
+    """``--since/--until`` and the completeness checks' options (``analyze``, ``report``)."""
+    parser.add_argument(
+        "--since",
+        metavar="T",
+        help="analyse events at or after T (ISO-8601); without --experiment, every experiment "
+        "whose exposure overlaps [--since, --until) is covered",
+    )
+    parser.add_argument(
+        "--until",
+        metavar="T",
+        help="analyse events before T (ISO-8601; default: the newest event of the export)",
+    )
+    parser.add_argument(
+        "--late-hours",
+        type=number(low=0),
+        default=2.0,
+        metavar="H",
+        help="leave out the last H hours before --until as late data, and say how many events "
+        "(default: 2)",
+    )
+    parser.add_argument(
+        "--gap-hours",
+        type=number(low=0, low_open=True),
+        default=1.0,
+        metavar="H",
+        help="completeness: alert on a run of at least H hours without events inside a phase "
+        "window, overall or for one arm (default: 1)",
+    )
+    parser.add_argument(
+        "--drop-threshold",
+        type=number(low=0, high=1, low_open=True, high_open=True),
+        default=0.3,
+        metavar="S",
+        help="completeness: alert when an arm's newly enrolled units on a day fall more than "
+        "this share below what the allocation and the other arms imply (default: 0.3)",
+    )
+    parser.add_argument(
+        "--completeness-alpha",
+        type=number(low=0, high=1, low_open=True, high_open=True),
+        default=0.001,
+        metavar="A",
+        help="completeness: level of the binomial test behind a volume alert, Bonferroni "
+        "over the days and arms (default: 0.001)",
+    )
+    if completeness_switch:
+        parser.add_argument(
+            "--no-completeness",
+            action="store_true",
+            help="skip the completeness and freshness checks (late data is still left out)",
+        )
+
+
+def window_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The API keyword arguments of :func:`add_window_options`' flags."""
+    out: dict[str, Any] = {
+        "since": args.since,
+        "until": args.until,
+        "late_hours": args.late_hours,
+        "gap_hours": args.gap_hours,
+        "drop_threshold": args.drop_threshold,
+        "completeness_alpha": args.completeness_alpha,
+    }
+    if getattr(args, "no_completeness", False):
+        out["completeness"] = False
+    return out
+
+
+class Inputs(NamedTuple):
+    """The inputs of ``split``, ``analyze`` or ``report`` (:func:`resolve_inputs`).
+
+    Attributes:
+        events: The export as given (``None``: the embedded sample).
+        ledger: The ledger file (``None``: the embedded sample).
+        experiment: The experiment id, if given.
+        metrics: The ``--metrics`` file, if given.
+        columns: The column map (canonical → the export's name).
+        columns_file: The ``--columns`` file, if given.
+        sample: Whether the command runs on the embedded sample.
+    """
+
+    events: str | None
+    ledger: Path | None
+    experiment: str | None
+    metrics: Path | None
+    columns: dict[str, str]
+    columns_file: Path | None
+    sample: bool
+
+    @property
+    def events_path(self) -> str | Path:
+        """The export to read (the sample's when none was given)."""
+        from analysis._paths import sample_path
+
+        return self.events if self.events is not None else sample_path("events.parquet")
+
+    @property
+    def ledger_path(self) -> Path:
+        """The ledger to read (the sample's when none was given)."""
+        from analysis._paths import sample_path
+
+        return self.ledger if self.ledger is not None else sample_path("ledger.yaml")
+
+    def paths(self) -> list[object]:
+        """Every path the command reads (for :func:`analysis._paths.check_outputs`), the
+        sample's directory included on the sample."""
+        from analysis._paths import sample_dir
+
+        sample = sample_dir() if self.sample else None
+        return [self.events, self.ledger, self.metrics, self.columns_file, sample]
+
+
+def resolve_inputs(args: argparse.Namespace) -> Inputs:
+    """The inputs given by :func:`add_input_options`'s options, checked against each other.
+
+    Raises:
+        PromptstateError: EVENTS without ``--ledger`` or the reverse (exit 2, naming the
+            missing one), or EVENTS given twice.
+    """
+    from analysis.errors import PromptstateError
+
+    command = str(getattr(args, "command", "") or "")
+    events = args.events
+    alias = getattr(args, "events_option", None)
+    if events is not None and alias is not None and events != alias:
+        raise PromptstateError(
+            f"EVENTS {events!r} and --events {alias!r}: give the event export once"
+        )
+    events = events if events is not None else alias
+    if events is not None and args.ledger is None:
+        raise PromptstateError(
+            f"{events}: pass the rollout ledger with --ledger FILE (promptstate {command} "
+            "EVENTS --ledger FILE); leave out both for the embedded sample"
+        )
+    if events is None and args.ledger is not None:
+        raise PromptstateError(
+            f"--ledger {args.ledger}: pass the event export too (promptstate {command} EVENTS "
+            "--ledger FILE); leave out both for the embedded sample"
+        )
+    return Inputs(
+        events=events,
+        ledger=args.ledger,
+        experiment=args.experiment,
+        metrics=getattr(args, "metrics", None),
+        columns=parse_columns(args),
+        columns_file=getattr(args, "columns", None),
+        sample=events is None,
+    )
+
+
+def resolve_metrics(inputs: Inputs) -> tuple[tuple[Metric, ...], str | None]:
+    """The metrics of a run and the inference note (``None`` unless metrics were inferred).
+
+    Reads the export's schema only (Parquet footers; for CSV/NDJSON the opening checks of
+    :mod:`analysis.events._sources`, which read each line once — loading repeats them) — the
+    events are not scanned: a ``--metrics`` file naming a column the export lacks, or a
+    non-numeric one, fails at once. On the sample with no ``--metrics``: the sample's
+    ``metrics.yaml``; on a user's export with none: metrics inferred from the column types
+    (:func:`analysis.metrics.infer_metrics`), never the sample's.
+
+    Raises:
+        PromptstateError: naming the metrics file, the metric and ``--metrics``; or no column
+            of the export can be a metric (naming ``--metrics``).
+    """
+    from analysis._paths import sample_path
+    from analysis.ledger import load_ledger
+    from analysis.metrics._inference import (
+        check_metric_columns,
+        infer_metrics,
+        partition_columns,
+        reserved_columns,
+    )
+    from analysis.metrics.definitions import load_metrics
+
+    ledger = load_ledger(inputs.ledger_path)
+    if inputs.experiment is not None:
+        units = [ledger.experiment(inputs.experiment).unit]
+    else:
+        units = sorted({e.unit for e in ledger.experiments.values()})
+    schema = _export_schema(inputs.events_path, inputs.columns)
+    file = inputs.metrics
+    if file is None and inputs.sample:
+        file = sample_path("metrics.yaml")
+    if file is None:
+        partitions = partition_columns(inputs.events_path)
+        inferred = infer_metrics(
+            schema, ids=units, exclude=dict.fromkeys(partitions, "partition column")
+        )
+        return inferred.metrics, inferred.note
+    metrics = load_metrics(file)
+    reserved = set().union(*(reserved_columns(u) for u in units))
+    check_metric_columns(
+        metrics,
+        schema,
+        where=str(file),
+        reserved=reserved,
+        source=f"the export {inputs.events_path}",
+        hint="pass a metrics file that names the export's columns with --metrics FILE",
+    )
+    return metrics, None
+
+
+def _export_schema(source: str | Path, columns: dict[str, str]) -> dict[str, Any]:
+    """The export's columns and types under their canonical names, from its schema alone."""
+    from analysis.events.loading import _open, _rename
+
+    frame, _kind, where, _text = _open(source)
+    frame, _renamed = _rename(frame, columns, where)
+    return dict(frame.collect_schema())
+
+
+def json_output(payload: dict[str, Any]) -> str:
+    """``payload`` as indented JSON with ``"schema_version"`` as its first key."""
+    import json
+
+    from analysis.errors import SCHEMA_VERSION
+
+    rest = {k: v for k, v in payload.items() if k != "schema_version"}
+    return json.dumps({"schema_version": SCHEMA_VERSION, **rest}, indent=2, default=str)
 
 
 def number(

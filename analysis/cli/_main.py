@@ -87,7 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the traceback of an internal error (also accepted after the command, or "
         "with PROMPTSTATE_DEBUG=1)",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command",
+        metavar="COMMAND",
+        help="the command to run (COMMAND --help for its options)",
+    )
     for info in sorted(pkgutil.iter_modules([str(Path(__file__).parent)]), key=lambda m: m.name):
         if info.name.startswith("_"):
             continue

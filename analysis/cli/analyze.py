@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from analysis.cli._common import (
-    add_columns_option,
-    add_format_option,
-    add_progress_option,
-    number,
-    parse_columns,
-    progress,
-)
+from analysis.cli._common import add_input_options, add_window_options, number, progress
+
+if TYPE_CHECKING:  # pragma: no cover
+    from analysis.metrics import AnalysisResult, ExperimentsResult
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,25 +20,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "metric, the clean effect per exposure phase and combined across phases, the naive "
             "effect a dashboard shows, SRM per phase, exclusions by label, missing values and "
             "recovery after a rollback. Clean effects compare arms within time blocks of each "
-            "phase and are regression-adjusted on the pre-period where units have one. With no "
-            "arguments it runs on the embedded sample. Exit codes: 0 ok, 1 a regression (the "
-            "clean combined effect of a metric with a direction, significant after the "
-            "multiplicity adjustment, in the wrong direction), a sample-ratio mismatch, crossover "
-            "or missing values above their thresholds, 2 bad input."
+            "phase and are regression-adjusted on the pre-period where units have one. Pass "
+            "EVENTS with --ledger; with neither it runs on the embedded sample (and its "
+            "metrics.yaml). On your export without --metrics, metrics are inferred from the "
+            "column types (booleans: share of units with a true value; numbers: per-turn mean) "
+            "and a note on stderr names them. Before any statistics the export is checked against "
+            "the ledger (coverage of each phase's window, hour-long gaps, one arm's logging "
+            "lost); the last --late-hours are left out as late data. Without --experiment on a "
+            "ledger of several experiments, every experiment whose exposure overlaps "
+            "[--since, --until) is analysed (JSON: one object per experiment; the exit code is "
+            "the worst of them). Exit codes: 0 ok, 1 incomplete data, a regression (the clean "
+            "combined effect of a metric with a direction, significant after the multiplicity "
+            "adjustment, in the wrong direction), a sample-ratio mismatch, crossover or missing "
+            "values above their thresholds, 2 bad input (a --metrics file naming a column the "
+            "export lacks fails before the export is scanned), 4 internal error."
         ),
     )
-    parser.add_argument(
-        "events",
-        nargs="?",
-        help="event export: Parquet/CSV/NDJSON file, directory or glob (default: the sample)",
-    )
-    parser.add_argument("--ledger", type=Path, help="rollout ledger (default: the sample's)")
-    parser.add_argument("--experiment", help="experiment id (default: the only one)")
-    parser.add_argument(
-        "--metrics",
-        type=Path,
-        metavar="FILE",
-        help="metrics file (YAML/JSON, see docs/metrics.md; default: the sample's metrics.yaml)",
+    add_input_options(
+        parser,
+        out_help="write what would be printed (in --format) to this file instead of stdout",
     )
     parser.add_argument(
         "--alpha",
@@ -93,57 +89,86 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="alert when a metric's NaN/inf/null values exceed this share of the clean events "
         "(default: 0.01)",
     )
+    add_window_options(parser, completeness_switch=True)
     parser.add_argument("--no-explain", action="store_true", help="skip the naive-vs-clean steps")
     parser.add_argument(
         "--all-columns", action="store_true", help="table format: show every effect column"
     )
-    add_progress_option(parser)
-    add_format_option(parser)
-    add_columns_option(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Analyse and print the effects (stdout or ``--out``); alerts and notes on stderr.
+
+    JSON shape (``--format json``): ``{"schema_version": 1, ...}`` followed by the keys of
+    :meth:`analysis.metrics.AnalysisResult.to_dict` (``experiment``, ``effects``, ``srm``, ...).
+    """
     import dataclasses
-    import json
     import sys
 
-    from analysis._paths import sample_path
-    from analysis.cli._common import write_output
-    from analysis.events.labelling import split
-    from analysis.metrics import analyze
-    from analysis.metrics.definitions import load_metrics
+    from analysis._paths import check_outputs
+    from analysis.cli._common import resolve_inputs, resolve_metrics, window_options
 
-    events = args.events if args.events is not None else sample_path("events.parquet")
-    ledger = args.ledger if args.ledger is not None else sample_path("ledger.yaml")
-    metrics_file = args.metrics
-    if metrics_file is None and args.events is None:
-        metrics_file = sample_path("metrics.yaml")
-    metrics = load_metrics(metrics_file) if metrics_file is not None else None
+    inputs = resolve_inputs(args)
+    if args.out is not None:
+        check_outputs([args.out], inputs.paths())
+    metrics, note = resolve_metrics(inputs)  # the schema only: fails before any scan
+    from analysis.events.labelling import split  # the statistics' imports only once it is valid
+    from analysis.ledger import load_ledger
+    from analysis.metrics import analyze, analyze_experiments
+
+    options = {
+        "metrics": metrics,
+        "alpha": args.alpha,
+        "multiplicity": args.multiplicity,
+        "srm_threshold": args.srm_threshold,
+        "crossover_threshold": args.crossover_threshold,
+        "sequential": args.sequential,
+        "explain": not args.no_explain,
+        "recovery_bin_hours": args.recovery_bin_hours,
+        "block_hours": args.block_hours or None,
+        "missing_threshold": args.missing_threshold,
+        **window_options(args),
+    }
+    ledger = load_ledger(inputs.ledger_path)
+    if inputs.experiment is None and len(ledger.experiments) > 1:
+        # Every experiment whose exposure overlaps [--since, --until): one object each.
+        with progress("analysing every active experiment", enabled=args.progress):
+            multi = analyze_experiments(
+                inputs.events_path, ledger, columns=inputs.columns, **options
+            )
+        _print(multi, args)
+        if note is not None:
+            print(f"promptstate: note: {note}", file=sys.stderr)
+        for r in multi.results:
+            for alert in (*r.all_alerts,):
+                print(f"promptstate: alert: {r.experiment}: {alert}", file=sys.stderr)
+        for e in multi.errors:
+            print(f"promptstate: error: {e.experiment}: {e.message}", file=sys.stderr)
+        return multi.exit_code
+
     with progress("loading and validating events", enabled=args.progress):
-        result = split(events, ledger, args.experiment, columns=parse_columns(args))
+        result = split(inputs.events_path, ledger, inputs.experiment, columns=inputs.columns)
     with progress("aggregating and testing", enabled=args.progress):
-        res = analyze(
-            result,
-            metrics=metrics,
-            alpha=args.alpha,
-            multiplicity=args.multiplicity,
-            srm_threshold=args.srm_threshold,
-            crossover_threshold=args.crossover_threshold,
-            sequential=args.sequential,
-            explain=not args.no_explain,
-            recovery_bin_hours=args.recovery_bin_hours,
-            block_hours=args.block_hours or None,
-            missing_threshold=args.missing_threshold,
-        )
-    if args.format == "json":
-        write_output(json.dumps(res.to_dict(), indent=2, default=str))
-    elif args.format == "markdown":
-        write_output(res.to_markdown())
-    else:
-        if args.all_columns:
-            res = dataclasses.replace(res, effects=dataclasses.replace(res.effects, shown=None))
-        write_output(str(res))
-    for alert in (*res.alerts, *res.regression_messages):
+        res = analyze(result, **options)
+    if args.all_columns:
+        res = dataclasses.replace(res, effects=dataclasses.replace(res.effects, shown=None))
+    _print(res, args)
+    if note is not None:  # after the run: an exit 2 stays one line on stderr
+        print(f"promptstate: note: {note}", file=sys.stderr)
+    for alert in res.all_alerts:
         print(f"promptstate: alert: {alert}", file=sys.stderr)
     return res.exit_code
+
+
+def _print(res: AnalysisResult | ExperimentsResult, args: argparse.Namespace) -> None:
+    """Print (or write to ``--out``) one analysis or every experiment's, in ``--format``."""
+    from analysis.cli._common import json_output, write_output
+
+    if args.format == "json":
+        text = json_output(res.to_dict())
+    elif args.format == "markdown":
+        text = res.to_markdown()
+    else:
+        text = str(res)
+    write_output(text, args.out)

@@ -1,5 +1,19 @@
 """``promptstate baseline ...``: the versioned eval-baseline store (see docs/baselines.md).
 
+Which store: ``--store``, then ``$PROMPTSTATE_STORE``, then ``store`` under ``[tool.promptstate]``
+in the nearest ``pyproject.toml``, then ``./baselines`` (:func:`analysis.evals.locate_store`);
+with none, exit 2 naming the four. Every subcommand that completes names the store it used as its
+last line on stderr (``promptstate: store DIR (from RULE)``), so stdout (JSON included) stays
+clean and an error stays one line (its message names the paths involved). The embedded
+sample's store is written to only when named with ``--store``.
+
+Every JSON output is an object whose first key is ``"schema_version": 1``: ``list`` →
+``{schema_version, store, suites: [{suite, prompt, grader, on_revert, reference, revision,
+pinned, versions}]}``; ``show`` → ``{schema_version, suite, config, reference, versions}`` (with
+``--version``: ``{schema_version, <meta.json fields>}``); ``history`` → ``{schema_version, suite,
+entries: [journal entries]}``; ``verify`` → :meth:`VerifyReport.to_dict`; ``sync`` →
+:meth:`SyncReport.to_dict`.
+
 Exit codes: 0 ok; 2 bad input (a suite config, a suite or version name, an option — nothing was
 changed); 3 a stored baseline is invalid (its files disagree with the journal: ``verify`` lists
 every mismatch) or, for ``sync``, a revert is pending. Repairs a writer made of leftovers of a
@@ -15,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.cli._common import add_format_option, write_output
+from analysis.errors import SCHEMA_VERSION
 
 __all__ = ["register", "run"]
 
@@ -23,8 +38,10 @@ def _common(p: argparse.ArgumentParser, *, write: bool = False) -> None:
     p.add_argument(
         "--store",
         type=Path,
-        default=Path("baselines"),
-        help="baseline store directory (default: baselines/)",
+        default=None,
+        help="baseline store directory (default: $PROMPTSTATE_STORE, then `store` under "
+        "[tool.promptstate] in the nearest pyproject.toml, then ./baselines; the bundled "
+        "sample store is written to only when named here)",
     )
     if write:
         p.add_argument(
@@ -41,21 +58,37 @@ def register(subparsers: Any) -> None:
         "baseline",
         help="versioned eval baselines: init, anchor, list, show, history, pin, unpin, revert, "
         "sync, verify",
-        description="Versioned eval baselines that follow rollbacks. Exit codes: 0 ok, 2 bad "
-        "input (nothing changed), 3 invalid stored baseline (verify: any mismatch; sync: also a "
-        "pending revert).",
+        description="Versioned eval baselines that follow rollbacks. The store is --store, "
+        "then $PROMPTSTATE_STORE, then `store` under [tool.promptstate] in the nearest "
+        "pyproject.toml, then ./baselines (with none: exit 2); a command that completes names "
+        "it on stderr. The bundled sample store is written to only when named with --store. "
+        "Exit codes: 0 ok, 2 bad input (nothing changed), 3 invalid stored baseline (verify: "
+        "any mismatch; sync: also a pending revert).",
     )
-    sub = parser.add_subparsers(dest="baseline_command", metavar="ACTION", required=True)
+    sub = parser.add_subparsers(
+        dest="baseline_command", metavar="ACTION", required=True, help="what to do with the store"
+    )
 
     p = sub.add_parser("init", help="create a suite from a suite YAML config")
-    p.add_argument("suite")
+    p.add_argument("suite", help="name of the new suite (a folder of the store)")
     p.add_argument(
-        "--config", type=Path, required=True, help="suite YAML (prompt, grader, on_revert, metrics)"
+        "--config",
+        type=Path,
+        required=True,
+        help="suite YAML (prompt, grader, on_revert, metrics, optional primary and ledger; a "
+        "relative ledger is relative to this file)",
+    )
+    p.add_argument(
+        "--ledger",
+        type=Path,
+        default=None,
+        help="rollout ledger the gate checks the reference's staleness against; recorded in "
+        "the suite's suite.yaml relative to the store (overrides the config's ledger)",
     )
     _common(p, write=True)
 
     p = sub.add_parser("anchor", help="anchor a new baseline version from eval results")
-    p.add_argument("suite")
+    p.add_argument("suite", help="suite name")
     p.add_argument("--revision", required=True, help="revision that produced the results")
     p.add_argument("--results", type=Path, required=True, help="eval results (Parquet/CSV/JSONL)")
     p.add_argument(
@@ -68,23 +101,25 @@ def register(subparsers: Any) -> None:
     add_format_option(p)
 
     p = sub.add_parser("show", help="show a suite: config, reference, versions")
-    p.add_argument("suite")
+    p.add_argument("suite", help="suite name")
     p.add_argument("--version", default=None, help="show one version's metadata")
     _common(p)
     add_format_option(p)
 
     p = sub.add_parser("history", help="the suite's journal, oldest first")
-    p.add_argument("suite")
+    p.add_argument("suite", help="suite name")
     _common(p)
     add_format_option(p)
 
     p = sub.add_parser("pin", help="pin the reference (to --version, default the current one)")
-    p.add_argument("suite")
-    p.add_argument("--version", default=None)
+    p.add_argument("suite", help="suite name")
+    p.add_argument(
+        "--version", default=None, help="version to pin, e.g. v0001 (default: the current one)"
+    )
     _common(p, write=True)
 
     p = sub.add_parser("unpin", help="unpin the reference")
-    p.add_argument("suite")
+    p.add_argument("suite", help="suite name")
     _common(p, write=True)
 
     p = sub.add_parser(
@@ -92,7 +127,7 @@ def register(subparsers: Any) -> None:
         help="apply a revert: pin the restored revision's baseline or "
         "re-anchor it from fresh results",
     )
-    p.add_argument("suite")
+    p.add_argument("suite", help="suite name")
     p.add_argument("--reverted", required=True, help="the reverted revision")
     p.add_argument("--restored", required=True, help="the restored revision")
     p.add_argument(
@@ -104,7 +139,9 @@ def register(subparsers: Any) -> None:
         default=None,
         help="fresh eval results of the restored revision (policy reanchor)",
     )
-    p.add_argument("--grader", default=None)
+    p.add_argument(
+        "--grader", default=None, help="grader id when the results have no grader column"
+    )
     p.add_argument(
         "--ledger-transition",
         type=int,
@@ -116,7 +153,13 @@ def register(subparsers: Any) -> None:
 
     p = sub.add_parser("sync", help="apply every rollback of the ledger the store has not applied")
     p.add_argument("suite", nargs="?", default=None, help="default: every suite")
-    p.add_argument("--ledger", type=Path, required=True)
+    p.add_argument(
+        "--ledger",
+        type=Path,
+        default=None,
+        help="rollout ledger whose rollbacks are applied, YAML or JSON (default: each suite's "
+        "recorded ledger, see `ledger:` in its suite.yaml)",
+    )
     _common(p, write=True)
     add_format_option(p)
 
@@ -151,16 +194,30 @@ def run(args: argparse.Namespace) -> int:
                     warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
 
-def _run(args: argparse.Namespace) -> int:
-    from analysis.evals.store import BaselineStore, SuiteConfig
+_WRITES = frozenset({"init", "anchor", "pin", "unpin", "revert", "sync"})
 
-    store = BaselineStore(args.store)
+
+def _run(args: argparse.Namespace) -> int:
+    from analysis.evals._discovery import check_writable, locate_store
+    from analysis.evals.store import BaselineStore
+
+    cmd = args.baseline_command
+    location = locate_store(args.store)
+    if cmd in _WRITES:
+        check_writable(location, f"baseline {cmd}")
+    code = _dispatch(args, BaselineStore(location.path))
+    # named once the command has run: an error stays the one line on stderr (and names its path)
+    print(f"promptstate: {location.describe()}", file=sys.stderr)
+    return code
+
+
+def _dispatch(args: argparse.Namespace, store: Any) -> int:
     cmd = args.baseline_command
     if cmd == "init":
-        suite = store.init(
-            args.suite, SuiteConfig.load(args.config), actor=args.actor, reason=args.reason
-        )
-        write_output(f"initialised suite {suite.name} in {store.root}")
+        config = _init_config(args, store.root)
+        suite = store.init(args.suite, config, actor=args.actor, reason=args.reason)
+        recorded = f"; ledger {config.ledger}" if config.ledger else ""
+        write_output(f"initialised suite {suite.name} in {store.root}{recorded}")
         return 0
     if cmd == "anchor":
         meta, ref = store.suite(args.suite).anchor(
@@ -212,6 +269,39 @@ def _run(args: argparse.Namespace) -> int:
     raise AssertionError(cmd)  # pragma: no cover
 
 
+def _init_config(args: argparse.Namespace, root: Path) -> Any:
+    """The suite config of ``init``, its ``ledger`` made relative to the store.
+
+    ``--ledger`` (relative to the working directory) wins over the config's ``ledger``
+    (relative to the config file); the ledger must exist.
+    """
+    import dataclasses
+    import os
+
+    from analysis.errors import BaselineError
+    from analysis.evals.store import SuiteConfig
+
+    config = SuiteConfig.load(args.config)
+    if args.ledger is not None:
+        ledger, where = args.ledger.absolute(), "--ledger"
+    elif config.ledger is not None:
+        ledger = Path(config.ledger).expanduser()
+        ledger = ledger if ledger.is_absolute() else args.config.absolute().parent / ledger
+        where = f"{args.config}: ledger"
+    else:
+        return config
+    if not ledger.is_file():
+        raise BaselineError(
+            f"{where} {ledger}: no such file; give the rollout ledger the gate should check "
+            "the reference's staleness against (nothing was created)"
+        )
+    try:
+        text = os.path.relpath(ledger, root.absolute())
+    except ValueError:  # another drive (Windows): keep it absolute
+        text = str(ledger)
+    return dataclasses.replace(config, ledger=Path(text).as_posix())
+
+
 def _render(
     rows: list[dict[str, Any]], columns: list[str], fmt: str, title: str, payload: Any = None
 ) -> str:
@@ -220,7 +310,7 @@ def _render(
     if fmt == "json":
         import json
 
-        return json.dumps(payload if payload is not None else rows, indent=2, default=str)
+        return json.dumps(payload, indent=2, default=str)
     if fmt == "markdown":
         return to_markdown(rows, columns, title=title)
     return to_text(rows, columns, title=title)
@@ -245,7 +335,8 @@ def _list(store: Any, fmt: str) -> int:
             }
         )
     cols = ["suite", "prompt", "grader", "on_revert", "reference", "revision", "pinned", "versions"]
-    write_output(_render(rows, cols, fmt, f"suites in {store.root}"))
+    payload = {"schema_version": SCHEMA_VERSION, "store": str(store.root), "suites": rows}
+    write_output(_render(rows, cols, fmt, f"suites in {store.root}", payload))
     return 0
 
 
@@ -255,7 +346,8 @@ def _show(store: Any, args: argparse.Namespace) -> int:
         meta = s.version(args.version)
         data = meta.to_dict()
         rows = [{"field": k, "value": str(v)} for k, v in data.items()]
-        write_output(_render(rows, ["field", "value"], args.format, f"{s.name} {meta.id}", data))
+        payload = {"schema_version": SCHEMA_VERSION, **data}
+        write_output(_render(rows, ["field", "value"], args.format, f"{s.name} {meta.id}", payload))
         return 0
     ref = s.reference()
     rows = []
@@ -274,6 +366,7 @@ def _show(store: Any, args: argparse.Namespace) -> int:
         )
     cfg = s.config
     payload = {
+        "schema_version": SCHEMA_VERSION,
         "suite": s.name,
         "config": cfg.to_mapping(),
         "reference": ref.to_dict(),
@@ -329,7 +422,17 @@ def _history(store: Any, args: argparse.Namespace) -> int:
         "reason",
     ]
     write_output(
-        _render(rows, cols, args.format, f"journal of {s.name}", [e.to_dict() for e in entries])
+        _render(
+            rows,
+            cols,
+            args.format,
+            f"journal of {s.name}",
+            {
+                "schema_version": SCHEMA_VERSION,
+                "suite": s.name,
+                "entries": [e.to_dict() for e in entries],
+            },
+        )
     )
     return 0
 
@@ -348,17 +451,54 @@ def _verify(store: Any, args: argparse.Namespace) -> int:
 
 
 def _sync(store: Any, args: argparse.Namespace) -> int:
+    from analysis.evals.models import SyncReport
     from analysis.ledger import load_ledger
 
-    ledger = load_ledger(args.ledger)
-    names = [args.suite] if args.suite else None
-    report = store.sync(ledger, names, actor=args.actor)
+    names = [args.suite] if args.suite else list(store.suite_names())
+    groups = {args.ledger: names} if args.ledger is not None else _recorded_ledgers(store, names)
+    items: list[Any] = []
+    ledgers = {path: load_ledger(path) for path in groups}  # all read before any write
+    for path, group in groups.items():
+        items.extend(store.sync(ledgers[path], group, actor=args.actor).items)
+    report = SyncReport(tuple(items))
     cols = ["suite", "rollback", "reverted", "restored", "policy", "status", "reference"]
-    write_output(
-        _render(report.rows(), cols, args.format, f"sync with {args.ledger}", report.to_dict())
-    )
+    title = f"sync with {', '.join(str(p) for p in groups) or 'no ledger (no suites)'}"
+    write_output(_render(report.rows(), cols, args.format, title, report.to_dict()))
     for item in report.pending:
         print(
             f"promptstate: pending: {item.suite}: {item.message}: {item.command}", file=sys.stderr
         )
     return 3 if report.pending else 0
+
+
+def _recorded_ledgers(store: Any, names: list[str]) -> dict[Path, list[str]]:
+    """Suites grouped by the ledger their ``suite.yaml`` records (``sync`` without --ledger).
+
+    Raises:
+        BaselineError: a suite records no ledger, or its ledger does not exist (exit 2, naming
+            the suites and how to fix it; nothing was changed).
+    """
+    from analysis.errors import BaselineError
+    from analysis.evals._staleness import choose_ledger
+
+    groups: dict[Path, list[str]] = {}
+    missing: list[str] = []
+    for name in names:
+        suite = store.suite(name)
+        if suite.config.ledger is None:
+            missing.append(f"{name} (records none)")
+            continue
+        try:
+            path = choose_ledger(suite, store, False, stale_check=True).path
+        except BaselineError as exc:
+            missing.append(f"{name} ({str(exc).split(';')[0]})")
+            continue
+        assert path is not None
+        groups.setdefault(path, []).append(name)
+    if missing:
+        raise BaselineError(
+            f"baseline sync: no usable ledger recorded for {', '.join(missing)}; pass --ledger "
+            "LEDGER, or record one (`ledger: PATH` in the suite's suite.yaml, relative to the "
+            "store, or `baseline init SUITE --config FILE --ledger LEDGER`); nothing was changed"
+        )
+    return groups

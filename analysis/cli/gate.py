@@ -19,19 +19,21 @@ def register(subparsers: Any) -> None:
         help="paired statistical gate of eval results against the suite's reference baseline",
         description=(
             "Grade a candidate's eval results against the reference baseline of SUITE: "
-            "stale-baseline guard (with --ledger), validity checks, paired tests per metric "
-            "against each margin. Alpha convention: --alpha is the one-sided level of each "
-            "decision and the interval shown is the two-sided 1-2*alpha one (90 percent by "
-            "default); "
-            "a metric passes when that interval's lower bound lies above -margin, and regresses "
-            "when the Holm-adjusted one-sided p-value of 'worse than the margin' is below alpha. "
+            "stale-baseline check against the suite's ledger (on by default), validity checks, "
+            "paired tests per metric against each margin. Alpha convention (ICH E9): --alpha is "
+            "the two-sided level, as everywhere in promptstate; the interval shown is the "
+            "two-sided 1-alpha one (95 percent by default) and each one-sided decision is a test "
+            "at alpha/2: a metric passes when that interval's lower bound lies above -margin, "
+            "and regresses when the Holm-adjusted one-sided p-value of 'worse than the margin' "
+            "is below alpha/2. "
             "Every test uses the variance under 'worse by exactly the margin' (Tango's score "
             "test for 0/1 metrics, a restricted score test otherwise), so tied scores cannot "
             "pass. Exit codes: 0 pass, 1 regression or inconclusive, 2 bad input, 3 stale or "
-            "invalid baseline."
+            "invalid baseline (with --format junit a JUnit report with one <error> saying why "
+            "and what to run is still written)."
         ),
     )
-    p.add_argument("suite")
+    p.add_argument("suite", help="name of the suite in the baseline store, e.g. support-qa")
     p.add_argument(
         "--candidate", type=Path, required=True, help="candidate eval results (Parquet/CSV/JSONL)"
     )
@@ -40,23 +42,35 @@ def register(subparsers: Any) -> None:
         "--ledger",
         type=Path,
         default=None,
-        help="rollout ledger for the stale-baseline guard (default: "
-        "$PROMPTSTATE_LEDGER; without one the guard is skipped, with a warning)",
+        help="rollout ledger for the stale-baseline check (default: $PROMPTSTATE_LEDGER, then "
+        "the ledger recorded in the suite's suite.yaml; with none, exit 2 unless "
+        "--no-stale-check)",
+    )
+    p.add_argument(
+        "--no-stale-check",
+        action="store_true",
+        help="skip the stale-baseline check explicitly (the output says it was skipped); "
+        "cannot be combined with --ledger",
     )
     p.add_argument(
         "--store",
         type=Path,
-        default=Path("baselines"),
-        help="baseline store directory (default: baselines/)",
+        default=None,
+        help="baseline store directory (default: $PROMPTSTATE_STORE, then `store` under "
+        "[tool.promptstate] in the nearest pyproject.toml, then ./baselines)",
     )
     add_format_option(p, ("table", "json", "markdown", "junit"))
-    p.add_argument("--output", type=Path, default=None, help="write the report to a file")
+    p.add_argument(
+        "--out", type=Path, default=None, help="write the report to this file (default: stdout)"
+    )
+    p.add_argument("--output", type=Path, dest="out", default=None, help=argparse.SUPPRESS)
     p.add_argument(
         "--alpha",
         type=number(low=0, high=0.5, low_open=True, high_open=True),
         default=0.05,
-        help="one-sided level of each decision, in (0, 0.5) (default 0.05); the CI shown is "
-        "two-sided 1-2*alpha and a pass needs its lower bound above -margin",
+        help="two-sided level, in (0, 0.5) (default 0.05): the CI shown is the two-sided "
+        "1-alpha one, each one-sided decision is taken at alpha/2, and a pass needs the CI's "
+        "lower bound above -margin (ICH E9)",
     )
     p.add_argument(
         "--power",
@@ -104,42 +118,74 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the gate and print its report; returns the exit code."""
+    """Run the gate and print its report; returns the exit code.
+
+    The store used is named on stderr once graded (``promptstate: store DIR (from RULE)``);
+    an error stays one line. A refusal with
+    exit code 3 (stale or invalid baseline) under ``--format junit`` still writes a JUnit report
+    (to ``--out`` or stdout) whose one ``<error>`` says why and what to run.
+    """
     import sys
 
     from analysis._paths import check_outputs
+    from analysis.errors import InvalidBaselineError, StaleBaselineError
+    from analysis.evals._discovery import check_writable, locate_store
     from analysis.evals.gating import gate
 
-    ledger = args.ledger or (
-        Path(os.environ["PROMPTSTATE_LEDGER"]) if os.environ.get("PROMPTSTATE_LEDGER") else None
-    )
-    if ledger is None:
-        print(
-            "promptstate: warning: no --ledger: the stale-baseline guard is skipped",
-            file=sys.stderr,
+    location = locate_store(args.store)
+    ledger = args.ledger
+    if ledger is None and not args.no_stale_check and os.environ.get("PROMPTSTATE_LEDGER"):
+        ledger = Path(os.environ["PROMPTSTATE_LEDGER"])  # the explicit opt-out wins over it
+    if args.out is not None:  # checked before anything is read or graded
+        check_outputs([args.out], [args.candidate, ledger, location.path], option="--out")
+    if args.anchor_on_pass:
+        check_writable(location, "gate --anchor-on-pass")
+    try:
+        result = gate(
+            args.suite,
+            args.candidate,
+            revision=args.revision,
+            ledger=ledger,
+            store=location.path,
+            stale_check=not args.no_stale_check,
+            alpha=args.alpha,
+            power=args.power,
+            method=args.method,
+            n_resamples=args.resamples,
+            min_coverage=args.min_coverage,
+            grader=args.grader,
+            anchor_on_pass=args.anchor_on_pass,
+            actor=args.actor,
         )
-    if args.output is not None:  # checked before anything is read or graded
-        check_outputs([args.output], [args.candidate, ledger, args.store], option="--output")
-    result = gate(
-        args.suite,
-        args.candidate,
-        revision=args.revision,
-        ledger=ledger,
-        store=args.store,
-        alpha=args.alpha,
-        power=args.power,
-        method=args.method,
-        n_resamples=args.resamples,
-        min_coverage=args.min_coverage,
-        grader=args.grader,
-        anchor_on_pass=args.anchor_on_pass,
-        actor=args.actor,
-    )
+    except (StaleBaselineError, InvalidBaselineError) as exc:
+        if args.format == "junit":
+            _junit_refusal(args, location.path, exc)
+        raise
     render = {
         "table": result.to_text,
         "json": result.to_json,
         "markdown": result.to_markdown,
         "junit": result.to_junit,
     }[args.format]
-    write_output(render(), args.output)
+    write_output(render(), args.out)
+    # named once graded: a refusal stays one line on stderr (naming the store in its command)
+    print(f"promptstate: {location.describe()}", file=sys.stderr)
     return result.exit_code(allow_inconclusive=args.allow_inconclusive)
+
+
+def _junit_refusal(args: argparse.Namespace, store: Path, exc: Exception) -> None:
+    """Write the JUnit report of a refusal: one ``<error>`` with why and the command to run."""
+    import shlex
+
+    from analysis.errors import StaleBaselineError
+    from analysis.evals._gate_render import junit_refusal
+
+    if isinstance(exc, StaleBaselineError):
+        kind, command = "StaleBaseline", str(getattr(exc, "command", ""))
+    else:
+        kind = "InvalidBaseline"
+        command = (
+            f"promptstate baseline verify {shlex.quote(args.suite)} --store "
+            f"{shlex.quote(str(store))}"
+        )
+    write_output(junit_refusal(args.suite, kind, str(exc), command), args.out)

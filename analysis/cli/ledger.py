@@ -1,30 +1,42 @@
-"""``promptstate ledger ...``: the ledger's JSON Schema, and validating a ledger file.
+"""``promptstate ledger ...``: the ledger's JSON Schema; validating, recording and showing.
 
 ``promptstate ledger schema`` prints the JSON Schema generated from the ledger's pydantic input
 model (committed as ``docs/schemas/ledger.schema.json`` for editors); it covers shape and types
 only. ``promptstate ledger validate L`` runs every rule ``load_ledger`` runs (shape, then
-references, time order, allocations; see ``docs/ledger.md``).
+references, time order, allocations; see ``docs/ledger.md``). ``promptstate ledger record
+ACTION --ledger L ...`` appends one transition as it happens
+(:func:`analysis.ledger.record_transition`: validated against the whole ledger, locked, atomic,
+comments kept; exit 2 and an unchanged file on any violation). ``promptstate ledger show L``
+prints the phases of every experiment and the state tuple of every revision
+(:func:`analysis.ledger.ledger_overview`; ``baseline_id`` from ``--store``).
 """
 
 from __future__ import annotations
 
 import argparse
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 #: ``$id`` of the generated schema (where the committed copy lives in the repository).
 SCHEMA_ID = "docs/schemas/ledger.schema.json"
+#: The actions ``ledger record`` accepts (``analysis.ledger.ACTIONS``; not imported at start-up).
+RECORD_ACTIONS = ("deploy", "start", "ramp", "rollback", "promote", "stop")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "ledger",
-        help="print the ledger's JSON Schema, or validate a ledger file",
+        help="validate, record in, show or describe (JSON Schema) a rollout ledger",
         description=(
             "Work with rollout ledger files. Exit codes: 0 ok, 2 bad input (validate: the "
-            "ledger is invalid; the message names the entry and the fix), 4 internal error."
+            "ledger is invalid; record: the transition breaks a rule and nothing was written; "
+            "the message names the entry and the fix), 4 internal error."
         ),
     )
-    actions = parser.add_subparsers(dest="ledger_command", metavar="ACTION", required=True)
+    actions = parser.add_subparsers(
+        dest="ledger_command", metavar="ACTION", required=True, help="what to do with the ledger"
+    )
     schema = actions.add_parser(
         "schema",
         help="print the JSON Schema of ledger files (shape and types)",
@@ -44,7 +56,172 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ),
     )
     validate.add_argument("ledger", type=Path, help="the ledger file (YAML or JSON)")
+    validate.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="output format of the summary (default: text); errors are one line on stderr",
+    )
     validate.set_defaults(func=run_validate)
+    _register_record(actions)
+    _register_show(actions)
+
+
+def _register_record(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    record = actions.add_parser(
+        "record",
+        help="append one transition (deploy, start, ramp, promote, stop, rollback) as it happens",
+        description=(
+            "Append one transition to the ledger, validated against the whole ledger (times not "
+            "decreasing, references resolving, allocations summing to 1, one live revision per "
+            "prompt), under the ledger's lock, atomically, keeping its comments and layout. "
+            "Fields by action: deploy --prompt --revision; start/ramp --experiment --allocation; "
+            "promote --experiment --arm; stop --experiment; rollback --experiment [--to] or "
+            "--prompt --to. Revisions and experiments must be declared in the ledger's header "
+            "(edit it by hand; check it with `promptstate ledger validate`), except that a "
+            "deploy with --text/--text-file/--contract/--parent declares a new revision, and a "
+            "start with --arms a new experiment, in the same write. Exit codes: 0 recorded (or "
+            "valid, with --dry-run), 2 the transition breaks a rule or an argument is malformed "
+            "(one line naming the rule and the entry; the file is unchanged), 4 internal error."
+        ),
+    )
+    record.add_argument(
+        "action",
+        choices=RECORD_ACTIONS,
+        metavar="ACTION",
+        help="one of: " + ", ".join(RECORD_ACTIONS),
+    )
+    record.add_argument(
+        "--ledger", type=Path, required=True, help="the ledger file to append to (YAML or JSON)"
+    )
+    record.add_argument(
+        "--at",
+        type=_timestamp,
+        help="when it took effect, ISO 8601 with a timezone, e.g. 2026-11-03T08:15:00Z "
+        "(default: now in UTC, rounded up to the second)",
+    )
+    record.add_argument("--prompt", help="prompt id (deploy, prompt rollback)")
+    record.add_argument("--revision", help="revision id deployed (deploy)")
+    record.add_argument("--experiment", help="experiment id (start, ramp, promote, stop, rollback)")
+    record.add_argument(
+        "--allocation",
+        nargs="+",
+        action="extend",
+        metavar="ARM=SHARE",
+        help="arm shares summing to 1, e.g. --allocation control=0.9 treatment=0.1 (start, ramp)",
+    )
+    record.add_argument("--to", help="revision restored (rollback; default: the control arm's)")
+    record.add_argument("--arm", help="arm whose revision becomes live (promote)")
+    text = record.add_mutually_exclusive_group()
+    text.add_argument(
+        "--text-file",
+        type=Path,
+        help="deploy only: the new revision's prompt text; declares the revision under "
+        "prompts.PROMPT.revisions (path stored relative to the ledger, with its SHA-256) when "
+        "the header lacks it, else must match its declared text",
+    )
+    text.add_argument(
+        "--text",
+        help="deploy only: the new revision's prompt text itself (not with --text-file); "
+        "declared inline as `text` (with its SHA-256, the same as a file holding the same "
+        "text) when the header lacks the revision, else must match its declared text",
+    )
+    record.add_argument(
+        "--contract",
+        help="deploy only: output-schema version the new revision emits (declared with it)",
+    )
+    record.add_argument(
+        "--parent", help="deploy only: revision the new revision was derived from (declared)"
+    )
+    record.add_argument(
+        "--arms",
+        nargs="+",
+        action="extend",
+        metavar="ARM=REVISION",
+        help="start only: the new experiment's arms, e.g. --arms control=r41 treatment=r42; "
+        "declares the experiment under experiments when the header lacks it (its prompt: "
+        "--prompt, else the arms' revisions'), else must match its declaration",
+    )
+    record.add_argument(
+        "--control", help="start only: control arm of the new experiment (declared with it)"
+    )
+    record.add_argument(
+        "--unit",
+        help="start only: randomisation unit column of the new experiment (default user_id)",
+    )
+    record.add_argument("--actor", help="who did it (free text, recorded as `actor`)")
+    record.add_argument("--reason", help="why (free text, recorded as `reason`)")
+    record.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate and print the change as a diff, write nothing",
+    )
+    record.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="output format (default: text)",
+    )
+    record.set_defaults(func=run_record)
+
+
+def _register_show(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    show = actions.add_parser(
+        "show",
+        help="print the phases of every experiment and the state tuple of every revision",
+        description=(
+            "Print what a ledger says: each prompt's live revision and running experiment, the "
+            "phases of every experiment (pre, one per allocation, after_end) and the state tuple "
+            "(text, rollout_state, baseline_id, cohort_id, contract_version) of every revision. "
+            "baseline_id needs a baseline store, found as `promptstate state` finds it (--store, "
+            "$PROMPTSTATE_STORE, [tool.promptstate] in pyproject.toml, ./baselines; named on "
+            "stderr); without one it is empty. With no ledger and no --store it reads the "
+            "embedded sample and its store. Exit codes: 0 ok, 2 bad input "
+            "(the ledger is invalid), 4 internal error."
+        ),
+    )
+    show.add_argument(
+        "ledger",
+        type=Path,
+        nargs="?",
+        help="the ledger file (YAML or JSON; default: the embedded sample's)",
+    )
+    show.add_argument(
+        "--store",
+        type=Path,
+        help="baseline store directory, for baseline_id (default: the sample's with no ledger; "
+        "else $PROMPTSTATE_STORE, [tool.promptstate] store in pyproject.toml, ./baselines; "
+        "with none, baseline_id is empty)",
+    )
+    show.add_argument(
+        "--at",
+        type=_timestamp,
+        help="read the live revisions and states at this instant, ISO 8601 with a timezone "
+        "(default: after the last transition)",
+    )
+    show.add_argument(
+        "--format",
+        choices=("text", "json", "markdown"),
+        default="text",
+        help="output format (default: text)",
+    )
+    show.add_argument("--out", type=Path, help="write the output to this file instead of stdout")
+    show.set_defaults(func=run_show)
+
+
+def _timestamp(text: str) -> datetime:
+    """Parse an ISO 8601 instant with a timezone (argparse exits 2 otherwise)."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 time, e.g. 2026-11-03T08:15:00Z"
+        ) from None
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} has no timezone; write it in UTC with a trailing Z"
+        )
+    return value
 
 
 def schema_text() -> str:
@@ -71,13 +248,205 @@ def run_schema(args: argparse.Namespace) -> int:
 
 
 def run_validate(args: argparse.Namespace) -> int:
+    import json
+
     from analysis.cli._common import write_output
+    from analysis.errors import SCHEMA_VERSION
     from analysis.ledger import load_ledger
 
     ledger = load_ledger(args.ledger)
+    counts = {
+        "prompts": len(ledger.prompts),
+        "revisions": len(ledger.revisions),
+        "experiments": len(ledger.experiments),
+        "consumers": len(ledger.consumers),
+        "transitions": len(ledger.transitions),
+    }
+    if args.format == "json":
+        data = {"schema_version": SCHEMA_VERSION, "ledger": str(args.ledger), "valid": True}
+        write_output(json.dumps({**data, "counts": counts}, indent=2))
+        return 0
     write_output(
-        f"{args.ledger}: valid ({len(ledger.prompts)} prompt(s), {len(ledger.revisions)} "
-        f"revision(s), {len(ledger.experiments)} experiment(s), {len(ledger.consumers)} "
-        f"consumer(s), {len(ledger.transitions)} transition(s))"
+        f"{args.ledger}: valid ({counts['prompts']} prompt(s), {counts['revisions']} "
+        f"revision(s), {counts['experiments']} experiment(s), {counts['consumers']} "
+        f"consumer(s), {counts['transitions']} transition(s))"
     )
     return 0
+
+
+def parse_allocation(items: list[str] | None) -> dict[str, float] | None:
+    """``["control=0.9", "treatment=0.1"]`` as a mapping; ``LedgerError`` naming the bad item."""
+    from analysis.errors import LedgerError
+
+    if items is None:
+        return None
+    out: dict[str, float] = {}
+    for item in items:
+        arm, sep, share = item.partition("=")
+        arm = arm.strip()
+        if not sep or not arm:
+            raise LedgerError(
+                f"--allocation {item!r}: expected ARM=SHARE, e.g. control=0.9; nothing was written"
+            )
+        if arm in out:
+            raise LedgerError(
+                f"--allocation {item!r}: arm {arm!r} is given twice; give each arm once "
+                "(nothing was written)"
+            )
+        try:
+            out[arm] = float(share)
+        except ValueError:
+            raise LedgerError(
+                f"--allocation {item!r}: the share {share!r} is not a number; write a share in "
+                "[0, 1], e.g. control=0.9 (nothing was written)"
+            ) from None
+    return out
+
+
+def parse_arms(items: list[str] | None) -> dict[str, str] | None:
+    """``["control=r41", "treatment=r42"]`` as a mapping; ``LedgerError`` naming the bad item."""
+    from analysis.errors import LedgerError
+
+    if items is None:
+        return None
+    out: dict[str, str] = {}
+    for item in items:
+        arm, sep, revision = (part.strip() for part in item.partition("="))
+        if not sep or not arm or not revision:
+            raise LedgerError(
+                f"--arms {item!r}: expected ARM=REVISION, e.g. treatment=r42; nothing was written"
+            )
+        if arm in out:
+            raise LedgerError(
+                f"--arms {item!r}: arm {arm!r} is given twice; give each arm once (nothing was "
+                "written)"
+            )
+        out[arm] = revision
+    return out
+
+
+def run_record(args: argparse.Namespace) -> int:
+    import json
+
+    from analysis.cli._common import write_output
+    from analysis.ledger import record_transition
+
+    result = record_transition(
+        args.ledger,
+        args.action,
+        at=args.at,
+        prompt=args.prompt,
+        revision=args.revision,
+        experiment=args.experiment,
+        allocation=parse_allocation(args.allocation),
+        to=args.to,
+        arm=args.arm,
+        actor=args.actor,
+        reason=args.reason,
+        text_file=args.text_file,
+        text=args.text,
+        contract=args.contract,
+        parent=args.parent,
+        arms=parse_arms(args.arms),
+        control=args.control,
+        unit=args.unit,
+        dry_run=args.dry_run,
+    )
+    if args.format == "json":
+        data = result.to_dict()
+        if args.dry_run:
+            data["diff"] = result.diff
+        write_output(json.dumps(data, indent=2, ensure_ascii=False))
+        return 0
+    t = result.transition
+    head = "would record" if args.dry_run else "recorded"
+    line = f"{result.path}: {head} transitions[{t.index}] ({t.action} at {result.entry['at']})"
+    if result.declared:
+        line += ", declaring " + ", ".join(result.declared)
+    write_output(line + ("\n" + result.diff if args.dry_run else ""))
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    import json
+
+    from analysis._paths import check_outputs, sample_path
+    from analysis.cli._common import write_output
+    from analysis.ledger import ledger_overview, load_ledger
+
+    path = args.ledger if args.ledger is not None else sample_path("ledger.yaml")
+    store = _show_store(args)
+    if args.out is not None:
+        check_outputs([args.out], [path, store])
+    ledger = load_ledger(path)
+    states = None
+    if store is not None:
+        from analysis.evals.state import revision_state
+
+        states = [revision_state(ledger, r, args.at, store=store) for r in ledger.revisions]
+    overview = ledger_overview(ledger, args.at, states=states)
+    if args.format == "json":
+        text = json.dumps(overview.to_dict(), indent=2, ensure_ascii=False)
+    else:
+        text = _show_tables(overview, markdown=args.format == "markdown")
+    write_output(text, args.out)
+    return 0
+
+
+def _show_store(args: argparse.Namespace) -> Path | None:
+    """The store ``baseline_id`` is read from, named on stderr (``None``: no store).
+
+    The rule of ``promptstate state``: the embedded sample's store for the no-argument demo;
+    otherwise ``--store``, ``$PROMPTSTATE_STORE``, ``[tool.promptstate] store`` in the nearest
+    ``pyproject.toml``, ``./baselines``; with none of them ``baseline_id`` stays empty.
+    """
+    import sys
+
+    from analysis._paths import sample_store
+    from analysis.errors import BaselineError
+    from analysis.evals._discovery import StoreNotFoundError, locate_store
+
+    if args.store is None and args.ledger is None:
+        store = sample_store()
+        if store is not None:
+            print(f"promptstate: store {store} (from the bundled sample)", file=sys.stderr)
+        return store
+    try:
+        location = locate_store(args.store)
+    except StoreNotFoundError as exc:
+        print(f"promptstate: note: baseline_id is empty: {exc}", file=sys.stderr)
+        return None
+    if not location.path.is_dir():
+        raise BaselineError(
+            f"{location.path} (from {location.source}): no such directory; name a baseline "
+            "store directory"
+        )
+    print(f"promptstate: {location.describe()}", file=sys.stderr)
+    return location.path
+
+
+def _show_tables(overview: Any, *, markdown: bool) -> str:
+    from analysis import _render
+    from analysis.ledger.overview import PHASE_COLUMNS, PROMPT_COLUMNS, STATE_COLUMNS
+
+    render = _render.to_markdown if markdown else _render.to_text
+    counts = overview.counts
+    at = "after the last transition" if overview.at is None else overview.at.isoformat()
+    head = (
+        f"Ledger {overview.path}: {counts['prompts']} prompt(s), {counts['revisions']} "
+        f"revision(s), {counts['experiments']} experiment(s), {counts['consumers']} consumer(s), "
+        f"{counts['transitions']} transition(s); state {at}"
+    )
+    parts = [f"# {head}" if markdown else head]
+    parts.append(render(overview.prompt_rows(), PROMPT_COLUMNS, title="prompts"))
+    for exp in overview.experiments:
+        arms = ", ".join(f"{a}={r}" for a, r in exp.arms.items())
+        title = f"phases of {exp.experiment} (prompt {exp.prompt}; arms {arms})"
+        parts.append(render(overview.phase_rows(exp), PHASE_COLUMNS, title=title))
+    rows = overview.state_rows()
+    if not markdown:  # the full hash is in --format json; 12 hex digits tell texts apart
+        for row in rows:
+            if row["text_sha256"] is not None:
+                row["text_sha256"] = row["text_sha256"][:12]
+    parts.append(render(rows, STATE_COLUMNS, title="revisions: the state tuple"))
+    return "\n\n".join(parts)

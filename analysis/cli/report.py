@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from analysis.cli._common import (
-    add_columns_option,
-    add_progress_option,
-    number,
-    parse_columns,
-    progress,
-)
+from analysis.cli._common import add_input_options, add_window_options, number, progress
+
+#: What ``--format`` prints on stdout (the three report files are written in every case).
+REPORT_FORMATS = ("text", "json", "markdown")
+
+if TYPE_CHECKING:  # pragma: no cover
+    from analysis.reporting._multi import MultiReport
+    from analysis.reporting.batch import Report
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,40 +24,38 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "Split the export at the rollout boundaries, compute clean vs naive effects, "
             "recovery after a rollback, the prompt cache around each boundary, the eval "
             "baselines and downstream contracts, and write report.html (self-contained, plots "
-            "as inline SVG), report.md and report.json into --out. With no arguments it reports "
-            "on the embedded sample into ./promptstate-report/. Exit codes: 0 nothing needs "
-            "attention, 1 something does (SRM, crossover share, clean regression, stale or "
+            "as inline SVG), report.md and report.json into --out, and print a summary. Pass "
+            "EVENTS with --ledger (without --metrics, metrics are inferred from the export's "
+            "column types; a note on stderr names them); with neither it reports on the "
+            "embedded sample into ./promptstate-report/. The export is first checked against the "
+            "ledger (coverage, gaps, one arm's logging lost; the last --late-hours left out), "
+            "and the report leads with what it finds. Without --experiment on a ledger of "
+            "several experiments it covers every experiment whose exposure overlaps [--since, "
+            "--until): an overview, then one section each; the exit code is the worst of them. "
+            "Exit codes: 0 nothing needs "
+            "attention, 1 something does (incomplete data, SRM, crossover share, clean "
+            "regression, stale or "
             "invalid baseline, contract risk), 2 bad input (nothing written), 4 internal error."
         ),
     )
-    parser.add_argument(
-        "events",
-        nargs="?",
-        help="event export: Parquet/CSV/NDJSON file, directory or glob (default: the sample)",
-    )
-    parser.add_argument("--ledger", type=Path, help="rollout ledger (default: the sample's)")
-    parser.add_argument(
-        "--metrics",
-        type=Path,
-        metavar="FILE",
-        help="metrics file (see docs/metrics.md; default: the sample's with the sample)",
+    add_input_options(
+        parser,
+        out_help="directory to write report.html, report.md and report.json into (default: "
+        "./promptstate-report)",
+        out_metavar="DIR",
+        out_default=Path("promptstate-report"),
+        formats=REPORT_FORMATS,
+        format_help="what to print on stdout: a summary (headline, what needs attention, the "
+        "files written) as text, json or markdown (default: text); the three report files are "
+        "written to --out in every case",
     )
     parser.add_argument(
         "--store",
         type=Path,
         metavar="DIR",
-        help="baseline store (default: baselines/ when it exists)",
+        help="baseline store (default: baselines/ when it exists; the sample's with the sample)",
     )
-    parser.add_argument("--experiment", help="experiment id (default: the only one)")
-    parser.add_argument("--since", metavar="T", help="analyse events at or after T (ISO-8601)")
-    parser.add_argument("--until", metavar="T", help="analyse events before T (ISO-8601)")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=Path("promptstate-report"),
-        metavar="DIR",
-        help="output directory (default: ./promptstate-report)",
-    )
+    add_window_options(parser, completeness_switch=False)
     parser.add_argument(
         "--alpha",
         type=number(low=0, high=1, low_open=True, high_open=True),
@@ -69,36 +69,48 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="attention when crossover units exceed this share of enrolled units, in [0, 1] "
         "(default: 0.02)",
     )
-    add_progress_option(parser)
-    add_columns_option(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Build and write the report; print its summary on stdout in ``--format``.
+
+    JSON shape (``--format json``)::
+
+        {"schema_version": 1, "experiments": [id, ...], "headline": str, "ok": bool,
+         "exit_code": 0 | 1 | 2, "attention": [{"kind": str, "message": str}, ...],
+         "notes": [str, ...], "files": [path of report.html, report.md, report.json]}
+
+    ``experiments`` lists the reported experiment, or every active one when no
+    ``--experiment`` is given and the ledger has several (``notes`` then start with the
+    experiment's id).
+    """
     import sys
 
-    from analysis._paths import check_outputs, sample_dir
-    from analysis.errors import PromptstateError
-    from analysis.reporting.batch import REPORT_FILES, report
-
-    # with no events the report reads the embedded sample: its directory is an input too
-    sample = sample_dir() if args.events is None else None
-    check_outputs(
-        [args.out / name for name in REPORT_FILES],
-        [args.events, args.ledger, args.metrics, args.store, args.columns, sample],
+    from analysis._paths import check_outputs
+    from analysis.cli._common import (
+        resolve_inputs,
+        resolve_metrics,
+        window_options,
+        write_output,
     )
+    from analysis.errors import PromptstateError
+    from analysis.reporting.batch import REPORT_FILES, report  # light: heavy imports are lazy
+
+    inputs = resolve_inputs(args)
+    check_outputs([args.out / name for name in REPORT_FILES], [*inputs.paths(), args.store])
+    metrics, note = resolve_metrics(inputs)  # the schema only: fails before any scan
     with progress("analysing", enabled=args.progress):
         rep = report(
-            args.events,
-            args.ledger,
-            args.experiment,
-            metrics=args.metrics,
+            inputs.events,  # None: the embedded sample (its ledger and baseline store too)
+            inputs.ledger,
+            inputs.experiment,
+            metrics=metrics,
             store=args.store,
-            since=args.since,
-            until=args.until,
-            columns=parse_columns(args),
+            columns=inputs.columns,
             alpha=args.alpha,
             crossover_threshold=args.crossover_threshold,
+            **window_options(args),
         )
     with progress("writing the report", enabled=args.progress):
         try:
@@ -108,8 +120,44 @@ def run(args: argparse.Namespace) -> int:
                 f"--out {args.out}: cannot write the report ({exc.strerror or exc}); choose a "
                 "writable directory"
             ) from None
-    print(rep.headline)
+    write_output(_summary(rep, paths, args.format))
+    if note is not None:  # after the run: an exit 2 stays one line on stderr
+        print(f"promptstate: note: {note}", file=sys.stderr)
     for a in rep.attention:
         print(f"promptstate: attention: [{a.kind}] {a.message}", file=sys.stderr)
-    print(f"wrote {', '.join(str(p) for p in paths)}")
     return rep.exit_code
+
+
+def _summary(rep: Report | MultiReport, paths: tuple[Path, ...], fmt: str) -> str:
+    """The summary printed on stdout: headline, attention, notes and files, in ``fmt``."""
+    from analysis.cli._common import json_output
+    from analysis.reporting.batch import Report
+
+    files = [str(p) for p in paths]
+    if isinstance(rep, Report):
+        experiments, notes = [rep.experiment], list(rep.notes)
+    else:  # every active experiment: notes prefixed with the experiment
+        experiments = list(rep.experiments)
+        notes = [f"{r.experiment}: {n}" for r in rep.reports for n in r.notes]
+    if fmt == "json":
+        return json_output(
+            {
+                "experiments": experiments,
+                "headline": rep.headline,
+                "ok": rep.ok,
+                "exit_code": rep.exit_code,
+                "attention": [{"kind": a.kind, "message": a.message} for a in rep.attention],
+                "notes": notes,
+                "files": files,
+            }
+        )
+    if fmt == "markdown":
+        lines = [f"## promptstate report: {', '.join(experiments)}", "", rep.headline, ""]
+        if rep.attention:
+            lines += ["**Needs attention:**", ""]
+            lines += [f"- `{a.kind}` {a.message}" for a in rep.attention]
+        else:
+            lines.append("Nothing needs attention.")
+        lines += ["", "Files: " + ", ".join(f"`{f}`" for f in files)]
+        return "\n".join(lines)
+    return f"{rep.headline}\nwrote {', '.join(files)}"

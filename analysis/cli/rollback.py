@@ -17,8 +17,10 @@ from analysis.cli._common import (
 
 _EXIT = (
     "Exit codes: 0 ok; 1 a leg needs confirmation (apply: refused until confirmed), a step is "
-    "pending, or an apply action failed after an earlier one ran (re-run to complete); 2 bad "
-    "input, including an invalid baseline store (nothing was changed); 4 internal error."
+    "pending, or an apply action failed (re-run the same command: it retries the failed "
+    "actions and repeats nothing done); 2 bad input, including an invalid baseline store, an "
+    "unusable actions file or an unreachable action target (nothing was changed); 4 internal "
+    "error."
 )
 
 
@@ -28,7 +30,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="plan or apply a rollback: text, caches, cohort, baseline, contracts",
         description="Plan or apply the rollback of a prompt's canary or live revision. " + _EXIT,
     )
-    rsub = parser.add_subparsers(dest="rollback_command", metavar="ACTION")
+    rsub = parser.add_subparsers(
+        dest="rollback_command", metavar="ACTION", help="plan the rollback, or apply it"
+    )
     plan = rsub.add_parser(
         "plan",
         help="print the five legs of the rollback (status, findings, actions)",
@@ -44,13 +48,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     plan.set_defaults(func=run_plan)
     apply = rsub.add_parser(
         "apply",
-        help="append the rollback to the ledger, run the baseline action, write the exports",
+        help="append the rollback to the ledger, run the baseline action and the actions file",
         description=(
-            "Apply the plan: refuse while a consumer needs confirmation; write the cohort "
-            "export, the semantic-cache expiry list and plan.json to --out; append the rollback "
-            "transition to the ledger (atomic, under a lock, comments kept); run the baseline "
-            "revert action. Idempotent: a second apply changes nothing and says so. On the "
-            "embedded sample only --dry-run is allowed (copy the sample to apply it). " + _EXIT
+            "Apply the plan: refuse while a consumer needs confirmation (sending the contracts "
+            "actions of --actions as notices); check every action target is reachable; write "
+            "the cohort export, the semantic-cache expiry list and plan.json to --out; append "
+            "the rollback transition to the ledger (atomic, under a lock, comments kept); run "
+            "the baseline revert action; run the --actions in leg order text, caches, cohort, "
+            "contracts, any, each recorded in <ledger>.apply-journal.jsonl. Idempotent: a "
+            "second apply changes nothing and says so. On the embedded sample only --dry-run is "
+            "allowed (copy the sample to apply it). " + _EXIT
         ),
     )
     _common(apply)
@@ -62,7 +69,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="confirm that a consumer can take the restored revision's contract (repeatable)",
     )
     apply.add_argument(
-        "--dry-run", action="store_true", help="show what would change; write nothing"
+        "--dry-run",
+        action="store_true",
+        help="show what would change and every action with its resolved target (secrets "
+        "redacted); write, send and delete nothing",
     )
     apply.add_argument(
         "--out",
@@ -79,14 +89,42 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "events_positional",
+        nargs="?",
+        metavar="EVENTS",
+        help="event export: Parquet/CSV/NDJSON file, directory or glob (optional; default with "
+        "no --ledger: the sample's)",
+    )
     parser.add_argument("--ledger", type=Path, help="rollout ledger (YAML/JSON); default: sample")
     parser.add_argument("--prompt", help="prompt to roll back (default: the ledger's only one)")
     parser.add_argument("--to", help="revision to restore (default: control / previously live)")
     parser.add_argument(
         "--revision", help="revision to roll back (default: the canary or live revision)"
     )
-    parser.add_argument("--events", help="event export (file, directory or glob)")
-    parser.add_argument("--store", type=Path, help="baseline store directory (default: baselines/)")
+    parser.add_argument(
+        "--events", help="event export (file, directory or glob); the same as EVENTS"
+    )
+    parser.add_argument(
+        "--store",
+        type=Path,
+        help="baseline store directory (default: PROMPTSTATE_STORE, [tool.promptstate] store in "
+        "the nearest pyproject.toml, else ./baselines when it exists)",
+    )
+    parser.add_argument(
+        "--metrics",
+        type=Path,
+        metavar="FILE",
+        help="metrics of the residual effect (YAML/JSON, see docs/metrics.md; default: inferred "
+        "from the export; on the sample, its metrics.yaml)",
+    )
+    parser.add_argument(
+        "--actions",
+        type=Path,
+        metavar="FILE",
+        help="actions file (YAML/JSON, see docs/rollback.md): what apply runs per leg (text, "
+        "caches, cohort, contracts, any); the plan lists them",
+    )
     parser.add_argument(
         "--at",
         help="when the rollback takes effect, ISO time with zone (default: now; on the sample, "
@@ -145,6 +183,13 @@ def _inputs(args: argparse.Namespace) -> dict[str, Any]:
     from analysis.errors import PromptstateError
 
     sample = args.ledger is None
+    both = args.events is not None and args.events_positional is not None
+    if both and args.events != args.events_positional:
+        raise PromptstateError(
+            f"EVENTS {args.events_positional!r} and --events {args.events!r} disagree; give "
+            "the event export once"
+        )
+    events_arg = args.events if args.events is not None else args.events_positional
     at: datetime | None = None
     if args.at is not None:
         try:
@@ -158,16 +203,23 @@ def _inputs(args: argparse.Namespace) -> dict[str, Any]:
     if sample:
         root = sample_dir()
         ledger = root / "rollback" / "ledger.yaml"
-        events = args.events if args.events is not None else root / "events.parquet"
+        events = events_arg if events_arg is not None else root / "events.parquet"
         store = args.store if args.store is not None else sample_store()
         if at is None:
             at = _sample_rollback_time(root / "ledger.yaml")
+        metrics_file = args.metrics
+        if metrics_file is None and events_arg is None:
+            metrics_file = root / "metrics.yaml"
     else:
         ledger = args.ledger
-        events = args.events
-        store = args.store
-        if store is None and Path("baselines").is_dir():
-            store = Path("baselines")
+        events = events_arg
+        store = _locate_store(args.store)
+        metrics_file = args.metrics
+    metrics = None
+    if metrics_file is not None and not args.no_recovery:
+        from analysis.metrics.definitions import load_metrics
+
+        metrics = load_metrics(metrics_file)
     return {
         "sample": sample,
         "ledger": ledger,
@@ -184,7 +236,22 @@ def _inputs(args: argparse.Namespace) -> dict[str, Any]:
         "recovery": not args.no_recovery,
         "reason": args.reason,
         "actor": args.actor,
+        "metrics": metrics,
+        "actions": args.actions,
     }
+
+
+def _locate_store(flag: Path | None) -> Path | None:
+    """The baseline store of ``analysis.evals.locate_store`` (``--store``, then
+    ``PROMPTSTATE_STORE``, ``[tool.promptstate] store`` in the nearest pyproject.toml,
+    ``./baselines``); when none is found the baseline leg is left out (a rollback needs no
+    store)."""
+    from analysis.evals import StoreNotFoundError, locate_store
+
+    try:
+        return Path(locate_store(flag).path)
+    except StoreNotFoundError:
+        return None
 
 
 def _sample_rollback_time(path: Path) -> Any:

@@ -5,13 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from analysis.cli._common import (
-    add_columns_option,
-    add_format_option,
-    add_progress_option,
-    parse_columns,
-    progress,
-)
+from analysis.cli._common import add_input_options, progress
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,44 +16,41 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "Give every event of an experiment its phase and one contamination label "
             "(outside_window, after_end, crossover, served_mismatch, stale_cache, carryover, "
             "clean), print counts by phase x arm x label, and optionally write the labelled "
-            "events. With no EVENTS and --ledger it runs on the embedded sample. "
+            "events. Pass EVENTS with --ledger; with neither it runs on the embedded sample. "
             "Exit codes: 0 ok, 2 bad input (nothing written), 4 internal error."
         ),
     )
-    parser.add_argument(
-        "events",
-        nargs="?",
-        help="event export: Parquet/CSV/NDJSON file, directory or glob (default: the sample)",
+    add_input_options(
+        parser,
+        metrics=False,
+        out_help="write the labelled events (the export's columns plus phase, served_revision "
+        "and contamination) to this .parquet, .csv or .ndjson file",
     )
-    parser.add_argument("--ledger", type=Path, help="rollout ledger (YAML/JSON)")
-    parser.add_argument("--experiment", help="experiment id (default: the only one)")
-    parser.add_argument(
-        "--out", type=Path, help="write the labelled events here (.parquet, .csv or .ndjson)"
-    )
-    add_progress_option(parser)
-    add_format_option(parser)
-    add_columns_option(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
+    """Split, optionally write the labelled events, print the summary.
 
-    from analysis._paths import check_outputs, sample_dir, sample_path
-    from analysis.cli._common import write_output
+    JSON shape (``--format json``): ``{"schema_version": 1, "experiment": id, "phases": [...],
+    "load": {...}, "summary": {...}}`` — the phases (``SplitResult.phase_table()``), the load
+    report (``LoadReport.to_dict()``) and the contamination summary
+    (``ContaminationSummary.to_dict()``).
+    """
+    from analysis._paths import check_outputs
+    from analysis.cli._common import json_output, resolve_inputs, write_output
     from analysis.errors import PromptstateError
     from analysis.events.labelling import contamination_summary, split
 
-    events = args.events if args.events is not None else sample_path("events.parquet")
-    ledger = args.ledger if args.ledger is not None else sample_path("ledger.yaml")
+    inputs = resolve_inputs(args)
     if args.out is not None:
         if args.out.suffix.lower() not in (".parquet", ".csv", ".ndjson"):
             raise PromptstateError(f"--out {args.out}: use a .parquet, .csv or .ndjson file name")
-        # on the embedded sample, its directory is an input too
-        sample = sample_dir() if args.events is None or args.ledger is None else None
-        check_outputs([args.out], [events, ledger, args.columns, sample])
+        check_outputs([args.out], inputs.paths())
     with progress("loading and validating events", enabled=args.progress):
-        result = split(events, ledger, args.experiment, columns=parse_columns(args))
+        result = split(
+            inputs.events_path, inputs.ledger_path, inputs.experiment, columns=inputs.columns
+        )
     if args.out is not None:
         _check_writable(result.frame, args.out)
         from analysis._io import atomic_write_with
@@ -81,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
             "load": result.load_report.to_dict(),
             "summary": summary.to_dict(),
         }
-        write_output(json.dumps(payload, indent=2, default=str))
+        write_output(json_output(payload))
     elif args.format == "markdown":
         write_output(summary.to_markdown())
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -30,8 +31,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "Print the state tuple (text, rollout_state, baseline_id, cohort_id, "
             "contract_version) of REVISION at an instant. rollout_state and cohort_id come "
             "from the ledger; baseline_id is the reference of each suite of the store that "
-            "evaluates the revision's prompt and is anchored to it. With no --ledger it reads "
-            "the embedded sample (and its store unless --store is given). "
+            "evaluates the revision's prompt and is anchored to it. With no --ledger and no "
+            "--store it reads the embedded sample and its bundled store; otherwise the store is "
+            "--store, then $PROMPTSTATE_STORE, then `store` under [tool.promptstate] in the "
+            "nearest pyproject.toml, then ./baselines (named on stderr; with none, baseline_id "
+            "is empty and stderr says so). "
             "Exit codes: 0 ok, 2 bad input, 4 internal error."
         ),
     )
@@ -40,7 +44,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--store",
         type=Path,
-        help="baseline store directory (default: the sample's with no --ledger, else none)",
+        help="baseline store directory (default: the sample's with no --ledger; else "
+        "$PROMPTSTATE_STORE, [tool.promptstate] store in pyproject.toml, ./baselines)",
     )
     parser.add_argument(
         "--at",
@@ -71,29 +76,47 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from analysis import _render
-    from analysis._paths import sample_path, sample_store
+    from analysis._paths import sample_path
     from analysis.cli._common import write_output
+    from analysis.errors import SCHEMA_VERSION
     from analysis.evals.state import revision_state
     from analysis.ledger import load_ledger
 
-    store = args.store
-    if store is not None and not store.is_dir():
-        from analysis.errors import BaselineError
-
-        raise BaselineError(f"--store {store}: no such directory; pass a baseline store directory")
-    if store is None and args.ledger is None:
-        store = sample_store()
+    store, named = _store(args)
     ledger = load_ledger(args.ledger if args.ledger is not None else sample_path("ledger.yaml"))
     state = revision_state(ledger, args.revision, args.at, store=store)
     row = {f: getattr(state, f) for f in _FIELDS}
     row["at"] = state.at.isoformat().replace("+00:00", "Z")
-    if args.format == "json":
-        write_output(json.dumps(row, indent=2))
-        return 0
-    rows = [{"field": f, "value": row[f]} for f in _FIELDS]
-    title = f"state of {state.revision}"
-    if args.format == "markdown":
-        write_output(_render.to_markdown(rows, ("field", "value"), title=title))
+    if args.format == "json":  # {"schema_version": 1, <the fields above>}
+        write_output(json.dumps({"schema_version": SCHEMA_VERSION, **row}, indent=2))
     else:
-        write_output(_render.to_text(rows, ("field", "value"), title=title))
+        rows = [{"field": f, "value": row[f]} for f in _FIELDS]
+        title = f"state of {state.revision}"
+        render = _render.to_markdown if args.format == "markdown" else _render.to_text
+        write_output(render(rows, ("field", "value"), title=title))
+    print(named, file=sys.stderr)
     return 0
+
+
+def _store(args: argparse.Namespace) -> tuple[Path | None, str]:
+    """The store ``state`` reads ``baseline_id`` from (``None``: no store), and the stderr line
+    naming it (printed once the state is shown, so that an error stays one line)."""
+    from analysis._paths import sample_store
+    from analysis.errors import BaselineError
+    from analysis.evals._discovery import StoreNotFoundError, locate_store
+
+    if args.store is None and args.ledger is None:  # the no-argument sample demo
+        store = sample_store()
+        if store is None:
+            return None, "promptstate: note: baseline_id is empty: no bundled sample store"
+        return store, f"promptstate: store {store} (from the bundled sample)"
+    try:
+        location = locate_store(args.store)
+    except StoreNotFoundError as exc:
+        return None, f"promptstate: note: baseline_id is empty: {exc}"
+    if not location.path.is_dir():
+        raise BaselineError(
+            f"{location.path} (from {location.source}): no such directory; name a baseline "
+            "store directory"
+        )
+    return location.path, f"promptstate: {location.describe()}"

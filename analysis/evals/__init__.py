@@ -7,6 +7,7 @@ Modules:
 - :mod:`~analysis.evals.store` — :class:`BaselineStore`: versions, journal, reference, sync.
 - :mod:`~analysis.evals.gating` — :func:`gate`: paired tests of a candidate against the
   reference.
+- :mod:`~analysis.evals._discovery` — :func:`locate_store`: which store a command uses.
 - :mod:`~analysis.evals.state` — :func:`revision_state`: the ledger's state tuple with
   ``baseline_id`` read from a store.
 """
@@ -42,6 +43,9 @@ _EXPORTS: dict[str, str] = {
     "compare_metrics": ".gating",
     "gate": ".gating",
     "anchored_baselines": ".state",
+    "StoreLocation": "._discovery",
+    "StoreNotFoundError": "._discovery",
+    "locate_store": "._discovery",
     "revision_state": ".state",
 }
 
@@ -59,6 +63,8 @@ __all__ = [
     "MetricSpec",
     "Reference",
     "RepairWarning",
+    "StoreLocation",
+    "StoreNotFoundError",
     "Suite",
     "SuiteCheck",
     "SuiteConfig",
@@ -70,12 +76,14 @@ __all__ = [
     "eval_set_hash",
     "gate",
     "load_results",
+    "locate_store",
     "revision_state",
 ]
 
 __getattr__, __dir__ = attach(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
+    from analysis.evals._discovery import StoreLocation, StoreNotFoundError, locate_store
     from analysis.evals.gating import (
         Check,
         GateResult,

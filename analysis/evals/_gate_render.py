@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from analysis.evals.gating import GateResult
 
-__all__ = ["TABLE_COLUMNS", "junit", "markdown", "text", "title"]
+__all__ = ["TABLE_COLUMNS", "junit", "junit_refusal", "markdown", "text", "title"]
 
 TABLE_COLUMNS = (
     "metric",
@@ -36,9 +36,10 @@ def title(result: GateResult) -> str:
 
 def _conventions(result: GateResult) -> str:
     return (
-        f"CI: two-sided {1 - 2 * result.alpha:.0%} score interval (variance under δ = −margin); "
-        f"decisions one-sided at alpha={result.alpha:g}: pass = lower bound above −margin, "
-        f"regression = Holm-adjusted p below alpha; mde at power {result.power:.0%}"
+        f"CI: two-sided {(1 - result.alpha) * 100:.4g}% score interval (variance under "
+        f"δ = −margin), alpha={result.alpha:g} two-sided; each decision one-sided at alpha/2="
+        f"{result.alpha / 2:g}: pass = lower bound above −margin, regression = Holm-adjusted "
+        f"p below alpha/2; mde at power {result.power:.0%}"
     )
 
 
@@ -106,3 +107,33 @@ def junit(result: GateResult) -> str:
         )
     )
     return "\n".join([head, f"  <properties>{props}</properties>", *cases, "</testsuite>"])
+
+
+def junit_refusal(suite: str, kind: str, message: str, command: str = "") -> str:
+    """JUnit XML for a gate that refused to grade (a stale or invalid baseline, exit code 3).
+
+    One ``<testsuite errors="1">`` holding one ``<testcase>`` whose ``<error type=KIND>`` says why
+    and, when there is one, the exact command to run — so CI shows the refusal, not "no test
+    report".
+
+    Args:
+        suite: The suite the gate was asked to grade against.
+        kind: The error type shown by CI, e.g. ``StaleBaseline``.
+        message: Why the gate refused (the error's one-line message).
+        command: The command that fixes it (``""`` when the message has none).
+    """
+    from xml.sax.saxutils import escape, quoteattr
+
+    name = quoteattr("promptstate.gate." + suite)
+    short = message if not command or command in message else f"{message} (run: {command})"
+    body = message + (f"\n\nRun:\n  {command}" if command else "")
+    return "\n".join(
+        [
+            '<?xml version="1.0" encoding="UTF-8"?>',
+            f'<testsuite name={name} tests="1" failures="0" errors="1" skipped="0">',
+            f'  <testcase classname={name} name="reference baseline">',
+            f"    <error type={quoteattr(kind)} message={quoteattr(short)}>{escape(body)}</error>",
+            "  </testcase>",
+            "</testsuite>",
+        ]
+    )

@@ -2,10 +2,13 @@
 
 Order of work, and what each step guarantees:
 
-1. **Stale-baseline guard** (needs the ledger): the reference must be a baseline of the prompt's
-   live revision. A reference anchored to a revision the ledger rolled back, or to any revision
-   that is not live, is refused with :class:`~analysis.errors.StaleBaselineError` (exit code 3)
-   naming the ``baseline sync`` / ``revert`` / ``pin`` command to run.
+1. **Stale-baseline guard**, on by default: the reference must be a baseline of the prompt's
+   live revision in the ledger (the ``ledger`` argument, else the one recorded in the suite's
+   ``suite.yaml``; :mod:`analysis.evals._staleness`). A reference anchored to a revision the
+   ledger rolled back, or to any revision that is not live, is refused with
+   :class:`~analysis.errors.StaleBaselineError` (exit code 3) naming the ``baseline sync`` /
+   ``revert`` / ``pin`` command to run. Without a ledger the gate refuses (exit code 2) unless
+   the check is turned off explicitly (``stale_check=False``), which the checks then show.
 2. **Validity checks**: the stored reference scores match their content hash; the candidate has
    every metric of the suite (binary metrics 0/1); same grader; same eval set (identical
    example-id hash, or the candidate covers at least ``min_coverage`` of the reference's
@@ -19,24 +22,25 @@ Conventions (oriented so that positive = candidate better; ``m`` = the metric's 
 * Estimand: the mean over examples of the paired difference candidate − reference, where each
   example contributes its mean over samples (cluster by example). ``diff`` and its CI are shown
   in the metric's own direction (candidate − reference).
-* ``alpha`` (default 0.05) is the one-sided error rate of each decision; the CI shown is the
-  two-sided ``1 − 2·alpha`` interval (90%), so each of its bounds is a level-``alpha`` bound.
+* ``alpha`` (default 0.05) is the **two-sided** level, as everywhere in promptstate (the ICH E9
+  convention): the CI shown is the two-sided ``1 − alpha`` interval (95%), and each one-sided
+  decision is a test at ``alpha / 2`` (each bound of the interval is a level-``alpha/2`` bound).
 * Every margin test standardises by the variance **under the null** ``delta = −m`` (the
   restricted maximum-likelihood fit), never by the observed one alone, so ties cannot prove
   non-inferiority: Tango's score test for binary metrics with one sample per example, the
   restricted score test on the scores' support (with the lattice floor) otherwise; the CI is
   the matching score interval.
-* ``pass`` (non-inferior): the lower confidence bound of the oriented difference is above
-  ``−m`` (``p_noninferior < alpha``). Passing overall requires every metric to pass — an
-  intersection–union test, which needs no multiplicity adjustment.
+* ``pass`` (non-inferior): the lower bound of the two-sided ``1 − alpha`` interval of the
+  oriented difference is above ``−m`` (``p_noninferior < alpha / 2``). Passing overall requires
+  every metric to pass — an intersection–union test, which needs no multiplicity adjustment.
 * ``regression``: the candidate is worse than the reference by more than the margin —
-  ``H0: δ ≥ −m`` rejected with the **Holm-adjusted** ``p_regression < alpha`` across the
+  ``H0: δ ≥ −m`` rejected with the **Holm-adjusted** ``p_regression < alpha / 2`` across the
   suite's metrics (family-wise control of false regressions). Unadjusted, that is "the upper
-  confidence bound is below ``−m``".
+  bound of the ``1 − alpha`` interval is below ``−m``".
 * ``inconclusive`` otherwise, or when a decision is withheld (``reason`` says why: fewer than 2
   examples, no spread in the scores, or continuous differences too skewed for their number,
   ``n < 25·skewness²``). ``mde`` is the minimum detectable difference
-  ``(z_{1−α}·null_sd + z_{power}·sd)/√n``: regressions larger than ``m + mde`` are flagged with
+  ``(z_{1−α/2}·null_sd + z_{power}·sd)/√n``: regressions larger than ``m + mde`` are flagged with
   probability about ``power``; ``n_required`` is the number of examples at which a regression
   of ``2m`` would be.
 * ``pvalue`` is the two-sided test of no difference (exact McNemar for binary metrics with one
@@ -59,8 +63,8 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from analysis.errors import ResultsError, StaleBaselineError
-from analysis.evals.store import DEFAULT_STORE, BaselineStore, MetricSpec, Reference, Suite
+from analysis.errors import SCHEMA_VERSION, ResultsError
+from analysis.evals.store import BaselineStore, MetricSpec, Reference
 from analysis.stats.noninferiority import ScoreSupport
 
 if TYPE_CHECKING:
@@ -88,7 +92,7 @@ class MetricResult(NamedTuple):
         reference_mean: Mean of the reference's example-level means.
         candidate_mean: Mean of the candidate's example-level means.
         diff: Mean paired difference candidate − reference.
-        ci_lower: Lower bound of the two-sided ``1 − 2α`` CI of ``diff``.
+        ci_lower: Lower bound of the two-sided ``1 − α`` CI of ``diff``.
         ci_upper: Upper bound of that CI.
         pvalue: Two-sided p-value of no difference (McNemar exact / paired t / bootstrap).
         pvalue_adjusted: Holm-adjusted ``pvalue`` across the suite's metrics.
@@ -172,7 +176,8 @@ def compare_metrics(
         reference: Metric → example-level means of the reference (aligned with ``candidate``).
         candidate: Metric → example-level means of the candidate, same example order.
         specs: The metrics (kind, direction, margin).
-        alpha: One-sided level of each decision (the CI is two-sided ``1 − 2α``).
+        alpha: Two-sided level: the CI is the two-sided ``1 − alpha`` one and each one-sided
+            decision is taken at ``alpha / 2``.
         power: Power for the minimum detectable difference.
         method: ``t`` (score tests and intervals) or ``bootstrap`` (restricted bootstrap
             p-values, percentile bootstrap interval).
@@ -219,8 +224,8 @@ def compare_metrics(
     for spec, mt, a_reg, a_two in zip(specs, tests, adj_reg, adj_two, strict=True):
         ref = np.asarray(reference[spec.name], dtype=np.float64)
         cand = np.asarray(candidate[spec.name], dtype=np.float64)
-        regresses = not math.isnan(a_reg) and a_reg < alpha
-        passes = not math.isnan(mt.p_noninferior) and mt.p_noninferior < alpha
+        regresses = not math.isnan(a_reg) and a_reg < alpha / 2
+        passes = not math.isnan(mt.p_noninferior) and mt.p_noninferior < alpha / 2
         verdict: Verdict = "inconclusive"
         withheld = mt.blocked == "both"
         if regresses and mt.blocked not in ("regression", "both"):
@@ -271,7 +276,7 @@ class GateResult:
         reference: The reference graded against.
         candidate: Candidate results source.
         revision: Candidate revision (``None`` when not given).
-        alpha: One-sided level of each decision.
+        alpha: Two-sided level (CI ``1 − alpha``; one-sided decisions at ``alpha / 2``).
         power: Power used for the MDE.
         method: ``t`` or ``bootstrap``.
         checks: Validity checks, in order.
@@ -306,7 +311,13 @@ class GateResult:
         return [m._asdict() for m in self.metrics]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form (NaN and infinities become ``None``)."""
+        """JSON-friendly form (NaN and infinities become ``None``).
+
+        Shape: ``{"schema_version": 1, "suite", "store", "verdict", "reference": {version,
+        revision, pinned}, "candidate": {source, revision}, "alpha" (two-sided),
+        "confidence" (1 − alpha), "power", "method", "stale_check" (bool), "checks": [{name,
+        status, detail}], "metrics": [MetricResult fields], "anchored", "notes": [...]}``.
+        """
 
         def clean(v: Any) -> Any:
             if isinstance(v, float) and not math.isfinite(v):
@@ -314,15 +325,19 @@ class GateResult:
             return v
 
         return {
+            "schema_version": SCHEMA_VERSION,
             "suite": self.suite,
             "store": self.store,
             "verdict": self.verdict,
             "reference": self.reference.to_dict(),
             "candidate": {"source": self.candidate, "revision": self.revision},
             "alpha": self.alpha,
-            "confidence": 1 - 2 * self.alpha,
+            "confidence": 1 - self.alpha,
             "power": self.power,
             "method": self.method,
+            "stale_check": not any(
+                c.name == "ledger" and c.status == "skipped" for c in self.checks
+            ),
             "checks": [c._asdict() for c in self.checks],
             "metrics": [{k: clean(v) for k, v in r.items()} for r in self.rows()],
             "anchored": self.anchored,
@@ -375,64 +390,12 @@ class GateResult:
         return to_html(self.rows(), TABLE_COLUMNS, title=title(self))
 
 
-def _check_live(suite: Suite, ref: Reference, ledger: Ledger, store: BaselineStore) -> Check:
-    """Stale-baseline guard: refuse a reference that is not a baseline of the live revision."""
-    from analysis.evals._files import iso
-
-    cfg = suite.config
-    where = str(ledger.path) if ledger.path is not None else "the ledger"
-    lopt = f" --ledger {ledger.path}" if ledger.path is not None else " --ledger LEDGER"
-    opt = store.store_option()
-    live = ledger.live_revision(cfg.prompt)
-    if ref.revision == live:
-        return Check(
-            "ledger",
-            "ok",
-            f"reference {ref.version} is a baseline of {live}, the live "
-            f"revision of {cfg.prompt} in {where}",
-        )
-    head = f"suite {suite.name}: reference {ref.version} is anchored to {ref.revision}"
-    reverts = [r for r in ledger.reverts(cfg.prompt) if r.reverted == ref.revision]
-    if reverts:
-        rv = reverts[-1]
-        applied = any(
-            e.ledger_key == f"{rv.transition_index}:{rv.reverted}" for e in suite.journal()
-        )
-        fix = (
-            f"run `promptstate baseline sync {suite.name}{lopt}{opt}` (on_revert: {cfg.on_revert})"
-            if not applied
-            else f"the revert was applied but the reference was moved back; run `promptstate "
-            f"baseline revert {suite.name} --reverted {rv.reverted} --restored {rv.restored} "
-            f"--policy {cfg.on_revert}{opt}`"
-        )
-        raise StaleBaselineError(
-            f"{head}, which {where} rolled back to {rv.restored} at {iso(rv.at)} (transition "
-            f"{rv.transition_index}); a gate never grades against a reverted revision's "
-            f"baseline — {fix}"
-        )
-    if live is None:
-        raise StaleBaselineError(
-            f"{head}, but {cfg.prompt} has no live revision in {where}; deploy one first"
-        )
-    candidates = [v.id for v in suite.versions() if v.revision == live]
-    fix = (
-        f"pin it with `promptstate baseline pin {suite.name} --version {candidates[-1]}{opt}`"
-        if candidates
-        else f"anchor one with `promptstate baseline anchor {suite.name} --revision {live} "
-        f"--results FILE{opt}`"
-    )
-    raise StaleBaselineError(
-        f"{head}, but the live revision of {cfg.prompt} in {where} is {live}; the candidate "
-        f"replaces {live}, so the reference must be a baseline of {live} — {fix}"
-    )
-
-
 def _check_options(
     alpha: float, power: float, method: str, n_resamples: int, min_coverage: float
 ) -> None:
     """Refuse out-of-range options (NaN fails every comparison, so it is refused too)."""
     if not 0 < alpha < 0.5:
-        raise ResultsError(f"alpha must be in (0, 0.5), not {alpha}")
+        raise ResultsError(f"alpha (the two-sided level) must be in (0, 0.5), not {alpha}")
     if not 0 < power < 1:
         raise ResultsError(f"power must be in (0, 1), not {power}")
     if method not in ("t", "bootstrap"):
@@ -513,7 +476,8 @@ def gate(
     *,
     revision: str | None = None,
     ledger: Ledger | str | Path | None = None,
-    store: BaselineStore | str | Path = DEFAULT_STORE,
+    store: BaselineStore | str | Path | None = None,
+    stale_check: bool = True,
     alpha: float = 0.05,
     power: float = 0.8,
     method: Method = "t",
@@ -533,10 +497,13 @@ def gate(
         suite: Suite name in the store.
         candidate: The candidate's eval results (file or loaded).
         revision: The candidate's revision (may be absent from the ledger: not deployed yet).
-        ledger: Rollout ledger (object or path) for the stale-baseline guard; without it the
-            guard is skipped and the result says so.
-        store: The baseline store.
-        alpha: One-sided level of each decision.
+        ledger: Rollout ledger (object or path) for the stale-baseline guard (default: the
+            ledger recorded in the suite's ``suite.yaml``).
+        store: The baseline store (default: :func:`~analysis.evals.locate_store`, i.e.
+            ``$PROMPTSTATE_STORE``, ``[tool.promptstate] store`` or ``./baselines``).
+        stale_check: ``False`` skips the stale-baseline guard (explicitly; shown in the
+            checks). With ``True`` and no ledger given or recorded, the gate refuses.
+        alpha: Two-sided level (CI ``1 − alpha``; one-sided decisions at ``alpha / 2``).
         power: Power for the minimum detectable difference.
         method: ``t`` or ``bootstrap``.
         n_resamples: Bootstrap resamples.
@@ -551,13 +518,20 @@ def gate(
 
     Raises:
         StaleBaselineError: The reference is a reverted or non-live revision's baseline.
-        BaselineError: No reference, or the stored scores fail their content hash.
+        BaselineError: No reference; no ledger to check staleness against and
+            ``stale_check`` not turned off; a ledger given with ``stale_check=False``.
+        InvalidBaselineError: The stored scores fail their content hash.
         ResultsError: Bad candidate input, other grader, too little eval-set overlap.
     """
     from analysis.errors import BaselineError
+    from analysis.evals._staleness import check_live, choose_ledger
     from analysis.evals.results import EvalResults, load_results
 
     _check_options(alpha, power, method, n_resamples, min_coverage)
+    if store is None:
+        from analysis.evals._discovery import locate_store
+
+        store = locate_store().path
     st = store if isinstance(store, BaselineStore) else BaselineStore(store)
     s = st.suite(suite)
     cfg = s.config
@@ -573,23 +547,25 @@ def gate(
             "reference", "ok", f"{ref.version} ({ref.revision}){', pinned' if ref.pinned else ''}"
         )
     ]
-    led: Ledger | None
-    if ledger is None:
-        led = None
+    choice = choose_ledger(s, st, ledger is not None, stale_check=stale_check)
+    if choice.source == "off":
         checks.append(
             Check(
                 "ledger",
                 "skipped",
-                "no ledger given: the stale-baseline guard did not run (pass --ledger)",
+                "stale-baseline check turned off (--no-stale-check): the reference was not "
+                "checked against the ledger",
             )
         )
     else:
-        if isinstance(ledger, str | Path):
+        source = ledger if ledger is not None else choice.path
+        if isinstance(source, str | Path):
             from analysis.ledger import load_ledger
 
-            led = load_ledger(ledger)
+            led = load_ledger(source)
         else:
-            led = ledger
+            assert source is not None
+            led = source
         if revision is not None and revision in led.revisions:
             rp = led.revisions[revision].prompt
             if rp != cfg.prompt:
@@ -597,7 +573,10 @@ def gate(
                     f"--revision {revision} is a revision of {rp!r} in {led.path}, but suite "
                     f"{suite!r} evaluates {cfg.prompt!r}"
                 )
-        checks.append(_check_live(s, ref, led, st))
+        detail = check_live(s, ref, led, st)
+        if choice.source != "argument":
+            detail += f" (ledger recorded in {s.path / 'suite.yaml'})"
+        checks.append(Check("ledger", "ok", detail))
 
     ref_res = s.scores(ref.version)
     meta = s.version(ref.version)

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from analysis.errors import BaselineError, worst_exit
+from analysis.errors import SCHEMA_VERSION, BaselineError, worst_exit
 from analysis.evals._files import iso, parse_iso
 
 __all__ = [
@@ -73,6 +73,8 @@ _HINTS = {
     "margin": "margin must be a finite number > 0 (the largest acceptable degradation, in the "
     "metric's units)",
     "primary": "primary must be the name of one of the metrics",
+    "ledger": "ledger must be a non-empty string: the rollout ledger's path, relative to the "
+    "store's directory",
 }
 
 
@@ -92,6 +94,7 @@ class _SuiteModel(BaseModel):
     on_revert: Literal["pin", "reanchor"] = "pin"
     metrics: dict[str, _MetricModel] = Field(min_length=1)
     primary: str | None = None
+    ledger: str | None = Field(default=None, min_length=1)
 
 
 def _config_message(exc: ValidationError) -> str:
@@ -147,6 +150,10 @@ class SuiteConfig:
             reference's revision.
         metrics: The metrics, in order.
         primary: The metric ``--anchor-on-pass`` looks at (default: the first).
+        ledger: The rollout ledger the gate checks the reference's staleness against, as
+            written in ``suite.yaml`` (a relative path is relative to the store's directory;
+            ``None`` when the suite records none — the gate then needs ``--ledger`` or
+            ``--no-stale-check``).
     """
 
     prompt: str
@@ -154,6 +161,7 @@ class SuiteConfig:
     on_revert: Policy
     metrics: tuple[MetricSpec, ...]
     primary: str
+    ledger: str | None = None
 
     def _repr_html_(self) -> str:
         from analysis._render import to_html
@@ -163,7 +171,8 @@ class SuiteConfig:
              "primary": m.name == self.primary}
             for m in self.metrics
         ]  # fmt: skip
-        title = f"suite of {self.prompt} (grader {self.grader}, on revert: {self.on_revert})"
+        title = f"suite of {self.prompt} (grader {self.grader}, on revert: {self.on_revert}"
+        title += f", ledger {self.ledger})" if self.ledger is not None else ")"
         return to_html(rows, list(rows[0]) if rows else ["metric"], title=title)
 
     @classmethod
@@ -201,7 +210,9 @@ class SuiteConfig:
                 f"{where}: primary {primary!r} is not one of the metrics "
                 f"({', '.join(m.name for m in metrics)})"
             )
-        return cls(model.prompt, model.grader, model.on_revert, tuple(metrics), primary)
+        return cls(
+            model.prompt, model.grader, model.on_revert, tuple(metrics), primary, model.ledger
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> SuiteConfig:
@@ -228,6 +239,8 @@ class SuiteConfig:
         }
         if self.primary != self.metrics[0].name:
             out["primary"] = self.primary
+        if self.ledger is not None:
+            out["ledger"] = self.ledger
         return out
 
     def metric(self, name: str) -> MetricSpec:
@@ -536,8 +549,12 @@ class SyncReport:
         return tuple(i for i in self.items if i.status in ("applied", "noop"))
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        return {"items": [i.to_dict() for i in self.items], "pending": len(self.pending)}
+        """JSON form: ``{"schema_version": 1, "items": [...], "pending": N}``."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "items": [i.to_dict() for i in self.items],
+            "pending": len(self.pending),
+        }
 
     def _repr_html_(self) -> str:
         from analysis._render import to_html
@@ -659,8 +676,10 @@ class VerifyReport:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
+        """JSON form: ``{"schema_version": 1, "exit_code", "suites": [{suite, status, entries,
+        versions}], "findings": [...]}``."""
         return {
+            "schema_version": SCHEMA_VERSION,
             "exit_code": self.exit_code(),
             "suites": [
                 {

@@ -222,11 +222,14 @@ class BaselineStore:
         return VerifyReport(tuple(checked), tuple(findings))
 
     def store_option(self) -> str:
-        """``--store DIR`` for commands printed to the user (empty for the default store)."""
+        """`` --store DIR`` (shell-quoted) for commands printed to the user (empty for the
+        relative default ``baselines``)."""
+        import shlex
+
         return (
             ""
             if str(self.root) in (DEFAULT_STORE, f"{DEFAULT_STORE}/")
-            else (f" --store {self.root}")
+            else f" --store {shlex.quote(str(self.root))}"
         )
 
 

@@ -3,7 +3,10 @@
 Modules:
 
 - :mod:`~analysis.events.loading` — reading files, directories, globs and in-memory frames
-  through narwhals; column maps; validation; duplicate ids.
+  (pandas, polars, pyarrow, DuckDB, PySpark) through narwhals; column maps; validation;
+  duplicate ids.
+- :mod:`~analysis.events._engines` (private) — the few steps that differ per engine (collects,
+  small tables, grouping keys, duplicate ids, materializing the labelled events).
 - :mod:`~analysis.events.labelling` — :func:`split`: one phase and one contamination label per
   event, and :func:`contamination_summary`.
 """

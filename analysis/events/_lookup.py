@@ -41,6 +41,7 @@ from typing import Any
 
 import narwhals as nw
 
+from analysis.events import _engines
 from analysis.ledger import Experiment, Ledger
 
 __all__ = ["FLAT_MAX_POINTS", "MAX_STEP_ROWS", "join_ledger"]
@@ -332,7 +333,8 @@ def _table(
     """A small lazy table in the events' engine (on DuckDB: on the events' own connection);
     ``types`` marks the columns that are not text."""
     if frame.implementation.is_duckdb():
-        return nw.from_native(frame.to_native().query("__events", _values_sql(rows, types)))
+        sql = _engines.values_sql(rows, types)
+        return nw.from_native(frame.to_native().query("__events", sql))
     if frame.implementation.is_polars():
         import polars as pl
 
@@ -340,62 +342,19 @@ def _table(
         kinds = {"time": native_ts, "int": pl.Int64, "int32": pl.Int32, "bool": pl.Boolean}
         schema = {c: kinds.get(types.get(c, ""), pl.String) for c in rows}
         return nw.from_native(pl.DataFrame(dict(rows), schema=schema).lazy())
-    import pyarrow as pa
+    import polars as pl
 
     kinds = {
-        "time": pa.timestamp("us", tz="UTC"),
-        "int": pa.int64(),
-        "int32": pa.int32(),
-        "bool": pa.bool_(),
+        "time": pl.Datetime("us", "UTC"),
+        "int": pl.Int64,
+        "int32": pl.Int32,
+        "bool": pl.Boolean,
     }
-    arrays = {
-        c: pa.array(v, type=kinds.get(types.get(c, ""), pa.string())) for c, v in rows.items()
-    }
-    eager = nw.from_native(pa.table(arrays), eager_only=True)
-    session = getattr(frame.to_native(), "sparkSession", None)  # PySpark needs its session
-    lazy = (
-        eager.lazy(backend=frame.implementation, session=session)
-        if session is not None
-        else eager.lazy(backend=frame.implementation)
-    )
+    schema = {c: kinds.get(types.get(c, ""), pl.String) for c in rows}
+    lazy: nw.LazyFrame[Any] = _engines.table(rows, frame, schema)
     casts = [
         nw.col(c).cast(ts_dtype)
         for c, kind in types.items()
         if kind == "time" and lazy.collect_schema()[c] != ts_dtype
     ]
     return lazy.with_columns(*casts) if casts else lazy
-
-
-_SQL_TYPES = {"time": "TIMESTAMPTZ", "int": "BIGINT", "int32": "INTEGER", "bool": "BOOLEAN"}
-
-
-def _values_sql(rows: Mapping[str, list[Any]], types: Mapping[str, str]) -> str:
-    """``SELECT ... FROM (VALUES ...)`` holding ``rows``, every value a typed SQL literal."""
-
-    def literal(value: Any, kind: str) -> str:
-        if value is None:
-            return "NULL"
-        if kind == "time":
-            return f"TIMESTAMPTZ '{value.astimezone(UTC).isoformat()}'"
-        if kind == "bool":
-            return "TRUE" if value else "FALSE"
-        if kind in ("int", "int32"):
-            return str(int(value))
-        return "'" + str(value).replace("'", "''") + "'"
-
-    columns = list(rows)
-    kinds = [types.get(c, "text") for c in columns]
-    n = len(rows[columns[0]]) if columns else 0
-    select = ", ".join(
-        f'CAST(c{i} AS {_SQL_TYPES.get(k, "VARCHAR")}) AS "{c}"'
-        for i, (c, k) in enumerate(zip(columns, kinds, strict=True))
-    )
-    names = ", ".join(f"c{i}" for i in range(len(columns)))
-    if n == 0:
-        nulls = ", ".join("NULL" for _ in columns)
-        return f"SELECT {select} FROM (VALUES ({nulls})) AS v({names}) WHERE false"
-    values = ",".join(
-        "(" + ", ".join(literal(rows[c][r], k) for c, k in zip(columns, kinds, strict=True)) + ")"
-        for r in range(n)
-    )
-    return f"SELECT {select} FROM (VALUES {values}) AS v({names})"

@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import html
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +38,8 @@ from typing import Any
 import narwhals as nw
 
 from analysis import _render
-from analysis.errors import EventsError
+from analysis.errors import SCHEMA_VERSION, EventsError
+from analysis.events import _engines
 from analysis.events._lookup import join_ledger
 from analysis.events.loading import LoadReport, load_events, to_kind
 from analysis.ledger import Experiment, Ledger, Phase, load_ledger
@@ -88,7 +88,8 @@ class SplitResult:
             ``response_revision_id``.
         keyed: The same lazy frame with grouping keys for units and conversations (on polars
             64-bit hashes ``__uk``/``__ck`` of the ids, which group with far less memory than the
-            strings; elsewhere the id columns themselves). For aggregations inside the package.
+            strings; on DuckDB and Spark the id columns themselves). For aggregations inside the
+            package.
         unit_key: Column of ``keyed`` identifying the unit.
         conversation_key: Column of ``keyed`` identifying the conversation (``None`` without
             ``conversation_id``).
@@ -114,7 +115,8 @@ class SplitResult:
         return self.experiment.unit
 
     def to_native(self) -> Any:
-        """The labelled events in the input's kind (lazy for polars LazyFrame, DuckDB, files)."""
+        """The labelled events in the input's kind (lazy for polars LazyFrame, DuckDB, files;
+        a Spark DataFrame for PySpark input — write it from Spark, see ``docs/scale.md``)."""
         return to_kind(self.frame, self.kind)
 
     def clean(self) -> nw.LazyFrame[Any]:
@@ -240,24 +242,27 @@ def with_frames(result: SplitResult, change: Callable[[Any], Any]) -> SplitResul
 
 @contextlib.contextmanager
 def materialized(result: SplitResult, enabled: bool | None = None) -> Iterator[SplitResult]:
-    """The split with its labelled events written once to a temporary Parquet file (polars).
+    """The split with its labelled events computed once for the block.
 
     A split is lazy: every aggregate collected from it repeats the labelling (the scan and the
     joins over units and conversations). Where several aggregates are collected (``analyze``,
-    ``report``), writing the labelled events once (streaming, to a temporary file removed when
-    the block exits) and scanning that file is faster. ``enabled=None`` means: on polars-backed
-    splits only; other engines keep the lazy plan.
+    ``report``), computing the labelled events once is faster: polars and DuckDB write them to a
+    temporary Parquet file removed when the block exits and scan it; Spark persists the
+    labelled DataFrame (memory and disk) and unpersists it when the block exits
+    (:func:`analysis.events._engines.materialize`). ``enabled=None`` means: on polars, DuckDB
+    and Spark; ``False`` keeps the lazy plan.
     """
-    use = result.keyed.implementation.is_polars() if enabled is None else enabled
-    if not use or not result.keyed.implementation.is_polars():
+    keyed = result.keyed
+    impl = keyed.implementation
+    use = (
+        (impl.is_polars() or impl.is_duckdb() or _engines.is_spark(keyed))
+        if enabled is None
+        else enabled
+    )
+    if not use:
         yield result
         return
-    import polars as pl
-
-    with tempfile.TemporaryDirectory(prefix="promptstate-") as tmp:
-        path = Path(tmp) / "labelled.parquet"
-        result.keyed.to_native().sink_parquet(path, compression="lz4", engine="streaming")
-        stored = nw.from_native(pl.scan_parquet(path))
+    with _engines.materialize(keyed) as stored:
         yield with_frames(result, lambda _: stored)
 
 
@@ -300,23 +305,6 @@ def _choose_experiment(ledger: Ledger, report: LoadReport, experiment: str | Non
 # labelling (lazy expressions only)
 
 
-def _with_keys(
-    frame: nw.LazyFrame[Any], unit: str, conversations: bool
-) -> tuple[nw.LazyFrame[Any], str, str | None]:
-    """Add compact grouping keys for units and conversations where the engine allows it."""
-    conv: str | None = "conversation_id" if conversations else None
-    if not frame.implementation.is_polars():
-        return frame, unit, conv
-    import polars as pl
-
-    native: pl.LazyFrame = frame.to_native()
-    keys = [pl.col(unit).hash(seed=0).alias("__uk")]
-    if conversations:
-        cid = pl.col("conversation_id")
-        keys.append(pl.when(cid.is_not_null()).then(cid.hash(seed=0)).alias("__ck"))
-    return nw.from_native(native.with_columns(keys)), "__uk", "__ck" if conversations else None
-
-
 def _label(
     frame: nw.LazyFrame[Any], ledger: Ledger, exp: Experiment, tagged: Sequence[str] = ()
 ) -> tuple[nw.LazyFrame[Any], dict[str, bool], str, str | None]:
@@ -334,7 +322,7 @@ def _label(
         "served_mismatch": "revision_id" in names,
         "stale_cache": "response_revision_id" in names,
     }
-    frame, unit_key, conv_key = _with_keys(frame, exp.unit, checks["carryover"])
+    frame, unit_key, conv_key = _engines.with_keys(frame, exp.unit, checks["carryover"])
     start, end = ledger.window(exp.id)
     assert start is not None  # an experiment with tagged events has started (validated)
     ts = nw.col("ts")
@@ -420,15 +408,9 @@ def _label(
 
 
 def _small(table: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
-    """Compute a small lookup table now (polars), so that the plans that join it stay lean.
-
-    On polars each lookup table is aggregated in its own streaming pass and kept in memory;
-    peak memory is then that of the largest single aggregation, not of all at once. Other
-    engines (DuckDB) keep the table lazy and plan the joins themselves.
-    """
-    if not table.implementation.is_polars():
-        return table
-    return nw.from_native(table.to_native().collect(engine="streaming").lazy())
+    """A small lookup table computed once where that keeps plans lean (polars; on DuckDB and
+    Spark the table stays lazy: see :func:`analysis.events._engines.small`)."""
+    return _engines.small(table)
 
 
 def _carryover_table(frame: nw.LazyFrame[Any], conv: str) -> nw.LazyFrame[Any]:
@@ -565,8 +547,12 @@ class ContaminationSummary:
         return [{c: getattr(r, c) for c in _ROW_COLUMNS} for r in self.rows]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly view: rows, per-label totals, affected units/conversations, notes."""
+        """JSON-friendly view: ``{"schema_version": 1, "experiment", "n_events",
+        "contaminated_units", "contaminated_conversations", "totals": [{label, n_events, share,
+        n_units, n_conversations}], "rows": [{phase, phase_kind, arm, label, n_events, share,
+        n_units, n_conversations}], "notes": [...]}``."""
         return {
+            "schema_version": SCHEMA_VERSION,
             "experiment": self.experiment,
             "n_events": self.n_events,
             "contaminated_units": self.contaminated_units,
@@ -781,9 +767,4 @@ def contamination_summary(result: SplitResult) -> ContaminationSummary:
 
 def _collect_all(frames: Sequence[nw.LazyFrame[Any]]) -> list[list[dict[str, Any]]]:
     """Collect several small aggregates of one plan, sharing the scan on polars."""
-    if frames and all(f.implementation.is_polars() for f in frames):
-        import polars as pl
-
-        outs = pl.collect_all([f.to_native() for f in frames])
-        return [o.to_dicts() for o in outs]
-    return [f.collect().rows(named=True) for f in frames]
+    return _engines.collect_all(frames)

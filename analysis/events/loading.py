@@ -1,11 +1,12 @@
 """Loading a warehouse event export: sources, the column map and validation.
 
 :func:`load_events` accepts Parquet/CSV/NDJSON files, directories and globs (hive-partitioned
-exports), and in-memory pandas, polars (eager or lazy), pyarrow and DuckDB objects. Every input
-becomes a lazy narwhals frame with the canonical column names (README, "Inputs"); files and eager
-frames run on polars' lazy engine, DuckDB relations stay in DuckDB. Validation reads the schema
-and one small aggregate (counts per experiment × arm, null counts, distinct event ids); the
-events themselves stay in the engine.
+exports), and in-memory pandas, polars (eager or lazy), pyarrow, DuckDB and PySpark objects.
+Every input becomes a lazy narwhals frame with the canonical column names (README, "Inputs");
+files and eager frames run on polars' lazy engine, DuckDB relations stay in DuckDB, PySpark
+DataFrames in Spark (other lazy narwhals backends stay in theirs, untested). Validation reads the
+schema and one small aggregate (counts per experiment × arm, null counts, repeated event ids);
+the events themselves stay in the engine (:mod:`analysis.events._engines`).
 
 What validation does, and reports in :class:`LoadReport`:
 
@@ -27,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import narwhals as nw
 
-from analysis.errors import EventsError
+from analysis.errors import SCHEMA_VERSION, EventsError
+from analysis.events import _engines
 from analysis.events._sources import first_line, is_glob, open_path
 
 if TYPE_CHECKING:
@@ -126,8 +128,12 @@ class LoadReport:
         return notes
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly view."""
+        """JSON-friendly view: ``{"schema_version": 1, "source", "n_rows", "n_events",
+        "n_duplicates", "duplicate_examples": [...], "timestamps", "renamed": {canonical: theirs},
+        "experiments": {id: rows}, "unknown_experiments": {id: rows}, "arm_without_experiment",
+        "missing_optional": [...], "notes": [...]}``."""
         return {
+            "schema_version": SCHEMA_VERSION,
             "source": self.source,
             "n_rows": self.n_rows,
             "n_events": self.n_events,
@@ -148,10 +154,10 @@ class Events:
     """A validated event export: a lazy narwhals frame in canonical names, and its report.
 
     Attributes:
-        frame: Lazy frame (polars or DuckDB engine), deduplicated, ``ts`` in UTC.
+        frame: Lazy frame (polars, DuckDB or Spark engine), deduplicated, ``ts`` in UTC.
         report: What loading found and did.
         kind: The input's kind: ``polars-lazy``, ``polars``, ``pandas``, ``pyarrow``,
-            ``duckdb`` or ``file``; results are handed back in this kind.
+            ``duckdb``, ``pyspark`` or ``file``; results are handed back in this kind.
     """
 
     frame: nw.LazyFrame[Any]
@@ -169,8 +175,9 @@ class Events:
 
 
 def to_kind(frame: nw.LazyFrame[Any], kind: str) -> Any:
-    """Hand a lazy frame back in the input's kind: lazy for polars-lazy, DuckDB and files."""
-    if kind in ("polars-lazy", "duckdb", "file"):
+    """Hand a lazy frame back in the input's kind: lazy for polars-lazy, DuckDB, PySpark (a
+    Spark DataFrame), other lazy backends and files; eager kinds are collected."""
+    if kind not in ("polars", "pandas", "pyarrow"):
         return frame.to_native()
     eager = frame.collect()
     if kind == "pandas":
@@ -192,7 +199,8 @@ def load_events(
     Args:
         source: A path (file, directory or glob of Parquet/CSV/NDJSON; directories are read as
             hive-partitioned Parquet, CSV or NDJSON), a pandas/polars/pyarrow/DuckDB object, a
-            narwhals frame, or an :class:`Events` (returned re-checked against ``ledger``).
+            PySpark DataFrame, a narwhals frame, or an :class:`Events` (returned re-checked
+            against ``ledger``).
         columns: Canonical name → the export's column name, e.g. ``{"user_id": "account"}``.
         ledger: When given, experiment and arm tags are checked against it.
         unit: The randomization unit column (required, never null); default ``user_id``.
@@ -284,9 +292,17 @@ def _open(source: Any) -> tuple[nw.LazyFrame[Any], str, str, bool]:
     return frame, kind, where, False
 
 
+_DESCRIPTIONS = {
+    "polars-lazy": "events (polars LazyFrame)",
+    "duckdb": "events (DuckDB relation)",
+    "pyspark": "events (Spark DataFrame)",
+}
+
+
 def _open_object(source: Any) -> tuple[nw.LazyFrame[Any], str, str]:
+    """Lazy inputs stay in their engine; eager frames run on polars' lazy engine."""
     if isinstance(source, nw.LazyFrame):
-        return source, "polars-lazy" if source.implementation.is_polars() else "duckdb", "events"
+        return source, _engines.kind_of(source), "events"
     if isinstance(source, nw.DataFrame):
         return source.lazy(backend="polars"), "polars", "events"
     module = type(source).__module__.split(".")[0]
@@ -295,16 +311,13 @@ def _open_object(source: Any) -> tuple[nw.LazyFrame[Any], str, str]:
     except TypeError:
         raise EventsError(
             f"events: cannot read a {type(source).__name__}; pass a path (Parquet/CSV/NDJSON), "
-            "or a pandas, polars, pyarrow or DuckDB object"
+            "or a pandas, polars, pyarrow, DuckDB or PySpark object"
         ) from None
     if isinstance(native, nw.LazyFrame):
-        if native.implementation.is_polars():
-            return native, "polars-lazy", "events (polars LazyFrame)"
-        if native.implementation.is_duckdb():
-            return native, "duckdb", "events (DuckDB relation)"
-        return native.collect().lazy(backend="polars"), "polars", f"events ({module})"
+        kind = _engines.kind_of(native)
+        return native, kind, _DESCRIPTIONS.get(kind, f"events ({module})")
     if isinstance(native, nw.DataFrame):
-        kind = {"pandas": "pandas", "pyarrow": "pyarrow", "polars": "polars"}.get(module, module)
+        kind = _engines.kind_of(native, module)
         return native.lazy(backend="polars"), kind, f"events ({kind} DataFrame)"
     raise EventsError(f"events: a {type(source).__name__} is not a table")  # pragma: no cover
 
@@ -365,6 +378,8 @@ def _normalise_types(frame: nw.LazyFrame[Any], where: str) -> tuple[nw.LazyFrame
     ts_type = schema["ts"]
     if isinstance(ts_type, nw.Datetime):
         tz = ts_type.time_zone
+        if tz is not None and _engines.is_spark(frame):
+            tz = _engines.spark_time_zone(frame)  # narwhals caches it per session
         if tz is None:
             return frame.with_columns(nw.col("ts").dt.replace_time_zone("UTC")), (
                 "naive, read as UTC"
@@ -374,6 +389,11 @@ def _normalise_types(frame: nw.LazyFrame[Any], where: str) -> tuple[nw.LazyFrame
                 raise EventsError(
                     f"{where}: column 'ts' is in time zone {tz}; run SET TimeZone = 'UTC' on the "
                     "DuckDB connection before passing the relation"
+                )
+            if _engines.is_spark(frame):
+                raise EventsError(
+                    f"{where}: column 'ts' is read in the Spark session time zone {tz}; set "
+                    "spark.sql.session.timeZone to UTC before reading the events"
                 )
             return frame.with_columns(nw.col("ts").dt.convert_time_zone("UTC")), (
                 f"converted from {tz} to UTC"
@@ -393,8 +413,10 @@ def _normalise_types(frame: nw.LazyFrame[Any], where: str) -> tuple[nw.LazyFrame
 
 def _parse_text_ts(frame: nw.LazyFrame[Any], where: str) -> tuple[nw.LazyFrame[Any], str]:
     if not frame.implementation.is_polars():
+        cast = "to_timestamp(ts) in Spark" if _engines.is_spark(frame) else "TIMESTAMPTZ"
         raise EventsError(
-            f"{where}: column 'ts' is text; cast it to TIMESTAMP WITH TIME ZONE in the query"
+            f"{where}: column 'ts' is text; cast it to a timestamp ({cast}) in the query that "
+            "builds the events"
         )
     import polars as pl
 
@@ -438,7 +460,7 @@ def _scan(
     instead of in the middle of an analysis."""
     keys = {"experiment_id", "arm", "ts", unit, "event_id"}
     extra = [
-        nw.col(c).is_null().sum().alias(f"__parsed_{i}")
+        nw.col(c).is_null().cast(nw.Int64).sum().alias(f"__parsed_{i}")
         for i, c in enumerate(frame.collect_schema().names())
         if parse_all and c not in keys
     ]
@@ -446,9 +468,9 @@ def _scan(
         per_tag = collect(
             frame.group_by("experiment_id", "arm", drop_null_keys=False).agg(
                 nw.len().alias("n"),
-                nw.col("ts").is_null().sum().alias("null_ts"),
-                nw.col(unit).is_null().sum().alias("null_unit"),
-                nw.col("event_id").is_null().sum().alias("null_id"),
+                nw.col("ts").is_null().cast(nw.Int64).sum().alias("null_ts"),
+                nw.col(unit).is_null().cast(nw.Int64).sum().alias("null_unit"),
+                nw.col("event_id").is_null().cast(nw.Int64).sum().alias("null_id"),
                 *extra,
             )
         ).rows(named=True)
@@ -495,6 +517,10 @@ def _engine_errors() -> tuple[type[BaseException], ...]:
     duckdb = sys.modules.get("duckdb")
     if duckdb is not None:
         errors.append(duckdb.Error)
+    if "pyspark" in sys.modules:
+        from pyspark.errors import PySparkException
+
+        errors.append(PySparkException)
     return tuple(errors)
 
 
@@ -514,39 +540,14 @@ def _check_key_types(frame: nw.LazyFrame[Any], where: str, unit: str) -> None:
 
 
 def collect(frame: nw.LazyFrame[Any]) -> nw.DataFrame[Any]:
-    """Collect a (small) result; polars plans run on its streaming engine to bound memory."""
-    if frame.implementation.is_polars():
-        return nw.from_native(frame.to_native().collect(engine="streaming"))
-    return frame.collect()
+    """Collect a (small) result (see :func:`analysis.events._engines.collect`)."""
+    return _engines.collect(frame)
 
 
 def _duplicate_ids(frame: nw.LazyFrame[Any]) -> dict[Any, int]:
-    """``event_id`` → rows, for every id that occurs more than once (exact).
-
-    On polars, candidates are found by grouping a 64-bit hash of the id (much less memory than
-    grouping the strings), then confirmed on the ids themselves, so the result is exact.
-    """
-    if frame.implementation.is_polars():
-        import polars as pl
-
-        native: pl.LazyFrame = frame.to_native()
-        hashed = pl.col("event_id").hash(seed=0).alias("__h")
-        # sorting 8-byte hashes takes far less memory than a hash table of the ids
-        hashes = native.select(hashed).collect(engine="streaming").to_series().sort()
-        candidates = hashes.filter(hashes == hashes.shift(1)).unique()
-        if candidates.is_empty():
-            return {}
-        found = (
-            native.with_columns(hashed)
-            .filter(pl.col("__h").is_in(candidates.implode()))
-            .group_by("event_id")
-            .agg(pl.len().alias("n"))
-            .filter(pl.col("n") > 1)
-            .collect(engine="streaming")
-        )
-        return dict(zip(found["event_id"].to_list(), found["n"].to_list(), strict=True))
-    dup = frame.group_by("event_id").agg(nw.len().alias("n")).filter(nw.col("n") > 1).collect()
-    return dict(zip(dup["event_id"].to_list(), dup["n"].to_list(), strict=True))
+    """``event_id`` → rows, for every id that occurs more than once (exact; per engine:
+    :func:`analysis.events._engines.duplicate_ids`)."""
+    return _engines.duplicate_ids(frame)
 
 
 def _drop_duplicates(frame: nw.LazyFrame[Any], ids: list[Any]) -> nw.LazyFrame[Any]:

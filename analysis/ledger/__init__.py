@@ -9,6 +9,9 @@ Modules:
 - :mod:`~analysis.ledger.state` — the state tuple of one revision at one instant.
 - :mod:`~analysis.ledger.writer` — appending a transition to a ledger file (atomic, locked,
   comments kept).
+- :mod:`~analysis.ledger.recording` — recording one transition as it happens (built from
+  arguments, appended with the writer).
+- :mod:`~analysis.ledger.overview` — the phases and the state tuple of every revision at once.
 """
 
 from __future__ import annotations
@@ -35,8 +38,13 @@ _EXPORTS: dict[str, str] = {
     "revision_state": ".state",
     "AppendResult": ".writer",
     "append_transition": ".writer",
+    "declare_and_append": ".writer",
     "ledger_lock": ".writer",
     "render_append": ".writer",
+    "RecordResult": ".recording",
+    "record_transition": ".recording",
+    "LedgerOverview": ".overview",
+    "ledger_overview": ".overview",
 }
 
 __all__ = [
@@ -46,16 +54,21 @@ __all__ = [
     "Consumer",
     "Experiment",
     "Ledger",
+    "LedgerOverview",
     "Phase",
     "Prompt",
+    "RecordResult",
     "Revert",
     "Revision",
     "RevisionState",
     "Transition",
     "append_transition",
+    "declare_and_append",
     "ledger_lock",
+    "ledger_overview",
     "load_ledger",
     "parse_ledger",
+    "record_transition",
     "render_append",
     "revision_state",
     "valid_id",
@@ -79,10 +92,13 @@ if TYPE_CHECKING:  # pragma: no cover
         Transition,
         valid_id,
     )
+    from analysis.ledger.overview import LedgerOverview, ledger_overview
+    from analysis.ledger.recording import RecordResult, record_transition
     from analysis.ledger.state import revision_state
     from analysis.ledger.writer import (
         AppendResult,
         append_transition,
+        declare_and_append,
         ledger_lock,
         render_append,
     )

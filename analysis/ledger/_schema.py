@@ -8,7 +8,7 @@ checked afterwards, when the typed :class:`~analysis.ledger.model.Ledger` is bui
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -31,12 +31,33 @@ class _Strict(BaseModel):
 
 
 class _RevisionIn(_Strict):
+    # `text` and `text_file` are mutually exclusive: the builder refuses both (naming the
+    # revision); the JSON Schema says so too, for editors
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "not": {
+                "required": ["text", "text_file"],
+                "properties": {"text": {"type": "string"}, "text_file": {"type": "string"}},
+            }
+        },
+    )
+
     parent: str | None = None
     contract: str | None = None
     text_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    text: Annotated[str, Field(min_length=1)] | None = None
     text_file: str | None = None
     cache_prefix: str | None = None
     description: str | None = None
+
+    @field_validator("text", mode="before")
+    @classmethod
+    def _not_empty(cls, value: object) -> object:
+        if value == "":
+            raise ValueError("the inline text is empty; write the prompt text, or remove `text`")
+        return value
 
 
 class _PromptIn(_Strict):

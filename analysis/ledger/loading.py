@@ -121,7 +121,9 @@ class _Builder:
                     )
                 sha = self._text_hash(entry, r)
                 prefix = r.cache_prefix or (f"prefix-{sha[:12]}" if sha else f"prefix-{rid}")
-                revs[rid] = Revision(rid, pname, r.parent, r.contract, sha, r.text_file, prefix)
+                revs[rid] = Revision(
+                    rid, pname, r.parent, r.contract, sha, r.text_file, prefix, r.text
+                )
                 revisions[rid] = revs[rid]
             prompts[pname] = Prompt(pname, revs)
         for rev in revisions.values():
@@ -163,6 +165,24 @@ class _Builder:
         return Ledger(prompts, revisions, experiments, consumers, transitions, self.path)
 
     def _text_hash(self, entry: str, r: _RevisionIn) -> str | None:
+        """SHA-256 of the revision's text: of the UTF-8 bytes of ``text``, or of the bytes of
+        ``text_file`` (so the same text hashes the same inline or in a file); else the given
+        ``text_sha256``. A given ``text_sha256`` must match the text."""
+        if r.text is not None:
+            if r.text_file is not None:
+                raise self.fail(
+                    entry,
+                    "both `text` and `text_file` are given; a revision's text is written inline "
+                    "or in a file — keep one of them",
+                )
+            digest = hashlib.sha256(r.text.encode("utf-8")).hexdigest()
+            if r.text_sha256 is not None and r.text_sha256 != digest:
+                raise self.fail(
+                    f"{entry}.text_sha256",
+                    f"does not match the hash of the inline text ({digest}); the text changed "
+                    "— record it as a new revision",
+                )
+            return digest
         if r.text_file is None:
             return r.text_sha256
         base = self.path.parent if self.path is not None else Path.cwd()
@@ -251,7 +271,9 @@ class _Builder:
             raise self.fail(entry, f"prompt {t.prompt!r} is not defined under prompts")
         if t.revision not in prompts[t.prompt].revisions:
             raise self.fail(
-                entry, f"revision {t.revision!r} is not a revision of prompt {t.prompt!r}"
+                entry,
+                f"revision {t.revision!r} is not a revision of prompt {t.prompt!r}; declare it "
+                f"under prompts.{t.prompt}.revisions first",
             )
         if t.prompt in running:
             raise self.fail(
@@ -292,7 +314,11 @@ class _Builder:
             )
         if t.action == "start":
             if t.experiment in started:
-                raise self.fail(entry, f"experiment {t.experiment!r} has already started")
+                raise self.fail(
+                    entry,
+                    f"experiment {t.experiment!r} has already started; ramp it, or declare and "
+                    "start a new experiment",
+                )
             if exp.prompt in running:
                 raise self.fail(
                     entry,

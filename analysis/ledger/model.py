@@ -99,10 +99,13 @@ class Revision:
         prompt: The prompt it is a revision of.
         parent: The revision it was derived from, if any.
         contract: Output-schema version it emits (``contract_version`` in events).
-        text_sha256: SHA-256 of the prompt text (given, or computed from ``text_file``).
+        text_sha256: SHA-256 of the prompt text's UTF-8 bytes (given, or computed from
+            ``text`` or ``text_file``): the same whether the text is inline or in a file.
         text_file: Path of the prompt text, relative to the ledger file, if given.
         cache_prefix: Id of its cacheable prefix; defaults to ``prefix-`` + 12 hex digits of the
             text hash, or ``prefix-<id>`` when no text hash is known.
+        text: The prompt text written inline in the ledger, if given (never with
+            ``text_file``).
     """
 
     id: str
@@ -112,6 +115,7 @@ class Revision:
     text_sha256: str | None = None
     text_file: str | None = None
     cache_prefix: str = ""
+    text: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -532,6 +536,7 @@ class Ledger:
                                 ("parent", r.parent),
                                 ("contract", r.contract),
                                 ("text_sha256", r.text_sha256),
+                                ("text", r.text),
                                 ("text_file", r.text_file),
                                 ("cache_prefix", r.cache_prefix),
                             )

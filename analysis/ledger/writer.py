@@ -47,7 +47,16 @@ from analysis.errors import LedgerError, PromptstateError
 from analysis.ledger.loading import parse_ledger
 from analysis.ledger.model import Ledger
 
-__all__ = ["AppendResult", "append_transition", "ledger_lock", "render_append"]
+__all__ = [
+    "AppendResult",
+    "append_transition",
+    "declare_and_append",
+    "ledger_lock",
+    "render_append",
+]
+
+#: New revisions to declare: prompt -> revision id -> its fields (``text_file``, ``contract``...).
+Declarations = Mapping[str, Mapping[str, Mapping[str, Any]]]
 
 _Z = timezone(timedelta(0), "Z")
 
@@ -146,9 +155,65 @@ def append_transition(
         return _append(path, entry, dry_run=dry_run)
 
 
-def _append(path: Path, entry: dict[str, Any], *, dry_run: bool) -> AppendResult:
+def declare_and_append(
+    path: str | Path,
+    transition: Mapping[str, Any],
+    *,
+    revisions: Declarations | None = None,
+    experiments: Mapping[str, Mapping[str, Any]] | None = None,
+    dry_run: bool = False,
+    locked: bool = False,
+) -> AppendResult:
+    """Declare new revisions and experiments in the ledger's header and append ``transition``.
+
+    One write, with every guarantee of :func:`append_transition` (lock, validation of the whole
+    result before it lands, atomic rename). Revisions are added at the end of their prompt's
+    ``revisions``, experiments at the end of ``experiments`` (created before ``transitions``
+    when missing), through ``ruamel.yaml``'s round trip: comments, key order, flow style and
+    quoting kept; a new entry is flow ``{...}`` when the entry before it is. JSON is rewritten
+    with its indentation. ``reformatted_lines`` counts existing lines whose text changed.
+
+    Args:
+        path: The ledger (``.yaml``/``.yml`` or ``.json``).
+        transition: The entry to append (ledger form).
+        revisions: ``{prompt: {revision id: {field: value}}}``, fields as in the file
+            (``text_file``, ``text_sha256``, ``contract``, ``parent``, ...).
+        experiments: ``{experiment id: {field: value}}`` (``prompt``, ``arms``, ``unit``,
+            ``control``).
+        dry_run: Validate and render, but leave the file untouched.
+        locked: The caller already holds :func:`ledger_lock`.
+
+    Raises:
+        LedgerError: the file cannot be read, a prompt is not declared, an id is declared
+            already, or the result is invalid (the file is unchanged).
+    """
+    path = Path(path)
+    entry = dict(transition)
+    if isinstance(entry.get("at"), datetime):
+        entry["at"] = _iso(entry["at"])
+    new = _New(revisions or {}, experiments or {})
+    if locked:
+        return _append(path, entry, dry_run=dry_run, declarations=new)
+    with ledger_lock(path):
+        return _append(path, entry, dry_run=dry_run, declarations=new)
+
+
+@dataclass(frozen=True)
+class _New:
+    """What :func:`declare_and_append` declares."""
+
+    revisions: Declarations
+    experiments: Mapping[str, Mapping[str, Any]]
+
+
+def _append(
+    path: Path, entry: dict[str, Any], *, dry_run: bool, declarations: _New | None = None
+) -> AppendResult:
     before = _yaml.read_text(path, what="ledger", error=LedgerError)
-    rendered = _render(path, before, entry)
+    base = before if declarations is None else _declare(path, before, declarations)
+    rendered = _render(path, base, entry)
+    if base is not before:
+        rendered = _Rendered(rendered.text, _changed_lines(before, rendered.text), rendered.data)
     after = rendered.text
     if dry_run:
         data = rendered.data if rendered.data is not None else _parse(path, after)
@@ -416,11 +481,136 @@ def _yaml_value(key: str, value: Any) -> Any:
 
 
 def _reads_back(text: str) -> bool:
-    """Whether ``text`` written plain reads back as the same text (``yes`` would not)."""
+    """Whether ``text`` written plain reads back as the same text (``yes`` would not), in a
+    block and in a flow collection (YAML 1.1 refuses a plain ``:x`` there)."""
     try:
-        return _yaml.parse(text) == text
+        return _yaml.parse(text) == text and _yaml.parse(f"[{text}]") == [text]
     except PromptstateError:
         return False
+
+
+def _declare(path: Path, text: str, new: _New) -> str:
+    """The ledger text with new revisions and experiments declared."""
+    is_json = path.suffix.lower() == ".json"
+    if is_json:
+        data = _yaml.parse(text, where=str(path), is_json=True, error=LedgerError)
+        revisions_of, experiments_of = _revisions_json, _experiments_json
+    else:
+        from ruamel.yaml.error import YAMLError
+
+        _yaml.parse(text, where=str(path), error=LedgerError)  # the reader's rules and messages
+        yaml = _yaml_engine(text)
+        try:
+            data = yaml.load(text)
+        except YAMLError as exc:
+            raise LedgerError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+        revisions_of, experiments_of = _revisions_yaml, _experiments_yaml
+    targets: list[tuple[str, Any, Mapping[str, Mapping[str, Any]]]] = [
+        (f"prompts.{prompt}.revisions", revisions_of(path, data, prompt), revisions)
+        for prompt, revisions in new.revisions.items()
+    ]
+    if new.experiments:
+        targets.append(("experiments", experiments_of(path, data), new.experiments))
+    for where, target, entries in targets:
+        for name, fields in entries.items():
+            if name in target:
+                raise LedgerError(
+                    f"{path}: {where}.{name}: already declared; record the transition without "
+                    "declaring it (nothing was written)"
+                )
+            target[name] = _declaration(path, target, fields)
+    if is_json:
+        return json.dumps(data, indent=_json_indent(text), ensure_ascii=False) + (
+            "\n" if text.endswith("\n") else ""
+        )
+    out = io.StringIO()
+    yaml.dump(data, out)
+    return out.getvalue()
+
+
+def _experiments_json(path: Path, data: Any) -> Any:
+    if not isinstance(data, dict):
+        raise LedgerError(f"{path}: the ledger must be a mapping with version, prompts, ...")
+    if "experiments" not in data:  # keep `transitions` last
+        items = list(data.items())
+        at = next((i for i, (k, _) in enumerate(items) if k == "transitions"), len(items))
+        items.insert(at, ("experiments", {}))
+        data.clear()
+        data.update(items)
+    if not isinstance(data["experiments"], dict):
+        raise LedgerError(f"{path}: `experiments` must be a mapping (experiment id -> experiment)")
+    return data["experiments"]
+
+
+def _experiments_yaml(path: Path, data: Any) -> Any:
+    from ruamel.yaml.comments import CommentedMap
+
+    if not isinstance(data, CommentedMap):
+        raise LedgerError(f"{path}: the ledger must be a mapping with version, prompts, ...")
+    if data.get("experiments") is None:
+        keys = list(data)
+        at = keys.index("transitions") if "transitions" in keys else len(keys)
+        if "experiments" in keys:  # `experiments:` with no value
+            data["experiments"] = CommentedMap()
+        else:
+            data.insert(at, "experiments", CommentedMap())
+    if not isinstance(data["experiments"], CommentedMap):
+        raise LedgerError(f"{path}: `experiments` must be a mapping (experiment id -> experiment)")
+    return data["experiments"]
+
+
+def _revisions_json(path: Path, data: Any, prompt: str) -> Any:
+    prompts = data.get("prompts") if isinstance(data, dict) else None
+    entry = prompts.get(prompt) if isinstance(prompts, dict) else None
+    if not isinstance(entry, dict) or not isinstance(entry.get("revisions"), dict):
+        raise LedgerError(
+            f"{path}: prompts.{prompt}: the prompt is not declared (with its revisions); add it "
+            "to the header first (nothing was written)"
+        )
+    return entry["revisions"]
+
+
+def _revisions_yaml(path: Path, data: Any, prompt: str) -> Any:
+    from ruamel.yaml.comments import CommentedMap
+
+    prompts = data.get("prompts") if isinstance(data, CommentedMap) else None
+    entry = prompts.get(prompt) if isinstance(prompts, CommentedMap) else None
+    revisions = entry.get("revisions") if isinstance(entry, CommentedMap) else None
+    if not isinstance(revisions, CommentedMap):
+        raise LedgerError(
+            f"{path}: prompts.{prompt}: the prompt is not declared (with its revisions); add it "
+            "to the header first (nothing was written)"
+        )
+    return revisions
+
+
+#: Texts a literal block scalar holds exactly: printable characters, tabs and line feeds.
+_LITERAL_SAFE = re.compile(r"[^\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff]*")
+
+
+def _declaration(path: Path, siblings: Any, fields: Mapping[str, Any]) -> Any:
+    """A new revision's mapping, in the style of the revision declared before it."""
+    if path.suffix.lower() == ".json":
+        return dict(fields)
+    from ruamel.yaml.comments import CommentedMap
+
+    new = CommentedMap()
+    for key, value in fields.items():
+        new[key] = _yaml_value(key, value)
+    text = fields.get("text")
+    if isinstance(text, str) and "\n" in text.rstrip("\n") and _LITERAL_SAFE.fullmatch(text):
+        # a multi-line inline text reads best as a literal block (`text: |`), which only a
+        # block mapping can hold; other texts stay double-quoted with escapes (a literal block
+        # cannot keep a carriage return or a control character), and the emitter itself falls
+        # back to a quoted scalar in a flow context
+        from ruamel.yaml.scalarstring import LiteralScalarString
+
+        new["text"] = LiteralScalarString(text)
+        return new
+    last = siblings[list(siblings)[-1]] if len(siblings) else None
+    if last is None or (isinstance(last, CommentedMap) and last.fa.flow_style()):
+        new.fa.set_flow_style()
+    return new
 
 
 # ------------------------------------------------------------------------------------- JSON

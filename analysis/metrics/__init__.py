@@ -4,6 +4,8 @@ Modules:
 
 - :mod:`~analysis.metrics.definitions` — :class:`Mean`, :class:`Ratio`, :class:`Proportion`,
   :class:`Quantile` and the metrics file.
+- :mod:`~analysis.metrics._inference` — :func:`infer_metrics`: metrics from an export's schema
+  when the user names none (never the sample's).
 - :mod:`~analysis.metrics.aggregation` — the one-pass, lazy aggregation to sufficient statistics.
 - :mod:`~analysis.metrics.analyzing` — :func:`analyze`: per phase, combined, naive vs clean,
   SRM, explain, missing values, regressions (the lazy plan in ``_plan``, the statistics in
@@ -26,6 +28,8 @@ _EXPORTS: dict[str, str] = {
     "Quantile": ".definitions",
     "Ratio": ".definitions",
     "load_metrics": ".definitions",
+    "InferredMetrics": "._inference",
+    "infer_metrics": "._inference",
     "EFFECT_COLUMNS": ".results",
     "AnalysisResult": ".results",
     "EffectRow": ".results",
@@ -35,6 +39,9 @@ _EXPORTS: dict[str, str] = {
     "SRMRow": ".results",
     "analyze": ".analyzing",
     "default_metrics": ".analyzing",
+    "CompletenessRow": "._completeness",
+    "ExperimentsResult": "._experiments",
+    "analyze_experiments": "._experiments",
     "RecoveryRow": ".recovery",
     "RecoverySummaryRow": ".recovery",
 }
@@ -42,9 +49,12 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "EFFECT_COLUMNS",
     "AnalysisResult",
+    "CompletenessRow",
     "EffectRow",
     "ExclusionRow",
+    "ExperimentsResult",
     "ExplainRow",
+    "InferredMetrics",
     "Mean",
     "Metric",
     "MissingRow",
@@ -56,13 +66,18 @@ __all__ = [
     "RecoverySummaryRow",
     "SRMRow",
     "analyze",
+    "analyze_experiments",
     "default_metrics",
+    "infer_metrics",
     "load_metrics",
 ]
 
 __getattr__, __dir__ = attach(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
+    from analysis.metrics._completeness import CompletenessRow
+    from analysis.metrics._experiments import ExperimentsResult, analyze_experiments
+    from analysis.metrics._inference import InferredMetrics, infer_metrics
     from analysis.metrics.analyzing import analyze, default_metrics
     from analysis.metrics.definitions import (
         Mean,

@@ -12,10 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import narwhals as nw
-
-from analysis.errors import PromptstateError
-from analysis.events.loading import CANONICAL_COLUMNS
+from analysis.metrics._inference import check_metric_columns, reserved_columns
 
 if TYPE_CHECKING:  # pragma: no cover
     from analysis.events.labelling import SplitResult
@@ -69,30 +66,14 @@ def make_context(
     exp = res.experiment
     schema = res.frame.collect_schema()
     names = set(schema.names())
-    missing = sorted({c for m in metrics for c in m.columns} - names)
-    if missing:
-        raise PromptstateError(
-            f"metrics read column(s) {', '.join(missing)} that the export does not have; "
-            f"it has: {', '.join(sorted(names))}"
-        )
     # ids and the split's own columns are never metrics (a mean of integer user ids is a number,
     # but not a measurement)
-    reserved = {*CANONICAL_COLUMNS, exp.unit, res.unit_key, "phase", "contamination"}
-    reserved |= {"served_revision"}
-    for m in metrics:
-        for c in m.columns:
-            if c in reserved or c.startswith("__"):
-                raise PromptstateError(
-                    f"metric {m.label!r} reads column {c!r}, an id or a column of the split: "
-                    "give a measured column (e.g. helpfulness, latency_ms, cost_usd)"
-                )
-            dtype = schema[c]
-            if not (dtype.is_numeric() or dtype in (nw.Boolean, nw.Unknown)):
-                raise PromptstateError(
-                    f"metric {m.label!r} reads column {c!r}, which holds {dtype} values: give "
-                    "a numeric or boolean column (null, NaN and inf values are allowed and "
-                    "left out)"
-                )
+    check_metric_columns(
+        metrics,
+        schema,
+        where=res.load_report.source,
+        reserved=reserved_columns(exp.unit, res.unit_key),
+    )
     return _Context(
         experiment=exp,
         control=exp.control,

@@ -212,6 +212,8 @@ def small_frame(data: Mapping[str, Sequence[Any]], like: nw.LazyFrame[Any]) -> n
     ``arm`` is text, and the other columns of an empty table are floats."""
     import polars as pl
 
+    from analysis.events import _engines
+
     df = pl.DataFrame(dict(data))
     ints = ("phase", "cohort", "stratum")
     casts = [pl.col(k).cast(pl.Int32) for k in ints if k in df.columns]
@@ -224,9 +226,7 @@ def small_frame(data: Mapping[str, Sequence[Any]], like: nw.LazyFrame[Any]) -> n
     ]
     if casts:
         df = df.with_columns(casts)
-    if like.implementation.is_polars():
-        return nw.from_native(df.lazy())
-    return nw.from_native(df).lazy(backend=like.implementation)
+    return _engines.table(df.to_dict(as_series=False), like, df.schema)
 
 
 def influence_plan(
@@ -333,7 +333,9 @@ def outer_quantile_plans(
     views: QuantileViews,
     bounds: Mapping[tuple[str, Any, int], tuple[float, float, int, float]],
 ) -> tuple[list[tuple[str, Any, int]], list[list[int]], list[nw.LazyFrame[Any]]]:
-    """The outer quantiles of the CIs: one filtered quantile per group and metric.
+    """The outer quantiles of the CIs: the lower order statistic at the lower probability and
+    the higher one at the upper probability, per group and metric, picked by rank
+    (:func:`~analysis.metrics.aggregation.ranked`), one single-row frame per view × metric.
 
     Args:
         ctx: The run.
@@ -345,24 +347,29 @@ def outer_quantile_plans(
         ``(labels, groups, frames)``: label ``j`` is read from columns ``lo<j>``, ``hi<j>`` of
         the single row of ``frames[g]`` for the ``g`` with ``j in groups[g]``.
     """
-    exprs: list[nw.Expr] = []
     labels: list[tuple[str, Any, int]] = []
+    exprs: dict[tuple[str, int], list[nw.Expr]] = {}
     for (name, key, i), (lo, hi, _, _) in bounds.items():
         _, keys = views[name]
         cond = nw.lit(value=True)
         for k, v in zip(keys, key, strict=True):
             cond = cond & (nw.col(k) == v)
-        qm = ctx.metrics[i]
-        v_expr = qm.value_expr(qm.column)
         j = len(labels)
-        exprs.append(v_expr.filter(cond).quantile(lo, interpolation="lower").alias(f"lo{j}"))
-        exprs.append(v_expr.filter(cond).quantile(hi, interpolation="higher").alias(f"hi{j}"))
+        value = nw.col("__v")
+        exprs.setdefault((name, i), []).extend(
+            [
+                nw.when(cond & agg.at_rank(lo, "lower")).then(value).min().alias(f"lo{j}"),
+                nw.when(cond & agg.at_rank(hi, "higher")).then(value).min().alias(f"hi{j}"),
+            ]
+        )
         labels.append((name, key, i))
-    per_view: dict[str, list[int]] = {}
-    for j, (name, _, _) in enumerate(labels):
-        per_view.setdefault(name, []).append(j)
-    frames = [
-        views[n][0].select(*[e for j in js for e in exprs[2 * j : 2 * j + 2]])
-        for n, js in per_view.items()
-    ]
-    return labels, list(per_view.values()), frames
+    groups: dict[tuple[str, int], list[int]] = {}
+    for j, (name, _, i) in enumerate(labels):
+        groups.setdefault((name, i), []).append(j)
+    frames = []
+    for (name, i), cols in exprs.items():
+        ev, keys = views[name]
+        metric = ctx.metrics[i]
+        assert isinstance(metric, Quantile)
+        frames.append(agg.ranked(ev, keys, metric).select(*cols))
+    return labels, list(groups.values()), frames

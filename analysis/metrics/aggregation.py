@@ -13,7 +13,9 @@ Two reductions, both plain ``group_by`` aggregations:
    :class:`~analysis.stats.moments.Moments` the tests need.
 
 Quantile metrics need event-level quantiles and counts at them (:func:`quantiles`,
-:func:`below_counts`).
+:func:`below_counts`). Quantiles are order statistics picked by rank (:func:`ranked`,
+:func:`at_rank`; the definition is in :mod:`analysis.stats.quantile`), never an engine's own
+quantile function, so that polars, DuckDB and Spark return the same value.
 
 The stratified clean analysis adds a second pass (:func:`influence_sums`): with small per-stratum
 constants from the first pass, each unit's influence-function values are computed in the engine,
@@ -30,11 +32,13 @@ from typing import Any
 
 import narwhals as nw
 
+from analysis.events import _engines
 from analysis.metrics.definitions import Metric, MomentMetric, Quantile
 from analysis.stats.moments import Moments
 
 __all__ = [
     "Key",
+    "at_rank",
     "below_counts",
     "collect_all",
     "group_moments",
@@ -44,6 +48,7 @@ __all__ = [
     "pre_exposure",
     "prefix",
     "quantiles",
+    "ranked",
     "read_moments",
     "stratum_expr",
     "unit_level",
@@ -204,16 +209,60 @@ def pre_exposure(
     return out
 
 
+def ranked(events: nw.LazyFrame[Any], keys: Sequence[str], metric: Quantile) -> nw.LazyFrame[Any]:
+    """The events with a value of ``metric``, ranked within their ``keys`` group (lazy).
+
+    Columns: ``keys``, ``__v`` (the value, finite), ``__r`` (its rank 1..n in ascending order;
+    equal values in any order — the value at each rank is the same) and ``__n`` (the group's
+    number of values). A window function in every engine (Spark: ``row_number`` over the
+    group ordered by the value).
+    """
+    v = metric.value_expr(metric.column)
+    return (
+        events.select(*keys, v.alias("__v"))
+        .filter(~nw.col("__v").is_null())
+        .with_columns(
+            nw.col("__v").rank(method="ordinal").over(*keys).cast(nw.Int64).alias("__r"),
+            nw.len().over(*keys).cast(nw.Int64).alias("__n"),
+        )
+    )
+
+
+def at_rank(p: float, side: str) -> nw.Expr:
+    """Whether a :func:`ranked` row holds the ``side`` order statistic at probability ``p``.
+
+    ``lower``: rank ``⌊p(n−1)⌋ + 1``; ``higher``: rank ``⌈p(n−1)⌉ + 1`` (numpy's
+    ``method="lower"``/``"higher"``; :func:`analysis.stats.quantile.order_statistic_rank`),
+    with ``p(n−1)`` one IEEE double product, written as comparisons of the integer rank with
+    it, which every engine evaluates exactly alike (no engine-specific floor or cast).
+    """
+    x = nw.lit(float(p), dtype=nw.Float64) * (nw.col("__n") - 1).cast(nw.Float64)
+    below = (nw.col("__r") - 1).cast(nw.Float64)  # rank - 1
+    if side == "lower":
+        return (below <= x) & (below + 1.0 > x)
+    if side == "higher":
+        return (below >= x) & (below - 1.0 < x)
+    raise ValueError(f"side must be 'lower' or 'higher', not {side!r}")
+
+
 def quantiles(
     events: nw.LazyFrame[Any], keys: Sequence[str], metrics: Sequence[Metric]
 ) -> nw.LazyFrame[Any] | None:
-    """Per ``keys``: each quantile metric's event-level sample quantile (``q|<i>``)."""
-    aggs = [
-        m.value_expr(m.column).quantile(m.q, interpolation="lower").alias(f"q|{i}")
-        for i, m in enumerate(metrics)
-        if isinstance(m, Quantile)
-    ]
-    return events.group_by(list(keys)).agg(*aggs) if aggs else None
+    """Per ``keys``: each quantile metric's event-level sample quantile (``q|<i>``), the lower
+    order statistic of rank ``⌊q(n−1)⌋ + 1`` (null where the group has no finite value)."""
+    qs = [(i, m) for i, m in enumerate(metrics) if isinstance(m, Quantile)]
+    if not qs:
+        return None
+    out = events.select(*keys).unique()
+    for i, m in qs:
+        values = (
+            ranked(events, keys, m)
+            .filter(at_rank(m.q, "lower"))
+            .group_by(*keys)
+            .agg(nw.col("__v").min().alias(f"q|{i}"))
+        )
+        out = out.join(values, on=list(keys), how="left")
+    return out
 
 
 def below_counts(
@@ -262,13 +311,9 @@ def read_below(row: Mapping[str, Any], i: int) -> Moments:
 
 
 def collect_all(frames: Sequence[nw.LazyFrame[Any]]) -> list[list[dict[str, Any]]]:
-    """Collect several small aggregates in one go (``polars.collect_all`` on polars)."""
-    if frames and all(f.implementation.is_polars() for f in frames):
-        import polars as pl
-
-        outs = pl.collect_all([f.to_native() for f in frames])
-        return [o.to_dicts() for o in outs]
-    return [f.collect().rows(named=True) for f in frames]
+    """Collect several small aggregates in one go (``polars.collect_all`` on polars; see
+    :func:`analysis.events._engines.collect_all`)."""
+    return _engines.collect_all(frames)
 
 
 def stratum_expr(starts: Sequence[datetime]) -> nw.Expr:

@@ -41,6 +41,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,10 +49,12 @@ import numpy as np
 
 from analysis._table import Table
 from analysis.errors import PromptstateError
-from analysis.metrics import _estimates, _plan, _stratified
+from analysis.metrics import _completeness, _estimates, _plan, _stratified
 from analysis.metrics import aggregation as agg
 from analysis.metrics._assignment import assignment_checks
+from analysis.metrics._completeness import CompletenessRow
 from analysis.metrics._context import _Context, make_context
+from analysis.metrics._inference import infer_metrics
 from analysis.metrics.definitions import (
     Mean,
     Metric,
@@ -84,7 +87,10 @@ __all__ = ["analyze", "default_metrics"]
 
 def default_metrics() -> tuple[Metric, ...]:
     """The sample's metrics: helpfulness per turn, thumbs-up users, cost per user, p95 latency
-    (regression-adjusted on the pre-period where units have one; quantiles are not)."""
+    (regression-adjusted on the pre-period where units have one; quantiles are not).
+
+    Only for the embedded sample (and back-compat): :func:`analyze` on a user's export with no
+    metrics infers them from its schema (:func:`analysis.metrics.infer_metrics`)."""
     return (
         Ratio("helpfulness", direction="higher"),
         Proportion("thumbs_up", direction="higher"),
@@ -144,8 +150,23 @@ def analyze(
     block_hours: float | None = 6.0,
     missing_threshold: float = 0.01,
     materialize: bool | None = None,
+    since: datetime | str | None = None,
+    until: datetime | str | None = None,
+    late_hours: float = 2.0,
+    gap_hours: float = 1.0,
+    drop_threshold: float = 0.3,
+    completeness_alpha: float = 0.001,
+    completeness: bool = True,
 ) -> AnalysisResult:
     """Clean per-arm effects per phase and combined, naive vs clean, SRM, recovery.
+
+    Before any statistics the export is checked against the ledger (completeness and freshness,
+    :mod:`analysis.metrics._completeness`): each exposure phase's window is covered up to
+    ``until``, has no run of ``gap_hours`` empty hours (overall and per arm), and no arm's newly
+    enrolled units fall more than ``drop_threshold`` below what the allocation and the other
+    arms imply (significant at ``completeness_alpha``); events in the last ``late_hours`` before
+    ``until`` are left out (and noted). Each finding is a row of ``result.completeness`` and an
+    alert (exit code 1).
 
     Args:
         events: A :class:`~analysis.events.labelling.SplitResult`, or an export
@@ -153,7 +174,8 @@ def analyze(
             frame, :class:`~analysis.events.loading.Events`).
         ledger: The ledger (path or :class:`~analysis.ledger.Ledger`); not needed for a split.
         experiment: Experiment id (may be left out when unambiguous).
-        metrics: Metric definitions (default :func:`default_metrics`).
+        metrics: Metric definitions (default: inferred from the export's columns by
+            :func:`analysis.metrics.infer_metrics`, its note added to the result's notes).
         columns: Column map for loading ``events``.
         alpha: 1 − confidence level.
         multiplicity: ``holm``, ``bh`` or ``none`` (across metrics × arms per analysis × phase).
@@ -175,9 +197,21 @@ def analyze(
             previous one). ``None``: one stratum per exposure phase.
         missing_threshold: Alert when a metric's NaN/inf/null values exceed this share of the
             clean events (they are always counted, noted and left out of that metric).
-        materialize: Write the labelled events once to a temporary Parquet file and aggregate
-            from it (default ``None``: on polars-backed splits), rather than repeating the
-            labelling in each collect; see :func:`analysis.events.labelling.materialized`.
+        materialize: Compute the labelled events once and aggregate from that, rather than
+            repeating the labelling in each collect (default ``None``: on; polars and DuckDB
+            write a temporary Parquet file, PySpark persists the frame for the analysis); see
+            :func:`analysis.events.labelling.materialized`.
+        since: Analyse events at or after this instant (ISO-8601 text or datetime; after the
+            split: labels use the whole export).
+        until: Analyse events before this instant (default: the newest event of the export).
+        late_hours: Leave out the events of the last ``late_hours`` before ``until`` (late data
+            may still be arriving); 0 keeps them.
+        gap_hours: Shortest run of empty hours reported as a gap (or missing coverage).
+        drop_threshold: Shortfall of an arm's newly enrolled units, per phase and day, against
+            what the allocation and the other arms imply, above which it is an alert when
+            significant.
+        completeness_alpha: Significance level of the gap and volume tests.
+        completeness: Run the completeness checks (the late-data cutoff applies regardless).
 
     Returns:
         An :class:`AnalysisResult`.
@@ -188,9 +222,34 @@ def analyze(
     from analysis.events.labelling import SplitResult, materialized, split
 
     _check_options(alpha, multiplicity, power, recovery_bin_hours, block_hours, missing_threshold)
+    _completeness.check_completeness_options(
+        late_hours, gap_hours, drop_threshold, completeness_alpha
+    )
+    if metrics is not None:
+        metrics = _checked_metrics(metrics)
+    if isinstance(events, SplitResult):
+        res = events
+    else:
+        if ledger is None:
+            raise PromptstateError("analyze: pass the ledger (path or Ledger) with the events")
+        res = split(events, ledger, experiment, columns=columns)
+    metric_notes: list[str] = []
+    if metrics is None:  # a user's export: never the sample's metrics
+        inferred = infer_metrics(res, columns=columns)
+        metrics, metric_notes = _checked_metrics(inferred.metrics), [inferred.note]
+    options = locals()
+    # extreme values (e.g. 1e308) overflow to inf/NaN estimates rather than stopping the run
+    with materialized(res, materialize) as labelled, np.errstate(all="ignore"):
+        # the window on the materialised events: its collects do not repeat the labelling
+        window = _completeness.resolve_window(labelled, since, until, late_hours)
+        return _run(_completeness.apply_window(labelled, window), metrics, options, window)
+
+
+def _checked_metrics(metrics: Any) -> tuple[Metric, ...]:
+    """``metrics`` as a tuple, or a TypeError/PromptstateError naming what is wrong."""
     if isinstance(metrics, str):
         metrics = [metrics]  # reported below with the other non-metrics
-    metrics = tuple(metrics) if metrics is not None else default_metrics()
+    metrics = tuple(metrics)
     wrong = [m for m in metrics if not isinstance(m, Metric)]
     if wrong:
         raise TypeError(
@@ -204,16 +263,7 @@ def analyze(
     if not metrics:
         raise PromptstateError("metrics: give at least one metric, e.g. [Ratio('helpfulness')]")
     check_names(metrics)
-    if isinstance(events, SplitResult):
-        res = events
-    else:
-        if ledger is None:
-            raise PromptstateError("analyze: pass the ledger (path or Ledger) with the events")
-        res = split(events, ledger, experiment, columns=columns)
-    options = locals()
-    # extreme values (e.g. 1e308) overflow to inf/NaN estimates rather than stopping the run
-    with materialized(res, materialize) as labelled, np.errstate(all="ignore"):
-        return _run(labelled, metrics, options)
+    return metrics
 
 
 _OPTION_NAMES = (
@@ -233,18 +283,42 @@ _OPTION_NAMES = (
 )
 
 
+_COMPLETENESS_OPTIONS = ("late_hours", "gap_hours", "drop_threshold", "completeness_alpha")
+
+
 def _run(
-    res: SplitResult, metrics: tuple[Metric, ...], options: Mapping[str, Any]
+    res: SplitResult,
+    metrics: tuple[Metric, ...],
+    options: Mapping[str, Any],
+    window: _completeness.Window,
 ) -> AnalysisResult:
     """One run of :func:`analyze`: builds the lazy aggregates, collects once, tests."""
     ctx = make_context(res, metrics, {k: options[k] for k in _OPTION_NAMES})
-    notes = list(res.notes())
+    notes = [*options["metric_notes"], *res.notes(), *window.notes()]
     fr = _plan.build_frames(ctx, res.keyed)
     ctx = dataclasses.replace(ctx, metrics=_plan.winsorized(ctx.metrics, fr.clean))
     ctx = dataclasses.replace(ctx, strata=_plan.block_starts(ctx, fr.clean))
     plan = _plan.build_plan(ctx, fr)
-    names = list(plan.frames)
-    collected = dict(zip(names, agg.collect_all([plan.frames[n] for n in names]), strict=True))
+    frames = dict(plan.frames)
+    if options["completeness"]:
+        frames |= {
+            f"completeness_{k}": v for k, v in _completeness.completeness_frames(res).items()
+        }
+    names = list(frames)
+    collected = dict(zip(names, agg.collect_all([frames[n] for n in names]), strict=True))
+    found = (
+        _completeness.completeness_rows(
+            res.phases,
+            collected["completeness_hourly"],
+            collected["completeness_enrolled"],
+            window,
+            gap_hours=options["gap_hours"],
+            drop_threshold=options["drop_threshold"],
+            alpha=options["completeness_alpha"],
+        )
+        if options["completeness"]
+        else []
+    )
     # second pass: per-unit influence functions of the stratified estimates, summed per arm
     prep = _stratified.prepare(ctx, collected["strata"])
     per_phase: list[dict[str, Any]] = []
@@ -306,7 +380,18 @@ def _run(
         ),
         alerts=tuple(alerts),
         notes=tuple(notes),
-        options=dict(ctx.options),
+        options={
+            **ctx.options,
+            **{k: options[k] for k in _COMPLETENESS_OPTIONS},
+            "completeness": options["completeness"],
+            "window": window.to_dict(),
+        },
+        completeness=Table(
+            tuple(found),
+            CompletenessRow._fields,
+            title="completeness and freshness findings",
+            shown=CompletenessRow._fields[:5],
+        ),
         missing=Table(
             tuple(missing),
             MissingRow._fields,

@@ -30,6 +30,8 @@ from typing import Any, NamedTuple
 
 import narwhals as nw
 
+from analysis.events import _engines
+
 __all__ = ["GROUPS", "RecoveryRow", "RecoverySummaryRow", "after_end_events", "recovered_after"]
 
 GROUPS = ("exposed", "exposed_tainted", "exposed_fresh")
@@ -148,12 +150,10 @@ def after_end_events(
     else:
         detail = nw.when(exposed).then(nw.lit("exposed_fresh")).otherwise(nw.lit(REFERENCE))
     minutes = bin_width.total_seconds() / 60.0
+    after = _engines.with_minutes_since(after, "ts", end, "_minutes")
     after = after.with_columns(
-        ((nw.col("ts") - nw.lit(end)).dt.total_minutes() / minutes)
-        .floor()
-        .cast(nw.Int64)
-        .alias("bin")
-    )
+        (nw.col("_minutes") / minutes).floor().cast(nw.Int64).alias("bin")
+    ).drop("_minutes")
     return nw.concat(
         [
             after.with_columns(detail.alias("group")),

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -257,6 +258,9 @@ class AnalysisResult:
         crossover: Units whose arm changed between (or within) exposure phases, grouped, with
             the verdict against what the ledger's ramps allow
             (:class:`~analysis.stats.crossover.CrossoverRow`).
+        completeness: Completeness and freshness findings — missing coverage, gaps, an arm's
+            lost logging (:class:`~analysis.metrics._completeness.CompletenessRow`); each is an
+            alert (exit code 1).
     """
 
     experiment: str
@@ -276,6 +280,21 @@ class AnalysisResult:
     crossover: Table = field(
         default_factory=lambda: Table((), ("from_phase",), title="arm changes between phases")
     )
+    completeness: Table = field(
+        default_factory=lambda: Table(
+            (), ("kind", "phase", "start", "end", "arm", "detail"), title="completeness"
+        )
+    )
+
+    @property
+    def completeness_messages(self) -> tuple[str, ...]:
+        """One line per :attr:`completeness` finding (each is an alert)."""
+        return tuple(str(getattr(r, "detail", r)) for r in self.completeness.rows)
+
+    @property
+    def all_alerts(self) -> tuple[str, ...]:
+        """Completeness findings first, then :attr:`alerts`, then the regressions."""
+        return (*self.completeness_messages, *self.alerts, *self.regression_messages)
 
     @property
     def regressions(self) -> tuple[EffectRow, ...]:
@@ -301,12 +320,14 @@ class AnalysisResult:
 
     @property
     def ok(self) -> bool:
-        """No alert (SRM, crossover share, missing values) and no regression."""
-        return not self.alerts and not self.regressions
+        """No completeness finding, no alert (SRM, crossover share, missing values) and no
+        regression."""
+        return not len(self.completeness) and not self.alerts and not self.regressions
 
     @property
     def exit_code(self) -> int:
-        """What ``promptstate analyze`` exits with: 1 on an alert or a regression, else 0."""
+        """What ``promptstate analyze`` exits with: 1 on a completeness finding, an alert or a
+        regression, else 0."""
         return 0 if self.ok else 1
 
     def effect(
@@ -363,13 +384,20 @@ class AnalysisResult:
         return self.effects.to_polars()
 
     def to_dict(self) -> dict[str, Any]:
-        """Every table as JSON-friendly records."""
+        """Every table as JSON-friendly records; ``schema_version`` first, then the experiment,
+        ``ok``, ``exit_code``, ``completeness`` (records: kind, phase, start, end, arm,
+        detail), ``alerts`` (completeness findings first), ``regressions``, ``notes``,
+        ``options`` and the tables."""
+        from analysis.errors import SCHEMA_VERSION
+
         return {
+            "schema_version": SCHEMA_VERSION,
             "experiment": self.experiment,
             "control": self.control,
             "ok": self.ok,
             "exit_code": self.exit_code,
-            "alerts": list(self.alerts),
+            "completeness": self.completeness.to_records(),
+            "alerts": [*self.completeness_messages, *self.alerts],
             "regressions": list(self.regression_messages),
             "notes": list(self.notes),
             "options": dict(self.options),
@@ -387,6 +415,7 @@ class AnalysisResult:
         return [
             t
             for t in (
+                self.completeness,
                 self.effects,
                 self.srm,
                 self.crossover,
@@ -401,20 +430,18 @@ class AnalysisResult:
     def __str__(self) -> str:
         head = f"experiment {self.experiment} (control: {self.control})"
         parts = [head, *(str(t) for t in self._tables())]
-        parts += [f"ALERT: {a}" for a in (*self.alerts, *self.regression_messages)]
+        parts += [f"ALERT: {a}" for a in self.all_alerts]
         parts += [f"note: {n}" for n in self.notes]
         return "\n\n".join(parts)
 
     def to_markdown(self) -> str:
         """All tables as Markdown."""
         parts = [f"### Experiment `{self.experiment}`", *(t.to_markdown() for t in self._tables())]
-        parts += [f"- **alert**: {a}" for a in (*self.alerts, *self.regression_messages)]
+        parts += [f"- **alert**: {a}" for a in self.all_alerts]
         parts += [f"- note: {n}" for n in self.notes]
         return "\n\n".join(parts)
 
     def _repr_html_(self) -> str:
         body = "".join(t._repr_html_() for t in self._tables())
-        alerts = "".join(
-            f"<p><b>alert:</b> {a}</p>" for a in (*self.alerts, *self.regression_messages)
-        )
+        alerts = "".join(f"<p><b>alert:</b> {html.escape(a)}</p>" for a in self.all_alerts)
         return f"<div><h4>experiment {self.experiment}</h4>{body}{alerts}</div>"

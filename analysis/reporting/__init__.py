@@ -3,6 +3,9 @@
 Modules:
 
 - :mod:`~analysis.reporting.batch` — :func:`report` and :class:`Report`.
+- :mod:`~analysis.reporting._multi` — :class:`MultiReport`: every active experiment (overview
+  and one section each), what :func:`report` returns without an experiment over a ledger of
+  several experiments.
 - :mod:`~analysis.reporting.plots` — the ``plot_*`` functions (matplotlib figures).
 """
 
@@ -17,6 +20,7 @@ _EXPORTS: dict[str, str] = {
     "Attention": ".batch",
     "BaselineStatus": ".batch",
     "ContractStatus": ".batch",
+    "MultiReport": "._multi",
     "Report": ".batch",
     "report": ".batch",
     "plot_baseline_history": ".plots",
@@ -32,6 +36,7 @@ __all__ = [
     "Attention",
     "BaselineStatus",
     "ContractStatus",
+    "MultiReport",
     "Report",
     "plot_baseline_history",
     "plot_cache",
@@ -45,6 +50,7 @@ __all__ = [
 __getattr__, __dir__ = attach(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
+    from analysis.reporting._multi import MultiReport
     from analysis.reporting.batch import (
         ATTENTION_KINDS,
         Attention,

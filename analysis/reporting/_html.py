@@ -25,7 +25,14 @@ if TYPE_CHECKING:
 
     from analysis.reporting.batch import Report
 
-__all__ = ["figure_svg", "render_html", "render_markdown", "render_summary_html"]
+__all__ = [
+    "article_html",
+    "figure_svg",
+    "page_html",
+    "render_html",
+    "render_markdown",
+    "render_summary_html",
+]
 
 EFFECT_SHOWN = (
     "analysis",
@@ -148,12 +155,12 @@ def figure_svg(fig: Figure, prefix: str) -> str:
     return text.strip()
 
 
-def _figures(rep: Report) -> dict[str, str]:
+def _figures(rep: Report, prefix: str = "") -> dict[str, str]:
     out = {}
     for name in PLOTS:
         if name == "baselines" and not rep.baselines:
             continue
-        out[name] = figure_svg(rep.figure(name), f"fig-{name.replace('_', '-')}")
+        out[name] = figure_svg(rep.figure(name), f"{prefix}fig-{name.replace('_', '-')}")
     return out
 
 
@@ -336,24 +343,58 @@ def _attention_html(rep: Report) -> str:
 
 def render_html(rep: Report) -> str:
     """The self-contained ``report.html``."""
+    return page_html(f"promptstate report: {rep.experiment}", article_html(rep))
+
+
+def page_html(title: str, body: str) -> str:
+    """A self-contained HTML page around ``body`` (the report's style and render check)."""
+    return (
+        "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>\n"
+        f"<title>{html.escape(title)}</title>\n"
+        f"<style>{_CSS}</style>\n</head>\n<body>\n"
+        + body
+        + "<output id='render-check' hidden></output>\n"
+        f"<script>{_SCRIPT}</script>\n</body>\n</html>\n"
+    )
+
+
+def article_html(rep: Report, prefix: str = "", level: int = 1) -> str:
+    """The report of one experiment as HTML (header, attention, sections, notes); element and
+    figure ids start with ``prefix`` (several experiments on one page), headings at ``level``."""
     esc = html.escape
-    figures = _figures(rep)
+    figures = _figures(rep, prefix)
+    h1, h2 = f"h{level}", f"h{level + 1}"
     toc = (
         "".join(
-            f"<a href='#{name}'>{esc(title)}</a>" for name, title, _ in SECTIONS if name in figures
+            f"<a href='#{prefix}{name}'>{esc(title)}</a>"
+            for name, title, _ in SECTIONS
+            if name in figures
         )
-        + "<a href='#contracts'>Contracts</a><a href='#notes'>Notes</a>"
+        + f"<a href='#{prefix}contracts'>Contracts</a><a href='#{prefix}notes'>Notes</a>"
     )
     sections = []
+    completeness = rep.analysis.completeness
+    if len(completeness):
+        table = _render.to_html(
+            completeness.to_records(),
+            ("kind", "phase", "start", "end", "arm", "detail"),
+            title="Completeness and freshness findings",
+        )
+        sections.append(
+            f"<section id='{prefix}completeness'><{h2}>Completeness and freshness</{h2}>"
+            f"<p>{esc(_COMPLETENESS_TEXT)}</p>{table}</section>"
+        )
     for name, title, text in SECTIONS:
         if name not in figures and name != "baselines":
             continue
         fig = figures.get(name, "")
         body = (
-            f"<figure id='plot-{name.replace('_', '-')}'>{fig}</figure>" if fig else ""
+            f"<figure id='{prefix}plot-{name.replace('_', '-')}'>{fig}</figure>" if fig else ""
         ) + "".join(_section_tables(rep, name))
         sections.append(
-            f"<section id='{name}'><h2>{esc(title)}</h2><p>{esc(text)}</p>{body}</section>"
+            f"<section id='{prefix}{name}'><{h2}>{esc(title)}</{h2}><p>{esc(text)}</p>{body}"
+            "</section>"
         )
     contracts = _render.to_html(
         [{**c._asdict(), "accepts": ", ".join(c.accepts)} for c in rep.contracts],
@@ -388,21 +429,25 @@ def render_html(rep: Report) -> str:
         f"<li>{esc(k)}: {esc(str(v))}</li>" for k, v in rep.inputs.items() if v is not None
     )
     return (
-        "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>\n"
-        f"<title>promptstate report: {esc(rep.experiment)}</title>\n"
-        f"<style>{_CSS}</style>\n</head>\n<body>\n"
-        f"<header><h1>promptstate report: {esc(rep.experiment)} "
-        f"<span class='muted'>({esc(rep.prompt)})</span></h1>\n"
-        f"<p class='headline' id='headline'>{esc(rep.headline)}</p>\n"
+        f"<header><{h1}>promptstate report: {esc(rep.experiment)} "
+        f"<span class='muted'>({esc(rep.prompt)})</span></{h1}>\n"
+        f"<p class='headline' id='{prefix}headline'>{esc(rep.headline)}</p>\n"
         f"{_attention_html(rep)}\n<nav>{toc}</nav>\n</header>\n<main>\n"
         + "\n".join(sections)
-        + f"\n<section id='contracts'><h2>Contracts</h2>{contracts}</section>\n"
-        f"<section id='notes'><h2>Notes</h2>{phases}<ul>{notes}</ul>"
+        + f"\n<section id='{prefix}contracts'><{h2}>Contracts</{h2}>{contracts}</section>\n"
+        f"<section id='{prefix}notes'><{h2}>Notes</{h2}>{phases}<ul>{notes}</ul>"
         f"<p class='muted'>Inputs</p><ul class='muted'>{inputs}</ul></section>\n"
-        "</main>\n<output id='render-check' hidden></output>\n"
-        f"<script>{_SCRIPT}</script>\n</body>\n</html>\n"
+        "</main>\n"
     )
+
+
+_COMPLETENESS_TEXT = (
+    "The export checked against the ledger before any statistics: each exposure phase's window "
+    "covered up to the end of the analysis, no run of empty hours (overall and per arm), and no "
+    "arm whose newly enrolled units fall far and significantly below what the allocation and "
+    "the other arms imply (lost logging). Effects computed on an incomplete export may be "
+    "biased."
+)
 
 
 def _utc(at: datetime | None) -> str:
@@ -437,6 +482,15 @@ def render_markdown(rep: Report) -> str:
         parts += [f"- `{a.kind}`: {a.message}" for a in rep.attention]
     else:
         parts.append("Nothing needs attention.")
+    if len(res.completeness):
+        parts += [
+            "",
+            "### Completeness and freshness",
+            "",
+            _render.to_markdown(
+                res.completeness.to_records(), ("kind", "phase", "start", "end", "arm")
+            ),
+        ]
     parts += [
         "",
         "### Effects (clean combined vs naive pooled)",

@@ -7,6 +7,9 @@ Modules:
 - :mod:`~analysis.rollback.cache` — :func:`cache_impact`: prompt-cache and semantic-cache
   impact of a revision change.
 - :mod:`~analysis.rollback.contracts` — :func:`contract_check`: downstream output contracts.
+- :class:`ActionKind`, :class:`ActionContext`, :class:`ActionFailed` — the interface of an action
+  kind of the actions file (plugins register under the entry point group
+  ``promptstate.actions``; see ``docs/rollback.md``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from typing import TYPE_CHECKING
 from analysis._lazy import attach
 
 _EXPORTS: dict[str, str] = {
+    "ActionContext": "._kinds",
+    "ActionFailed": "._kinds",
+    "ActionKind": "._kinds",
     "RollbackPlan": ".planning",
     "rollback_plan": ".planning",
     "ApplyResult": ".applying",
@@ -37,6 +43,9 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "ActionContext",
+    "ActionFailed",
+    "ActionKind",
     "ApplyResult",
     "ApplyStep",
     "CacheImpact",
@@ -60,6 +69,11 @@ __all__ = [
 __getattr__, __dir__ = attach(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
+    from analysis.rollback._kinds import (
+        ActionContext,
+        ActionFailed,
+        ActionKind,
+    )
     from analysis.rollback._legs import (
         Leg,
         LegAction,

@@ -444,6 +444,7 @@ def cohort_leg(
     open_hours: float,
     holdout_days: float,
     recovery: bool,
+    metrics: Sequence[Any] | None = None,
 ) -> Leg:
     """Exposed units and conversations, open tainted conversations, options, residual effect."""
     if events is None:
@@ -481,7 +482,7 @@ def cohort_leg(
             "holdout_days": holdout_days,
         },
     }
-    findings["residual_effect"] = _residual(events, t) if recovery else None
+    findings["residual_effect"] = _residual(events, t, metrics) if recovery else None
     actions: list[LegAction] = []
     if counts["units"]:
         actions.append(
@@ -522,7 +523,7 @@ def _continued(events: Events, convs: nw.LazyFrame[Any], t: Target) -> int | Non
     return int(convs.join(ids, on="conversation_id", how="inner").select(nw.len()).collect().item())
 
 
-def _residual(events: Events, t: Target) -> Any:
+def _residual(events: Events, t: Target, metrics: Sequence[Any] | None = None) -> Any:
     """Exposed − never-exposed after ``t.at`` from the recovery analysis, when measurable."""
     if t.experiment is None:
         return {"available": False, "why": "prompt-level rollback: no randomized cohort"}
@@ -534,7 +535,7 @@ def _residual(events: Events, t: Target) -> Any:
     except ImportError:  # pragma: no cover - the recovery analysis is optional
         return {"available": False, "why": "the recovery analysis is not installed"}
     try:
-        result = analyze(events, t.candidate, t.experiment, explain=False)
+        result = analyze(events, t.candidate, t.experiment, metrics=metrics, explain=False)
     except PromptstateError as exc:  # e.g. the export lacks the default metrics' columns
         return {"available": False, "why": f"recovery analysis not possible: {exc}"}
     summary = {(r.metric, r.group): r for r in result.recovery_summary.rows}  # type: ignore[attr-defined]

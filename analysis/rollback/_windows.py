@@ -100,7 +100,7 @@ def _small_frame(
     native = {int: pl.Int64, str: pl.String}
     schema: dict[str, Any] = {_BUCKET: pl.Int64, _LO: pl.Int64, _HI: pl.Int64}
     schema.update({name: native[dtype] for name, dtype in dtypes.items()})
-    df = pl.DataFrame(dict(table), schema=schema)
-    if like.implementation.is_polars():
-        return nw.from_native(df.lazy())
-    return nw.from_native(df).lazy(backend=like.implementation)
+    from analysis.events import _engines  # Spark needs the frame's session, DuckDB its connection
+
+    out: nw.LazyFrame[Any] = _engines.table(dict(table), like, schema)
+    return out

@@ -21,7 +21,17 @@ Then the actions, in order:
 5. appends the transition (:mod:`analysis.ledger.writer`: validated, atomic, comments kept) —
    the commit point;
 6. runs the baseline revert actions (:meth:`analysis.evals.store.BaselineStore.sync`, idempotent
-   through its ledger key); re-anchors that need fresh results are reported as pending.
+   through its ledger key); re-anchors that need fresh results are reported as pending;
+7. with an actions file (``actions=``, :mod:`analysis.rollback._actions`), runs its actions in
+   leg order ``text``, ``caches``, ``cohort``, ``contracts``, ``any``, each recorded in the apply
+   journal next to the ledger (:mod:`analysis.rollback._journal`): a re-run repeats no action
+   recorded as done and retries the failed ones. Every action's target is checked for
+   reachability among the checks above (exit 2 before anything changes). While apply refuses
+   for a missing confirmation, the ``contracts`` actions are sent as notices (once per state of
+   the contracts findings) so that the owners learn they must confirm.
+
+The apply id is ``<prompt>:<from>:<to>:<transition time>``; an action's ``Idempotency-Key`` is
+``<apply id>#<leg>.<index>``.
 
 A failure before the first change keeps its own error (bad input: exit 2). A failure after an
 action has changed something raises :class:`~analysis.errors.RollbackIncompleteError` (exit 1)
@@ -54,16 +64,28 @@ from analysis.errors import (
     worst_exit,
 )
 from analysis.ledger import Ledger, load_ledger, parse_ledger
+from analysis.rollback._actions import apply_id
+from analysis.rollback._journal import Journal, check_reachable, journal_path, run_actions
 from analysis.rollback._legs import (
     cohort_conversations,
     cohort_units,
     contracts_leg,
     served_frame,
 )
-from analysis.rollback.planning import RollbackPlan, _prompt, _store, rollback_plan
+from analysis.rollback._running import contexts, notify_contracts, raise_on_failures
+from analysis.rollback.planning import (
+    RollbackPlan,
+    _prompt,
+    _store,
+    _with_actions,
+    rollback_plan,
+)
 
 if TYPE_CHECKING:
     from analysis.evals.store import BaselineStore
+    from analysis.metrics.definitions import Metric
+    from analysis.rollback._actions import Action
+    from analysis.rollback._journal import ActionResult
 
 __all__ = ["ApplyResult", "ApplyStep", "StepStatus", "rollback_apply"]
 
@@ -108,6 +130,9 @@ class ApplyResult:
         ledger_diff: Unified diff of the ledger change (empty when unchanged).
         refused: Consumers whose confirmation is missing (only on a dry run; a real apply
             raises instead).
+        apply_id: ``<prompt>:<from>:<to>:<transition time>``.
+        actions: The result of each configured action (empty without an actions file).
+        journal: The apply journal file (``None`` without an actions file).
     """
 
     plan: RollbackPlan
@@ -116,6 +141,9 @@ class ApplyResult:
     already_recorded: bool
     ledger_diff: str = ""
     refused: tuple[str, ...] = ()
+    apply_id: str = ""
+    actions: tuple[ActionResult, ...] = ()
+    journal: str | None = None
 
     @property
     def exit_code(self) -> int:
@@ -126,7 +154,9 @@ class ApplyResult:
     @property
     def changed(self) -> bool:
         """Whether anything was (or, on a dry run, would be) written."""
-        return any(s.status in ("applied", "would-apply") for s in self.steps)
+        return any(s.status in ("applied", "would-apply") for s in self.steps) or any(
+            a.status in ("done", "would-run") for a in self.actions
+        )
 
     @property
     def pending(self) -> tuple[ApplyStep, ...]:
@@ -134,13 +164,21 @@ class ApplyResult:
         return tuple(s for s in self.steps if s.status == "pending")
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form: the plan, the steps, and flags."""
+        """JSON form: ``{"schema_version": 1, "apply_id", "dry_run", "changed",
+        "already_recorded", "refused", "steps": [{name, status, detail, path}], "actions":
+        [{action, kind, target, key, status, detail}], "journal", "ledger_diff", "plan"}``."""
+        from analysis.errors import SCHEMA_VERSION
+
         return {
+            "schema_version": SCHEMA_VERSION,
+            "apply_id": self.apply_id,
             "dry_run": self.dry_run,
             "changed": self.changed,
             "already_recorded": self.already_recorded,
             "refused": list(self.refused),
             "steps": [s.to_dict() for s in self.steps],
+            "actions": [a.to_dict() for a in self.actions],
+            "journal": self.journal,
             "ledger_diff": self.ledger_diff,
             "plan": self.plan.to_dict(),
         }
@@ -158,15 +196,24 @@ class ApplyResult:
             f"; {len(self.pending)} step(s) pending" if self.pending else ""
         )
 
-    def __str__(self) -> str:
+    def _rows(self) -> list[dict[str, Any]]:
         rows = [s.to_dict() for s in self.steps]
+        rows += [
+            {"name": f"{a.action}:{a.kind}", "status": a.status,
+             "detail": f"{a.target}" + (f" — {a.detail}" if a.detail else "")}
+            for a in self.actions
+        ]  # fmt: skip
+        return rows
+
+    def __str__(self) -> str:
+        rows = self._rows()
         table = _render.to_text(rows, ["name", "status", "detail"])
         diff = f"\n\n{self.ledger_diff.rstrip()}" if self.ledger_diff else ""
         return f"{self.plan._title()}\n\n{table}{diff}\n\n{self._summary()}"
 
     def to_markdown(self) -> str:
         """A Markdown rendering."""
-        rows = [s.to_dict() for s in self.steps]
+        rows = self._rows()
         table = _render.to_markdown(rows, ["name", "status", "detail"])
         diff = f"\n\n```diff\n{self.ledger_diff.rstrip()}\n```" if self.ledger_diff else ""
         return f"**{self.plan._title()}**\n\n{table}{diff}\n\n{self._summary()}"
@@ -211,9 +258,10 @@ def _run(
             missing = plan.needs_confirmation
             if missing and not dry_run:
                 flags = " ".join(f"--confirm {m}" for m in missing)
+                told = notify_contracts(path, plan)
                 raise RollbackRefusedError(
                     f"{path}: not applied — consumer(s) {', '.join(missing)} do not accept "
-                    f"{plan.to}'s contract; confirm they can take it ({flags}) and re-run"
+                    f"{plan.to}'s contract; confirm they can take it ({flags}) and re-run{told}"
                 )
         refused = plan.needs_confirmation if recorded is None else ()
         out = Path(out_dir) if out_dir is not None else _default_out(path, plan)
@@ -223,6 +271,18 @@ def _run(
             [out / filename for _, filename, _ in exports],
             [path, options.get("events"), None if store is None else store.root],
         )
+        config = plan._actions
+        ident = apply_id(plan.prompt, plan.reverted, plan.to, plan.at)
+        journal = Journal(journal_path(path)) if config is not None else None
+        pending: list[Action] = []
+        context = contexts(plan, config, ident, out, exports) if config is not None else None
+        if config is not None and journal is not None and context is not None:
+            pending = [
+                a for a in config.actions
+                if journal.done(f"{ident}#{a.leg}.{a.index}", a.fingerprint) is None
+            ]  # fmt: skip
+            if not dry_run:
+                check_reachable(config, pending, context)
         steps = [
             ApplyStep(f"confirm:{m}", "pending", f"apply refuses until {m} is confirmed "
                       f"(--confirm {m})")
@@ -262,7 +322,18 @@ def _run(
                 lambda: _baseline_steps(plan, ledger_after, store, dry_run=dry_run, actor=actor),
             )
         )
-    return ApplyResult(plan, tuple(steps), dry_run, recorded is not None, diff, refused)
+        results: list[ActionResult] = []
+        if config is not None and journal is not None and context is not None:
+            run = functools.partial(
+                run_actions, config, config.actions, journal, apply=ident, context=context,
+                dry_run=dry_run,
+            )  # fmt: skip
+            results = progress.run("actions", run)
+            raise_on_failures(results, progress.done, journal)
+    return ApplyResult(
+        plan, tuple(steps), dry_run, recorded is not None, diff, refused, ident,
+        tuple(results), None if journal is None else str(journal.path),
+    )  # fmt: skip
 
 
 class _Progress:
@@ -331,8 +402,11 @@ def rollback_apply(
     recovery: bool = True,
     reason: str | None = None,
     actor: str | None = None,
+    metrics: Sequence[Metric] | None = None,
+    actions: str | Path | Mapping[str, Any] | None = None,
 ) -> ApplyResult:
-    """Apply a rollback: exports, the ledger transition, the baseline revert actions.
+    """Apply a rollback: exports, the ledger transition, the baseline revert actions, and the
+    actions of an actions file.
 
     Takes the arguments of :func:`rollback_plan` (``ledger`` must be a file path) plus:
 
@@ -355,14 +429,16 @@ def rollback_apply(
         recovery: See :func:`rollback_plan`.
         reason: See :func:`rollback_plan`.
         actor: See :func:`rollback_plan`.
+        metrics: See :func:`rollback_plan`.
+        actions: An actions file (see the module docstring and ``docs/rollback.md``).
 
     Returns:
         An :class:`ApplyResult`; a second apply reports every step ``unchanged``.
 
     Raises:
         RollbackRefusedError: a consumer's confirmation is missing (``exit_code`` 1).
-        RollbackIncompleteError: an action failed after an earlier one changed something
-            (``exit_code`` 1); re-run to complete.
+        RollbackIncompleteError: an action failed after an earlier one changed something, or a
+            configured action failed (``exit_code`` 1); re-run to complete.
         RollbackError: the plan is refused (see :func:`rollback_plan`); ``--out`` would
             overwrite an input.
         LedgerError, EventsError, BaselineError: bad inputs (nothing was written).
@@ -370,6 +446,7 @@ def rollback_apply(
     options: dict[str, Any] = {
         "events": events, "baselines": baselines, "columns": columns, "open_hours": open_hours,
         "holdout_days": holdout_days, "idle_minutes": idle_minutes, "recovery": recovery,
+        "metrics": metrics, "actions": actions,
     }  # fmt: skip
     return _run(
         ledger, prompt, to=to, revision=revision, at=at, confirm=confirm, dry_run=dry_run,
@@ -397,6 +474,8 @@ def _as_confirmed(plan: RollbackPlan, ledger: Ledger) -> RollbackPlan:
         return plan
     confirmed = (*plan.confirmed, *missing)
     leg = contracts_leg(ledger, plan._target, plan._events, confirmed)
+    if plan._actions is not None:
+        leg = _with_actions(leg, plan._actions)
     legs = tuple(leg if old.name == "contracts" else old for old in plan.legs)
     return dataclasses.replace(plan, legs=legs, confirmed=confirmed)
 

@@ -36,9 +36,10 @@ aggregates reach Python):
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -95,6 +96,7 @@ class CacheImpact:
         plateau_share: Share of the plateau that defines the warm-up time.
         idle_minutes: Idle time after which a revision's cache counts as cold.
         last_turn: Time of the last served turn per revision (before ``at``).
+        at: The instant the impact was cut at (``None``: every event was used).
     """
 
     prompt: str
@@ -104,6 +106,10 @@ class CacheImpact:
     plateau_share: float
     idle_minutes: float
     last_turn: Mapping[str, datetime]
+    at: datetime | None = None
+    _rebuild: Callable[[datetime], CacheImpact] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     def cold_starts(self) -> list[WarmupRow]:
         """The rows of cold starts with a fitted warm-up."""
@@ -126,8 +132,12 @@ class CacheImpact:
         """Predict the cold window of ``revision`` taking ``rate_per_minute`` turns from ``at``.
 
         The cache is expected warm (no cold window) when the revision served a turn in the
-        ``idle_minutes`` before ``at``.
+        ``idle_minutes`` before ``at``. Nothing logged at or after ``at`` is used: an impact
+        built without ``at`` (or with a later one) is rebuilt from the same events cut at
+        ``at`` first.
         """
+        if at is not None and (self.at is None or at < self.at) and self._rebuild is not None:
+            return self._rebuild(at).predict(revision, rate_per_minute=rate_per_minute, at=at)
         last = self.last_turn.get(revision)
         warm = (
             at is not None
@@ -272,9 +282,13 @@ def cache_impact(
     ):
         if value <= 0:
             raise PromptstateError(f"{name}={value}: must be positive")
+    from analysis.events.loading import Events, load_events
+
     if not isinstance(ledger, Ledger):
         ledger = load_ledger(ledger)
     prompt = _prompt(ledger, prompt)
+    if not isinstance(events, Events):
+        events = load_events(events, columns=columns)
     frame, names = prompt_turns(events, ledger, prompt, at=at, columns=columns)
     revisions = _revision_totals(frame, names)
     last_turn = _last_turns(frame)
@@ -349,7 +363,25 @@ def cache_impact(
         plateau_share=plateau_share,
         idle_minutes=idle_minutes,
         last_turn=last_turn,
+        at=at,
+        _rebuild=functools.partial(
+            _cut,
+            events,
+            ledger,
+            prompt,
+            curve_bin_minutes=curve_bin_minutes,
+            before_minutes=before_minutes,
+            after_minutes=after_minutes,
+            idle_minutes=idle_minutes,
+            fit_hours=fit_hours,
+            plateau_share=plateau_share,
+        ),
     )
+
+
+def _cut(events: Any, ledger: Ledger, prompt: str, at: datetime, **options: Any) -> CacheImpact:
+    """:func:`cache_impact` of the same events cut at ``at``."""
+    return cache_impact(events, ledger, prompt=prompt, at=at, **options)
 
 
 def semantic_cache_writes(

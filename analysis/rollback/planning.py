@@ -53,6 +53,7 @@ from analysis.ledger import Ledger, load_ledger
 from analysis.rollback._legs import (
     LEGS,
     Leg,
+    LegAction,
     RollbackError,
     Target,
     baseline_leg,
@@ -67,6 +68,8 @@ from analysis.rollback._legs import (
 if TYPE_CHECKING:
     from analysis.evals.store import BaselineStore
     from analysis.events.loading import Events
+    from analysis.metrics.definitions import Metric
+    from analysis.rollback._actions import Action, ActionsConfig
 
 __all__ = ["RollbackPlan", "rollback_plan"]
 
@@ -84,6 +87,8 @@ class RollbackPlan:
         transition: The ledger entry apply appends.
         legs: ``text``, ``caches``, ``cohort``, ``baseline``, ``contracts``.
         confirmed: Consumers confirmed by the caller.
+        configured: The actions of the actions file (``actions=``), in run order; empty
+            without one.
     """
 
     prompt: str
@@ -94,8 +99,10 @@ class RollbackPlan:
     transition: Mapping[str, Any]
     legs: tuple[Leg, ...]
     confirmed: tuple[str, ...] = ()
+    configured: tuple[Action, ...] = ()
     _target: Target | None = field(default=None, repr=False, compare=False)
     _events: Events | None = field(default=None, repr=False, compare=False)
+    _actions: ActionsConfig | None = field(default=None, repr=False, compare=False)
 
     @property
     def status(self) -> str:
@@ -121,15 +128,22 @@ class RollbackPlan:
         raise KeyError(name)
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"prompt", "from", "to", "legs": {text, caches, cohort, baseline, contracts}}``.
+        """``{"schema_version": 1, "prompt", "from", "to", "legs": {text, caches, cohort,
+        baseline, contracts}, "actions": [...]}``.
 
         ``from`` is the reverted revision (a list when an experiment reverts several arms).
+        ``actions`` lists the actions file's actions in run order, each ``{"name", "leg",
+        "index", "kind", "target"}`` (secrets redacted; empty without an actions file).
         """
+        from analysis.errors import SCHEMA_VERSION
+
         return {
+            "schema_version": SCHEMA_VERSION,
             "prompt": self.prompt,
             "from": self.reverted[0] if len(self.reverted) == 1 else list(self.reverted),
             "to": self.to,
             "legs": {leg.name: leg.to_dict() for leg in self.legs},
+            "actions": [a.to_dict() for a in self.configured],
         }
 
     def to_json(self) -> str:
@@ -147,6 +161,12 @@ class RollbackPlan:
                 out.append(
                     {"leg": leg.name, "status": leg.status, "action": a.description, "do": how}
                 )
+        for c in self.configured:
+            if c.leg == "any":
+                out.append(
+                    {"leg": "any", "status": "action", "action": f"{c.name} {c.kind}: {c.target}",
+                     "do": "apply"}
+                )  # fmt: skip
         return out
 
     def _title(self) -> str:
@@ -219,6 +239,8 @@ def rollback_plan(
     recovery: bool = True,
     reason: str | None = None,
     actor: str | None = None,
+    metrics: Sequence[Metric] | None = None,
+    actions: str | Path | Mapping[str, Any] | None = None,
 ) -> RollbackPlan:
     """Plan the rollback of a prompt's canary or live revision across the five legs.
 
@@ -241,6 +263,11 @@ def rollback_plan(
         recovery: Measure the residual effect when events after ``at`` exist.
         reason: Free text recorded in the transition.
         actor: Who, recorded in the transition.
+        metrics: Metrics of the residual effect (passed to :func:`analysis.metrics.analyze`;
+            ``None`` lets it choose: it infers them from the export).
+        actions: An actions file (or its content as a mapping; see ``docs/rollback.md``):
+            checked now (exit 2 when unusable), listed in ``configured`` and in each leg,
+            whose manual steps it takes over are marked automatic.
 
     Returns:
         A :class:`RollbackPlan`; its JSON is ``plan.to_dict()``.
@@ -258,17 +285,26 @@ def rollback_plan(
     target = resolve(led, name, when, to, revision, reason=reason, actor=actor)
     loaded = _events(events, led, columns)
     store = _store(baselines)
-    legs = (
+    legs: tuple[Leg, ...] = (
         text_leg(led, target),
         caches_leg(led, target, loaded, idle_minutes=idle_minutes),
         cohort_leg(
             led, target, loaded, open_hours=open_hours, holdout_days=holdout_days,
-            recovery=recovery,
+            recovery=recovery, metrics=metrics,
         ),
         baseline_leg(led, target, store),
         contracts_leg(led, target, loaded, tuple(confirm)),
     )  # fmt: skip
     assert tuple(leg.name for leg in legs) == LEGS
+    config = None
+    if actions is not None:
+        from analysis.rollback._actions import load_actions
+
+        config = load_actions(
+            actions, led, prompt=name, reverted=target.reverted, to=target.to,
+            experiment=target.experiment,
+        )  # fmt: skip
+        legs = tuple(_with_actions(leg, config) for leg in legs)
     return RollbackPlan(
         prompt=name,
         reverted=target.reverted,
@@ -278,9 +314,50 @@ def rollback_plan(
         transition=dict(target.transition),
         legs=legs,
         confirmed=tuple(confirm),
+        configured=config.actions if config is not None else (),
         _target=target,
         _events=loaded,
+        _actions=config,
     )
+
+
+#: Manual plan actions that a configured action of the leg takes over.
+_HANDED_OVER: dict[str, tuple[str, ...]] = {
+    "caches": ("expire-prefix",),
+    "cohort": ("hold-out", "truncate-histories"),
+    "contracts": ("notify",),
+}
+
+
+def _with_actions(leg: Leg, config: ActionsConfig) -> Leg:
+    """The leg with its configured actions listed, and the manual steps they take over marked
+    automatic; a leg with no configured action keeps its manual steps (and, for ``text``, says
+    that serving the restored text is left to a person)."""
+    import dataclasses
+
+    mine = config.leg(leg.name)
+    if not mine:
+        extra: tuple[LegAction, ...] = ()
+        if leg.name == "text":
+            extra = (
+                LegAction(
+                    "serve-text",
+                    "serve the restored revision's text (no text action is configured)",
+                ),
+            )
+        return dataclasses.replace(leg, actions=(*leg.actions, *extra))
+    names = ", ".join(a.name for a in mine)
+    old = tuple(
+        dataclasses.replace(a, automatic=True, description=f"{a.description} (by {names})")
+        if a.kind in _HANDED_OVER.get(leg.name, ()) and not a.automatic
+        else a
+        for a in leg.actions
+    )
+    new = tuple(
+        LegAction("run-action", f"{a.name} {a.kind}: {a.target}", automatic=True) for a in mine
+    )
+    status = "action" if leg.status == "ok" else leg.status
+    return dataclasses.replace(leg, status=status, actions=(*old, *new))
 
 
 #: Option → (lowest, highest, lowest excluded); the options of :func:`rollback_plan`.

@@ -171,7 +171,7 @@ def effect_from_arms(
     ``df=None`` uses Welch–Satterthwaite degrees of freedom from the arms' sizes; pass
     ``math.inf`` for a normal reference.
     """
-    vc, va = control.var, arm.var
+    vc, va = max(control.var, 0.0), max(arm.var, 0.0)  # a constant column: -1e-12 by rounding
     effect = arm.value - control.value
     var = vc + va
     if not (math.isfinite(var) and control.n >= 2 and arm.n >= 2):

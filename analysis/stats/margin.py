@@ -18,6 +18,14 @@ Pure numbers on the example-level means of the two runs (no dataframes). The cho
 Estimand: ``delta = E[d]``, the mean over examples of the oriented paired difference
 ``d = sign × (candidate − reference)`` (positive = candidate better), each example contributing
 its mean over samples.
+
+Alpha convention (ICH E9): ``alpha`` is the **two-sided** level. The interval is the two-sided
+``1 − alpha`` one, and each one-sided decision (non-inferiority, regression) is a test at
+``alpha / 2`` — non-inferiority is shown when the interval's lower bound lies above ``−margin``.
+
+References:
+    ICH E9, Statistical Principles for Clinical Trials (1998), section 5.5; ICH E9 / CPMP,
+    Points to Consider on Switching between Superiority and Non-inferiority (2000).
 """
 
 from __future__ import annotations
@@ -62,11 +70,12 @@ class MarginTest(NamedTuple):
         null_sd: Standard deviation of one difference under ``delta = -margin`` (the
             restricted MLE, at least the lattice floor).
         skewness: Sample skewness of ``d``.
-        mde: Minimum detectable difference ``(z_{1−α} sd0 + z_{power} sd) / sqrt(n)`` with
+        mde: Minimum detectable difference ``(z_{1−α/2} sd0 + z_{power} sd) / sqrt(n)`` with
             ``sd0`` the null-restricted sd (capped at the observed one, floor included, when
             the pairs do not all tie): a planning figure.
         n_required: Examples at which a regression of twice the margin is flagged with the
-            gate's power (Holm worst case ``alpha / n_metrics``); ``None`` when not estimable.
+            gate's power (one-sided, Holm worst case ``alpha / (2 n_metrics)``); ``None`` when
+            not estimable.
         test: The test used.
         blocked: The decision(s) withheld (``pass``, ``regression``, ``both``) or ``""``.
         reason: Why, in words (``""`` when nothing is withheld).
@@ -138,7 +147,8 @@ def margin_test(
         margin: The non-inferiority margin ``m > 0``.
         support: Range of the scores and lattice step of the differences (default:
             :func:`infer_support`).
-        alpha: One-sided level of each decision; the interval is two-sided ``1 − 2 alpha``.
+        alpha: Two-sided level: the interval is the two-sided ``1 − alpha`` one and each
+            one-sided decision is taken at ``alpha / 2``.
         power: Power behind ``mde`` and ``n_required``.
         n_metrics: Metrics in the suite (Holm worst case for ``n_required``).
         method: ``t`` (score tests) or ``bootstrap`` (restricted bootstrap p-values).
@@ -153,7 +163,7 @@ def margin_test(
         raise ValueError("reference and candidate are not aligned")
     d = (cand - ref) * sign
     n = int(d.size)
-    confidence = 1.0 - 2.0 * alpha
+    confidence = 1.0 - alpha
     t = paired.paired_t(d, confidence=confidence)
     sup = support if support is not None else infer_support(ref, cand, binary=binary)
     width = sup.upper - sup.lower
@@ -213,7 +223,7 @@ def margin_test(
             tail = min(float(np.mean(b.means <= 0)), float(np.mean(b.means >= 0)))
             p_two = min(1.0, 2.0 * tail)
         test = "restricted bootstrap"
-    za = float(special.ndtri(1.0 - alpha))
+    za = float(special.ndtri(1.0 - alpha / 2.0))
     zb = float(special.ndtri(power))
     null_sd = st.null_sd
     sd = t.sd
@@ -224,7 +234,7 @@ def margin_test(
     n_req: int | None = None
     if plan > 0:
         n_req = required_examples_score(
-            plan, sd, margin, alpha=alpha / max(n_metrics, 1), power=power
+            plan, sd, margin, alpha=alpha / (2.0 * max(n_metrics, 1)), power=power
         )
     return MarginTest(
         n=n,
@@ -272,6 +282,10 @@ def required_examples_score(
     sd_null: float, sd_alt: float, gap: float, *, alpha: float, power: float
 ) -> int:
     """Examples for a one-sided level-``alpha`` score test to reach ``power``.
+
+    ``alpha`` here is the level of the **one-sided** test itself (a planning primitive); the
+    gate, whose ``alpha`` is two-sided, calls it with ``alpha / 2`` (``alpha / (2k)`` for the
+    Holm worst case over ``k`` metrics).
 
     Estimand-free planning formula: with the statistic standardised by ``sd_null`` and the
     estimate spread ``sd_alt`` at a truth ``gap`` away from the null,

@@ -13,6 +13,18 @@ with a normal reference.
 This needs three passes over the events of quantile metrics (the quantile, the unit counts at
 it, the outer quantiles); all quantile metrics share each pass.
 
+**One exact definition in every engine.** Estimand: the ``q``-quantile of the event values of
+the group (arm × phase, arm × cohort, or arm). With the group's finite values sorted,
+``x_(1) ≤ … ≤ x_(n)``, the sample quantile is the *lower order statistic*
+``x_(k)``, ``k = ⌊q (n − 1)⌋ + 1`` (numpy's ``method="lower"``), and the interval
+``[x_(k_lo), x_(k_hi)]`` with ``k_lo = ⌊p_lo (n − 1)⌋ + 1`` and ``k_hi = ⌈p_hi (n − 1)⌉ + 1``
+(``"higher"``), ``p_lo, p_hi = q ∓ z σ_p`` (:func:`order_statistic_rank`). ``p (n − 1)`` is one
+IEEE double product. The engines never run their own quantile function (DuckDB only offers
+interpolated ones for lazy relations, Spark's ``percentile_approx`` is approximate): each group
+is ranked with a window function and the value at the rank is picked by comparing the integer
+rank with ``p (n − 1)`` (:func:`analysis.metrics.aggregation.at_rank`), so polars, DuckDB and
+Spark return the same value, bit for bit.
+
 References:
     Deng, A., Knoblich, U., Lu, J. (2018). Applying the Delta Method in Metric Analytics: A
     Practical Guide with Novel Ideas. KDD 2018, section 4.
@@ -31,7 +43,37 @@ from analysis.stats.delta import RatioOf, linear_cov
 from analysis.stats.effect import ArmEstimate, EffectResult, effect_from_arms
 from analysis.stats.moments import Moments
 
-__all__ = ["QuantileEstimate", "probability_bounds", "quantile_effect"]
+__all__ = ["QuantileEstimate", "order_statistic_rank", "probability_bounds", "quantile_effect"]
+
+
+def order_statistic_rank(p: float, n: int, side: str = "lower") -> int:
+    """The rank (1..n) of the order statistic at probability ``p`` among ``n`` values.
+
+    Estimand: the ``p``-quantile of the empirical distribution, as an order statistic —
+    ``lower``: ``⌊p (n − 1)⌋ + 1``; ``higher``: ``⌈p (n − 1)⌉ + 1`` (numpy's ``method="lower"``
+    and ``"higher"``: Hyndman and Fan's discontinuous index ``p (n − 1)`` rounded down or up),
+    with ``p (n − 1)`` computed as one double product, exactly as the engines do.
+
+    Args:
+        p: Probability in [0, 1].
+        n: Number of values (at least 1).
+        side: ``lower`` or ``higher``.
+
+    Raises:
+        ValueError: ``side`` is neither, or ``n < 1``.
+
+    References:
+        Hyndman, R. J., Fan, Y. (1996). Sample quantiles in statistical packages. The American
+        Statistician 50(4), 361–365.
+    """
+    if n < 1:
+        raise ValueError("order_statistic_rank needs n >= 1")
+    x = float(p) * float(n - 1)
+    if side == "lower":
+        return min(n, max(1, math.floor(x) + 1))
+    if side == "higher":
+        return min(n, max(1, math.ceil(x) + 1))
+    raise ValueError(f"side must be 'lower' or 'higher', not {side!r}")
 
 
 def probability_bounds(

@@ -1,0 +1,293 @@
+"""Output models of ``split``, ``analyze`` and ``gate``.
+
+See :mod:`analysis.cli._schemas_base` for the conventions. The shapes are those of
+``promptstate split --format json`` (:meth:`LoadReport.to_dict`,
+:meth:`ContaminationSummary.to_dict`), :meth:`analysis.metrics.AnalysisResult.to_dict` and
+:meth:`analysis.evals.gating.GateResult.to_dict`. The tables of ``analyze`` (effects, SRM,
+exclusions, ...) are lists of row objects whose columns are documented in ``docs/metrics.md``;
+their columns can depend on the metrics and options, so their rows are open objects.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from analysis.cli._schemas_base import Output, Row
+from analysis.ledger._schema import Action
+
+__all__ = [
+    "AnalyzeMultiOutput",
+    "AnalyzeOutput",
+    "FailedSection",
+    "GateOutput",
+    "OverviewRow",
+    "SplitOutput",
+    "SplitPhaseRow",
+]
+
+Label = Literal[
+    "outside_window", "after_end", "crossover", "served_mismatch", "stale_cache", "carryover",
+    "clean",
+]  # fmt: skip
+PhaseKind = Literal["pre", "exposure", "after_end"]
+Verdict = Literal["pass", "regression", "inconclusive"]
+_ISO = "ISO 8601 time with its UTC offset"
+_TABLE = "One row per {what}; columns in docs/metrics.md."
+
+
+class SplitPhaseRow(Row):
+    """One phase of the experiment: 0 before the start, 1..k exposure, k+1 after the end."""
+
+    phase: int = Field(ge=0, description="Phase number.")
+    kind: PhaseKind = Field(description="Kind of phase.")
+    start: str | None = Field(description=f"Start (inclusive), {_ISO}; null for pre.")
+    end: str | None = Field(description=f"End (exclusive), {_ISO}; null for after_end.")
+    allocation: dict[str, float] = Field(
+        description="Arm → share of units (empty outside exposure)."
+    )
+    arms: dict[str, str] = Field(description="Arm → revision served (empty outside exposure).")
+    start_action: Action | None = Field(description="Transition that starts the phase.")
+    end_action: Action | None = Field(description="Transition that ends the phase.")
+
+
+class LoadRow(Row):
+    """What loading the export found and did; nothing dropped or rewritten without a count."""
+
+    source: str = Field(description="The input (path or in-memory type).")
+    n_rows: int = Field(ge=0, description="Rows read.")
+    n_events: int = Field(ge=0, description="Events kept (n_rows - n_duplicates).")
+    n_duplicates: int = Field(ge=0, description="Extra rows of repeated event_id, dropped.")
+    duplicate_examples: list[str] = Field(description="Up to five of the repeated ids.")
+    timestamps: str = Field(
+        description="utc, 'naive, read as UTC', 'converted from <tz> to UTC' or 'parsed from text'."
+    )
+    renamed: dict[str, str] = Field(description="Canonical name → the export's column name.")
+    experiments: dict[str, int] = Field(description="Experiment id → tagged rows.")
+    unknown_experiments: dict[str, int] = Field(
+        description="Experiment ids the ledger does not define → rows (outside_window)."
+    )
+    arm_without_experiment: int = Field(
+        ge=0, description="Rows with an arm but no experiment_id (treated as untagged)."
+    )
+    missing_optional: list[str] = Field(
+        description="Optional canonical columns the export does not have."
+    )
+    notes: list[str] = Field(description="Everything dropped, converted or ignored, in words.")
+
+
+class LabelTotalRow(Row):
+    """Events with one contamination label, over every phase and arm."""
+
+    label: Label = Field(description="Contamination label (first match wins).")
+    n_events: int = Field(ge=0, description="Events with the label.")
+    share: float = Field(ge=0, le=1, description="Share of the experiment's events.")
+    n_units: int = Field(ge=0, description="Distinct units with such an event.")
+    n_conversations: int = Field(ge=0, description="Distinct conversations with such an event.")
+
+
+class LabelRow(Row):
+    """Events of one phase × arm × label."""
+
+    phase: int = Field(ge=0, description="Phase number.")
+    phase_kind: PhaseKind = Field(description="Kind of phase.")
+    arm: str | None = Field(description="Arm tag (null: untagged events).")
+    label: Label = Field(description="Contamination label.")
+    n_events: int = Field(ge=0, description="Events.")
+    share: float = Field(ge=0, le=1, description="Share of the phase × arm's events.")
+    n_units: int = Field(ge=0, description="Distinct units.")
+    n_conversations: int = Field(ge=0, description="Distinct conversations.")
+
+
+class SummaryRow(Row):
+    """The contamination summary (ContaminationSummary.to_dict)."""
+
+    experiment: str = Field(description="Experiment id.")
+    n_events: int = Field(ge=0, description="Events of the export considered.")
+    contaminated_units: int = Field(ge=0, description="Units with a contaminated event.")
+    contaminated_conversations: int = Field(
+        ge=0, description="Conversations with a contaminated event."
+    )
+    totals: list[LabelTotalRow] = Field(description="One row per label.")
+    rows: list[LabelRow] = Field(description="One row per phase × arm × label present.")
+    notes: list[str] = Field(description="What the reader should know.")
+
+
+class SplitOutput(Output):
+    """``promptstate split --format json``: phases, load report, contamination summary."""
+
+    experiment: str = Field(description="Experiment id.")
+    phases: list[SplitPhaseRow] = Field(description="The experiment's phases, in time order.")
+    load: LoadRow = Field(description="What loading the export found and did.")
+    summary: SummaryRow = Field(description="Counts by phase × arm × label.")
+
+
+class AnalyzeOutput(Output):
+    """``promptstate analyze --format json`` on one experiment: the clean and naive effects.
+
+    Exit 1 when a check found a problem (regression, SRM, crossover, incomplete data), else 0.
+    (With several active experiments and no --experiment: `analyze-multi`.)
+    """
+
+    experiment: str = Field(description="Experiment id.")
+    control: str = Field(description="The control arm.")
+    ok: bool = Field(description="Whether no check found a problem.")
+    exit_code: Literal[0, 1] = Field(description="1 when a check found a problem, else 0.")
+    completeness: list[dict[str, Any]] = Field(
+        description="Data-completeness findings (kind, phase, start, end, arm, detail)."
+    )
+    alerts: list[str] = Field(description="Every problem found, completeness first, in words.")
+    regressions: list[str] = Field(description="The clean regressions, in words.")
+    notes: list[str] = Field(description="What the reader should know.")
+    options: dict[str, Any] = Field(description="The options the analysis ran with.")
+    effects: list[dict[str, Any]] = Field(
+        description=_TABLE.format(what="analysis × metric × phase × arm")
+    )
+    srm: list[dict[str, Any]] = Field(description=_TABLE.format(what="phase × arm (SRM test)"))
+    exclusions: list[dict[str, Any]] = Field(description=_TABLE.format(what="excluded label × arm"))
+    explain: list[dict[str, Any]] = Field(
+        description=_TABLE.format(what="step × metric × arm of the naive-to-clean walk")
+    )
+    recovery: list[dict[str, Any]] = Field(
+        description=_TABLE.format(what="metric × group × time bin after the rollback")
+    )
+    recovery_summary: list[dict[str, Any]] = Field(
+        description=_TABLE.format(what="metric × group (time to recover)")
+    )
+    missing: list[dict[str, Any]] = Field(
+        description=_TABLE.format(what="metric (missing and non-finite values)")
+    )
+    crossover: list[dict[str, Any]] = Field(
+        description=_TABLE.format(what="phase × arm move (crossover)")
+    )
+
+
+class FailedSection(Output):
+    """An active experiment whose analysis failed (one of several; the others are reported)."""
+
+    experiment: str = Field(description="Experiment id.")
+    state: str = Field(description="running, 'rolled back', promoted or stopped.")
+    ok: Literal[False] = Field(description="Always false.")
+    exit_code: Literal[1, 2, 3, 4] = Field(description="The experiment's exit code.")
+    error: str = Field(description="Why it could not be analysed.")
+
+
+class OverviewRow(Row):
+    """One line of the overview of several experiments."""
+
+    experiment: str = Field(description="Experiment id.")
+    state: str = Field(description="running, 'rolled back', promoted or stopped.")
+    headline: str = Field(description="Clean combined effect of the first metric, or the error.")
+    alerts: int | None = Field(description="Number of findings (null when it failed).")
+    exit_code: int = Field(ge=0, le=4, description="The experiment's exit code.")
+
+
+class AnalyzeSection(AnalyzeOutput):
+    """One experiment's analysis inside the several-experiment output (with its state)."""
+
+    state: str = Field(description="running, 'rolled back', promoted or stopped.")
+
+
+class AnalyzeMultiOutput(Output):
+    """``promptstate analyze EVENTS --ledger L --format json`` over a ledger of several experiments.
+
+    Printed instead of the one-experiment ``analyze`` output when no --experiment is given and
+    several experiments are active in the window. Exit code: the worst of the experiments'
+    (2 when one could not be analysed; the others are still reported).
+    """
+
+    exit_code: int = Field(ge=0, le=4, description="The worst exit code of the experiments.")
+    since: str | None = Field(description="Window start (null: unbounded).")
+    until: str | None = Field(description="Window end.")
+    inactive: list[str] = Field(description="Experiments without exposure in the window.")
+    overview: list[OverviewRow] = Field(description="One row per active experiment.")
+    experiments: list[AnalyzeSection | FailedSection] = Field(
+        description="Each experiment's analysis (the one-experiment analyze object with its "
+        "state), or its error, by id."
+    )
+
+
+class GateReference(Row):
+    """The reference baseline the candidate was graded against."""
+
+    version: str | None = Field(description="Baseline version id, e.g. v0001.")
+    revision: str | None = Field(description="Revision the baseline was anchored to.")
+    pinned: bool = Field(description="Whether the reference is pinned.")
+
+
+class GateCandidate(Row):
+    """The candidate's eval results."""
+
+    source: str = Field(description="The candidate's results file.")
+    revision: str | None = Field(description="The candidate's revision (--revision).")
+
+
+class GateCheck(Row):
+    """One validity check of the gate."""
+
+    name: str = Field(description="reference, integrity, ledger, grader, eval_set or schema.")
+    status: str = Field(description="ok, warn or skipped.")
+    detail: str = Field(description="What was checked or found.")
+
+
+class GateMetricRow(Row):
+    """The gate's result for one metric (non-finite numbers are null)."""
+
+    metric: str = Field(description="Metric name.")
+    kind: str = Field(description="binary or continuous.")
+    direction: str = Field(description="higher or lower is better.")
+    margin: float = Field(description="Non-inferiority margin.")
+    n: int = Field(ge=0, description="Examples compared (pairs).")
+    reference_mean: float | None = Field(description="Mean of the reference's example means.")
+    candidate_mean: float | None = Field(description="Mean of the candidate's example means.")
+    diff: float | None = Field(description="Mean paired difference candidate − reference.")
+    ci_lower: float | None = Field(description="Lower bound of the two-sided 1 − α CI of diff.")
+    ci_upper: float | None = Field(description="Upper bound of that CI.")
+    pvalue: float | None = Field(description="Two-sided p-value of no difference.")
+    pvalue_adjusted: float | None = Field(description="Holm-adjusted pvalue.")
+    p_noninferior: float | None = Field(
+        description="One-sided p-value of H0: worse by at least the margin."
+    )
+    p_regression: float | None = Field(
+        description="One-sided p-value of H0: not worse than the margin."
+    )
+    p_regression_adjusted: float | None = Field(
+        description="Holm-adjusted p_regression (the regression decision)."
+    )
+    mde: float | None = Field(description="Minimum detectable difference at the gate's power.")
+    n_required: int | None = Field(
+        description="Examples at which mde equals the margin (null when not estimable)."
+    )
+    test: str = Field(description="The test used, e.g. 'Tango score', 'restricted score'.")
+    verdict: Verdict = Field(description="pass, regression or inconclusive.")
+    null_sd: float | None = Field(
+        description="SD of one paired difference under δ = −margin (what the tests standardise by)."
+    )
+    skewness: float | None = Field(description="Sample skewness of the paired differences.")
+    reason: str = Field(description="Why a decision was withheld ('' when none was).")
+
+
+class GateOutput(Output):
+    """``promptstate gate SUITE --candidate FILE --format json``: the gate's verdict.
+
+    Exit 1 on a regression or an inconclusive verdict, 0 on pass; a stale reference exits 3
+    with one line on stderr and no JSON.
+    """
+
+    suite: str = Field(description="The eval suite.")
+    store: str = Field(description="The baseline store directory.")
+    verdict: Verdict = Field(description="pass, regression or inconclusive (over metrics).")
+    reference: GateReference = Field(description="The reference baseline.")
+    candidate: GateCandidate = Field(description="The candidate's results.")
+    alpha: float = Field(gt=0, lt=1, description="Two-sided significance level.")
+    confidence: float = Field(gt=0, lt=1, description="1 − alpha.")
+    power: float = Field(gt=0, lt=1, description="Power used for mde and n_required.")
+    method: Literal["t", "bootstrap"] = Field(description="Test family.")
+    stale_check: bool = Field(description="Whether the reference's staleness was checked.")
+    checks: list[GateCheck] = Field(description="Validity checks.")
+    metrics: list[GateMetricRow] = Field(description="One row per metric.")
+    anchored: str | None = Field(
+        description="Version anchored from the candidate (--anchor-on-pass), if any."
+    )
+    notes: list[str] = Field(description="What the reader should know.")

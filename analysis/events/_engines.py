@@ -1,0 +1,318 @@
+"""The few steps that differ between query engines, behind one private interface.
+
+Everything else in :mod:`analysis.events` and :mod:`analysis.metrics` is written once, in
+narwhals' lazy API (joins, group-bys, window functions), and runs unchanged in every engine. The
+steps here have one implementation per engine, the way narwhals keeps its own backends private:
+
+* :func:`kind_of` — the kind of an input (``polars``, ``polars-lazy``, ``pandas``, ``pyarrow``,
+  ``duckdb``, ``pyspark``, other lazy narwhals backends by name, or ``file``);
+* :func:`collect` / :func:`collect_all` — bring small aggregates to the driver (polars: its
+  streaming engine, several plans in one go; elsewhere the engine's own collect);
+* :func:`small` — compute a small lookup table once (polars keeps it in memory, Spark
+  checkpoints it locally; DuckDB keeps the lazy plan and chooses its joins itself);
+* :func:`with_keys` — compact grouping keys (64-bit hashes on polars; elsewhere the ids);
+* :func:`duplicate_ids` — repeated ``event_id`` values, exactly;
+* :func:`with_minutes_since` — whole minutes elapsed since an instant (Spark has no duration
+  arithmetic in narwhals; it counts microseconds since the epoch instead);
+* :func:`table` — a small table of Python values as a lazy frame in an engine (on Spark in the
+  frame's own session);
+* :func:`materialize` — the labelled events computed once for several aggregations: polars
+  and DuckDB write them to a temporary Parquet file (DuckDB re-runs a relation's whole plan for
+  every aggregate, and the labelling joins are most of it: on the sample ``analyze`` takes
+  about a tenth of the time), Spark persists them (memory and disk) for the block.
+
+Nothing here computes a statistic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import narwhals as nw
+
+__all__ = [
+    "LAZY_KINDS",
+    "collect",
+    "collect_all",
+    "duplicate_ids",
+    "is_spark",
+    "kind_of",
+    "materialize",
+    "small",
+    "spark_time_zone",
+    "table",
+    "values_sql",
+    "with_keys",
+    "with_minutes_since",
+]
+
+#: Kinds whose results stay lazy in their engine (``to_native`` hands back a lazy object).
+LAZY_KINDS = frozenset({"polars-lazy", "duckdb", "pyspark", "file"})
+
+
+def kind_of(frame: nw.LazyFrame[Any] | nw.DataFrame[Any], module: str = "") -> str:
+    """The kind of an input frame: ``polars-lazy``, ``duckdb``, ``pyspark`` (also for Spark
+    Connect), another lazy backend's name (``sqlframe``, ``ibis``, ``dask``), or for eager
+    frames ``polars``, ``pandas``, ``pyarrow`` (``module``: the native object's top module)."""
+    impl = frame.implementation
+    if isinstance(frame, nw.LazyFrame):
+        if impl.is_polars():
+            return "polars-lazy"
+        if impl.is_duckdb():
+            return "duckdb"
+        if impl.is_pyspark() or impl.is_pyspark_connect():
+            return "pyspark"
+        return str(impl.value)
+    return {"pandas": "pandas", "pyarrow": "pyarrow", "polars": "polars"}.get(module, module)
+
+
+def is_spark(frame: nw.LazyFrame[Any]) -> bool:
+    """Whether ``frame`` runs on PySpark (classic or Spark Connect)."""
+    impl = frame.implementation
+    return bool(impl.is_pyspark() or impl.is_pyspark_connect())
+
+
+def spark_time_zone(frame: nw.LazyFrame[Any]) -> str:
+    """The Spark session's time zone now (``spark.sql.session.timeZone``), in which Spark
+    reads and writes its ``TIMESTAMP`` values."""
+    session = frame.to_native().sparkSession
+    return str(session.conf.get("spark.sql.session.timeZone"))
+
+
+def collect(frame: nw.LazyFrame[Any]) -> nw.DataFrame[Any]:
+    """Collect a (small) result; polars plans run on its streaming engine to bound memory."""
+    if frame.implementation.is_polars():
+        return nw.from_native(frame.to_native().collect(engine="streaming"))
+    return frame.collect()
+
+
+def collect_all(frames: Sequence[nw.LazyFrame[Any]]) -> list[list[dict[str, Any]]]:
+    """Collect several small aggregates, as rows.
+
+    polars runs them in one go (``collect_all`` shares the sub-plans); other engines one by
+    one (on Spark each is a job reading the persisted labelled events, see
+    :func:`materialize`).
+    """
+    if frames and all(f.implementation.is_polars() for f in frames):
+        import polars as pl
+
+        outs = pl.collect_all([f.to_native() for f in frames])
+        return [o.to_dicts() for o in outs]
+    return [f.collect().rows(named=True) for f in frames]
+
+
+def small(frame: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
+    """Compute a small lookup table now, so that the plans that join it stay lean.
+
+    polars collects it in its own streaming pass and keeps it in memory; Spark computes it
+    once with ``localCheckpoint`` (kept on the executors, memory and disk, lineage cut: every
+    later query that joins it reads the stored rows instead of re-running the labelling, and
+    Spark's planner sees a leaf instead of the whole plan); DuckDB keeps it lazy and plans the
+    join itself.
+    """
+    if frame.implementation.is_polars():
+        return nw.from_native(frame.to_native().collect(engine="streaming").lazy())
+    if is_spark(frame):
+        return nw.from_native(frame.to_native().localCheckpoint(eager=True))
+    return frame
+
+
+def with_keys(
+    frame: nw.LazyFrame[Any], unit: str, conversations: bool
+) -> tuple[nw.LazyFrame[Any], str, str | None]:
+    """Add compact grouping keys for units and conversations where the engine profits.
+
+    On polars, 64-bit hashes ``__uk``/``__ck`` of the ids group with far less memory than the
+    strings; DuckDB and Spark group on the id columns themselves (they spill to disk, and a hash
+    key would only add a column to every shuffled row).
+    """
+    conv: str | None = "conversation_id" if conversations else None
+    if not frame.implementation.is_polars():
+        return frame, unit, conv
+    import polars as pl
+
+    native: pl.LazyFrame = frame.to_native()
+    keys = [pl.col(unit).hash(seed=0).alias("__uk")]
+    if conversations:
+        cid = pl.col("conversation_id")
+        keys.append(pl.when(cid.is_not_null()).then(cid.hash(seed=0)).alias("__ck"))
+    return nw.from_native(native.with_columns(keys)), "__uk", "__ck" if conversations else None
+
+
+def duplicate_ids(frame: nw.LazyFrame[Any]) -> dict[Any, int]:
+    """``event_id`` → rows, for every id that occurs more than once (exact).
+
+    On polars, candidates are found by grouping a 64-bit hash of the id (much less memory than
+    grouping the strings), then confirmed on the ids themselves, so the result is exact. Other
+    engines group the ids and bring only the repeated ones to the driver.
+    """
+    if frame.implementation.is_polars():
+        import polars as pl
+
+        native: pl.LazyFrame = frame.to_native()
+        hashed = pl.col("event_id").hash(seed=0).alias("__h")
+        # sorting 8-byte hashes takes far less memory than a hash table of the ids
+        hashes = native.select(hashed).collect(engine="streaming").to_series().sort()
+        candidates = hashes.filter(hashes == hashes.shift(1)).unique()
+        if candidates.is_empty():
+            return {}
+        found = (
+            native.with_columns(hashed)
+            .filter(pl.col("__h").is_in(candidates.implode()))
+            .group_by("event_id")
+            .agg(pl.len().alias("n"))
+            .filter(pl.col("n") > 1)
+            .collect(engine="streaming")
+        )
+        return dict(zip(found["event_id"].to_list(), found["n"].to_list(), strict=True))
+    dup = frame.group_by("event_id").agg(nw.len().alias("n")).filter(nw.col("n") > 1).collect()
+    return dict(zip(dup["event_id"].to_list(), dup["n"].to_list(), strict=True))
+
+
+def with_minutes_since(
+    frame: nw.LazyFrame[Any], column: str, start: datetime, out: str
+) -> nw.LazyFrame[Any]:
+    """``frame`` with ``out``: the whole minutes from ``start`` to ``column`` (a UTC timestamp
+    at or after ``start``), truncated, as an integer — the same in every engine."""
+    if is_spark(frame):
+        from pyspark.sql import functions as F
+
+        start_us = int(start.astimezone(UTC).timestamp()) * 1_000_000 + start.microsecond
+        quoted = column.replace("`", "``")
+        minutes = F.expr(f"(unix_micros(`{quoted}`) - {start_us}) div 60000000")
+        return nw.from_native(frame.to_native().withColumn(out, minutes))
+    return frame.with_columns(
+        (nw.col(column) - nw.lit(start)).dt.total_minutes().cast(nw.Int64).alias(out)
+    )
+
+
+def table(data: Mapping[str, Sequence[Any]], like: nw.LazyFrame[Any], schema: Any) -> Any:
+    """A small table of Python values as a lazy frame on ``like``'s engine.
+
+    Args:
+        data: Column name → values.
+        like: A frame of the target engine (on Spark, its session is used).
+        schema: The polars schema of ``data`` (column → polars dtype).
+
+    Returns:
+        A lazy narwhals frame; on DuckDB a relation on ``like``'s own connection (relations of
+        two connections cannot be joined), built from typed SQL literals.
+    """
+    import polars as pl
+
+    df = pl.DataFrame(dict(data), schema=schema)
+    if like.implementation.is_polars():
+        return nw.from_native(df.lazy())
+    if like.implementation.is_duckdb():
+        kinds: dict[Any, str] = {pl.Int64: "int", pl.Int32: "int32", pl.Int16: "int16"}
+        kinds |= {pl.Float64: "float", pl.Boolean: "bool", pl.Float32: "float"}
+        types = {
+            c: "time" if isinstance(t, pl.Datetime) else kinds.get(t, "text")
+            for c, t in df.schema.items()
+        }
+        sql = values_sql(df.to_dict(as_series=False), types)
+        return nw.from_native(like.to_native().query("__like", sql))
+    if is_spark(like):
+        session = like.to_native().sparkSession
+        ddl = ", ".join(f"`{c}` {_spark_type(t)}" for c, t in df.schema.items())
+        return nw.from_native(session.createDataFrame(df.rows(), ddl))
+    eager = nw.from_native(df.to_arrow(), eager_only=True)
+    return eager.lazy(backend=like.implementation)
+
+
+def _spark_type(dtype: Any) -> str:
+    """The Spark SQL type of a polars dtype (the few a small table holds)."""
+    import polars as pl
+
+    if isinstance(dtype, pl.Datetime):
+        return "timestamp"
+    names: dict[Any, str] = {pl.Int64: "bigint", pl.Int32: "int", pl.Int16: "smallint"}
+    names[pl.Int8] = "tinyint"
+    names |= {pl.Float64: "double", pl.Float32: "float", pl.Boolean: "boolean"}
+    return names.get(dtype, "string")
+
+
+@contextlib.contextmanager
+def materialize(frame: nw.LazyFrame[Any]) -> Iterator[nw.LazyFrame[Any]]:
+    """``frame`` computed once for the block: Parquet on polars and DuckDB, persisted on Spark.
+
+    polars writes the frame (streaming) to a temporary Parquet file, removed when the block
+    exits, and scans it; DuckDB does the same on the relation's own connection; Spark persists
+    the DataFrame (memory and disk; computed by the first aggregation, unpersisted when the
+    block exits); other engines yield the plan unchanged.
+    """
+    if frame.implementation.is_polars():
+        import polars as pl
+
+        with tempfile.TemporaryDirectory(prefix="promptstate-") as tmp:
+            path = Path(tmp) / "labelled.parquet"
+            frame.to_native().sink_parquet(path, compression="lz4", engine="streaming")
+            yield nw.from_native(pl.scan_parquet(path))
+        return
+    if frame.implementation.is_duckdb():
+        with tempfile.TemporaryDirectory(prefix="promptstate-") as tmp:
+            path = Path(tmp) / "labelled.parquet"
+            relation = frame.to_native()
+            relation.write_parquet(str(path))
+            quoted = str(path).replace("'", "''")
+            yield nw.from_native(relation.query("__labelled", f"SELECT * FROM '{quoted}'"))
+        return
+    if is_spark(frame):
+        from pyspark import StorageLevel
+
+        native = frame.to_native().persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            yield nw.from_native(native)
+        finally:
+            native.unpersist()
+        return
+    yield frame
+
+
+_SQL_TYPES = {
+    "time": "TIMESTAMPTZ",
+    "int": "BIGINT",
+    "int32": "INTEGER",
+    "int16": "SMALLINT",
+    "bool": "BOOLEAN",
+    "float": "DOUBLE",
+}
+
+
+def values_sql(rows: Mapping[str, list[Any]], types: Mapping[str, str]) -> str:
+    """``SELECT ... FROM (VALUES ...)`` holding ``rows``, every value a typed SQL literal."""
+
+    def literal(value: Any, kind: str) -> str:
+        if value is None:
+            return "NULL"
+        if kind == "time":
+            return f"TIMESTAMPTZ '{value.astimezone(UTC).isoformat()}'"
+        if kind == "bool":
+            return "TRUE" if value else "FALSE"
+        if kind in ("int", "int32", "int16"):
+            return str(int(value))
+        if kind == "float":  # the shortest text that reads back as the same double
+            return f"'{float(value)!r}'"
+        return "'" + str(value).replace("'", "''") + "'"
+
+    columns = list(rows)
+    kinds = [types.get(c, "text") for c in columns]
+    n = len(rows[columns[0]]) if columns else 0
+    select = ", ".join(
+        f'CAST(c{i} AS {_SQL_TYPES.get(k, "VARCHAR")}) AS "{c}"'
+        for i, (c, k) in enumerate(zip(columns, kinds, strict=True))
+    )
+    names = ", ".join(f"c{i}" for i in range(len(columns)))
+    if n == 0:
+        nulls = ", ".join("NULL" for _ in columns)
+        return f"SELECT {select} FROM (VALUES ({nulls})) AS v({names}) WHERE false"
+    values = ",".join(
+        "(" + ", ".join(literal(rows[c][r], k) for c, k in zip(columns, kinds, strict=True)) + ")"
+        for r in range(n)
+    )
+    return f"SELECT {select} FROM (VALUES {values}) AS v({names})"

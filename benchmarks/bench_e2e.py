@@ -24,7 +24,8 @@ Both must agree on the tagged events per label × arm (``exclusions`` of ``analy
 every patched run must reproduce every number of the plain run's effects, explain, recovery
 and SRM tables (relative tolerance 1e-6 plus absolute 1e-9); the script stops otherwise. The floor of issue 12: analyze within 2× the hand-written time and
 peak RSS ≤ 2.5 GB on 20M events. Prints a Markdown table; exit 0 when the plain
-``promptstate analyze`` row meets both floors, 1 otherwise.
+``promptstate analyze`` row meets both floors (time as CPU time: user + system of the process
+tree, which other jobs on a shared machine affect far less than wall time), 1 otherwise.
 """
 
 from __future__ import annotations
@@ -207,10 +208,13 @@ def main(argv: list[str] | None = None) -> int:
             f"| {ratio} | {cratio} |"
         )
     ours = "promptstate analyze"
-    ok = peak[ours] <= RSS_FLOOR_GB and (base is None or wall[ours] / base <= TIME_FLOOR)
+    # the time floor is judged on CPU time: on a shared machine the wall time of each run
+    # depends on what else runs then (the wall ratio is printed, not judged)
+    ok = peak[ours] <= RSS_FLOOR_GB and (base_cpu is None or cpu[ours] / base_cpu <= TIME_FLOOR)
     print(
-        f"\nfloors: time ≤ {TIME_FLOOR}× hand-written, peak RSS ≤ {RSS_FLOOR_GB} GB: "
+        f"\nfloors: CPU time ≤ {TIME_FLOOR}× hand-written, peak RSS ≤ {RSS_FLOOR_GB} GB: "
         + ("met" if ok else "NOT met")
+        + (f" (wall ratio {wall[ours] / base:.2f}×, load-dependent)" if base else "")
     )
     return 0 if ok else 1
 

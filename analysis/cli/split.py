@@ -69,8 +69,8 @@ def run(args: argparse.Namespace) -> int:
         payload = {
             "experiment": result.experiment.id,
             "phases": result.phase_table(),
-            "load": result.load_report.to_dict(),
-            "summary": summary.to_dict(),
+            "load": _unversioned(result.load_report.to_dict()),
+            "summary": _unversioned(summary.to_dict()),
         }
         write_output(json_output(payload))
     elif args.format == "markdown":
@@ -78,6 +78,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         write_output(str(summary))
     return 0
+
+
+def _unversioned(obj: dict[str, object]) -> dict[str, object]:
+    """A nested object without its own ``schema_version`` (the output's first key says it)."""
+    return {k: v for k, v in obj.items() if k != "schema_version"}
 
 
 def _check_writable(frame: object, out: Path) -> None:

@@ -54,6 +54,18 @@ class ExperimentError(NamedTuple):
     exit_code: int
     message: str
 
+    def to_dict(self, state: str) -> dict[str, Any]:
+        """JSON-friendly: ``{"schema_version", "experiment", "state", "ok": false, "exit_code",
+        "error"}`` (its object among the experiments of a JSON output)."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "experiment": self.experiment,
+            "state": state,
+            "ok": False,
+            "exit_code": self.exit_code,
+            "error": self.message,
+        }
+
 
 class OverviewRow(NamedTuple):
     """One line of the overview of several experiments.
@@ -203,14 +215,7 @@ class ExperimentsResult:
             d["state"] = self.states.get(r.experiment, "")
             per[r.experiment] = d
         for e in self.errors:
-            per[e.experiment] = {
-                "schema_version": SCHEMA_VERSION,
-                "experiment": e.experiment,
-                "state": self.states.get(e.experiment, ""),
-                "ok": False,
-                "exit_code": e.exit_code,
-                "error": e.message,
-            }
+            per[e.experiment] = e.to_dict(self.states.get(e.experiment, ""))
         return {
             "schema_version": SCHEMA_VERSION,
             "exit_code": self.exit_code,

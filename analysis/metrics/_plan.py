@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 import narwhals as nw
 
+from analysis.events import _engines
 from analysis.metrics import aggregation as agg
 from analysis.metrics._assignment import assignment_plan
 from analysis.metrics._context import _Context
-from analysis.metrics.definitions import Metric, Quantile, with_bounds
+from analysis.metrics.definitions import Metric, Proportion, Quantile, with_bounds
 from analysis.metrics.recovery import after_end_events
 from analysis.metrics.results import EXPLAIN_ORDER
 
@@ -42,6 +43,7 @@ __all__ = [
     "explain_plan",
     "influence_plan",
     "outer_quantile_plans",
+    "read_columns",
     "recovery_plan",
     "small_frame",
     "thresholds_frame",
@@ -62,12 +64,15 @@ class Frames:
         clean: Clean events of the exposure phases.
         enroll: Per unit: first tagged exposure turn (``first_ts``), its phase (``cohort``) and
             the smallest and largest arm tag (``first_arm``, ``last_arm``).
+        conversation: The column of ``frame`` identifying conversations (the split's
+            conversation key; ``conversation_id`` when the split has none).
     """
 
     frame: nw.LazyFrame[Any]
     tagged: nw.LazyFrame[Any]
     clean: nw.LazyFrame[Any]
     enroll: nw.LazyFrame[Any]
+    conversation: str = "conversation_id"
 
 
 @dataclass(frozen=True)
@@ -80,7 +85,7 @@ class Plan:
         quantile_views: The views the quantile metrics are estimated on.
         after_phase: The after-end phase the recovery analysis reads (``None`` without one).
         units: Per ``phase`` × ``stratum`` × ``arm`` × unit aggregates of the clean events
-            (lazy; read again by :func:`influence_plan`).
+            (read again by :func:`influence_plan`; on polars already collected).
     """
 
     frames: dict[str, nw.LazyFrame[Any]]
@@ -89,12 +94,30 @@ class Plan:
     units: nw.LazyFrame[Any]
 
 
-def build_frames(ctx: _Context, keyed: nw.LazyFrame[Any]) -> Frames:
-    """The views of ``keyed`` (the split's keyed events) the analysis reads."""
+#: Columns of the labelled events a run reads besides the unit and the metrics' columns (the
+#: last two where the export has them).
+BASE_COLUMNS = ("ts", "experiment_id", "arm", "phase", "contamination", "served_revision")
+OPTIONAL_COLUMNS = ("conversation_id", "response_revision_id")
+
+
+def read_columns(metrics: Sequence[Metric]) -> tuple[str, ...]:
+    """The event columns a run with ``metrics`` reads, the unit and conversation keys aside
+    (what :func:`~analysis.events.labelling.materialized` needs to write)."""
+    extra = sorted({c for m in metrics for c in m.columns} - set(BASE_COLUMNS))
+    return (*BASE_COLUMNS, *OPTIONAL_COLUMNS, *extra)
+
+
+def build_frames(
+    ctx: _Context, keyed: nw.LazyFrame[Any], conversation: str | None = None
+) -> Frames:
+    """The views of ``keyed`` (the split's keyed events) the analysis reads; ``conversation``:
+    the split's conversation key (a column of ``keyed``), if any."""
     unit, exp_id = ctx.unit, ctx.experiment.id
-    keep = {"ts", unit, "experiment_id", "arm", "phase", "contamination", "served_revision"}
-    keep |= {c for m in ctx.metrics for c in m.columns}
-    keep |= {"conversation_id", "response_revision_id"} & ctx.names
+    keep = {*BASE_COLUMNS, unit, *(c for m in ctx.metrics for c in m.columns)}
+    keep |= set(OPTIONAL_COLUMNS) & ctx.names
+    conv = conversation if conversation is not None else "conversation_id"
+    if "conversation_id" in ctx.names:
+        keep.add(conv)
     f = keyed.select(*sorted(keep))
     in_exposure = nw.col("phase").is_in(list(ctx.exposure))
     tagged = f.filter((nw.col("experiment_id") == exp_id) & ~nw.col("arm").is_null())
@@ -108,7 +131,7 @@ def build_frames(ctx: _Context, keyed: nw.LazyFrame[Any]) -> Frames:
         nw.col("arm").min().alias("first_arm"),
         nw.col("arm").max().alias("last_arm"),
     )
-    return Frames(frame=f, tagged=tagged, clean=clean, enroll=enroll)
+    return Frames(frame=f, tagged=tagged, clean=clean, enroll=enroll, conversation=conv)
 
 
 def winsorized(metrics: tuple[Metric, ...], clean: nw.LazyFrame[Any]) -> tuple[Metric, ...]:
@@ -168,7 +191,11 @@ def build_plan(ctx: _Context, fr: Frames) -> Plan:
     starts = [b for _, b in ctx.strata]
     strata = fr.clean.with_columns(agg.stratum_expr(starts).alias("stratum"))
     keys = ["phase", "stratum", "arm"]
+    # computed once (read again by the influence pass): on polars collected in a streaming pass
+    # (a few rows per enrolled unit); elsewhere lazy, on the engine's persisted events
     units = agg.unit_level(strata, keys, unit, M, covariates=cov)
+    if units.implementation.is_polars():
+        units = _engines.small(units)
     plan["strata"] = agg.group_moments(units, keys, M)
     plan["missing"] = agg.missing_counts(fr.clean, unit, M)
     plan["naive"] = agg.group_moments(
@@ -193,7 +220,7 @@ def build_plan(ctx: _Context, fr: Frames) -> Plan:
     )
     if ctx.options["explain"]:
         plan["explain"] = explain_plan(ctx, fr.tagged)
-    after_phase = recovery_plan(ctx, fr.frame, plan)
+    after_phase = recovery_plan(ctx, fr.frame, plan, conversation=fr.conversation)
     quantile_views = {
         "phase": (fr.clean, ["phase", "arm"]),
         "cohort": (clean_cohort, ["cohort", "arm"]),
@@ -211,8 +238,6 @@ def small_frame(data: Mapping[str, Sequence[Any]], like: nw.LazyFrame[Any]) -> n
     key columns ``phase``, ``cohort`` and ``stratum`` are Int32 like the labelled events',
     ``arm`` is text, and the other columns of an empty table are floats."""
     import polars as pl
-
-    from analysis.events import _engines
 
     df = pl.DataFrame(dict(data))
     ints = ("phase", "cohort", "stratum")
@@ -244,27 +269,46 @@ def influence_plan(
 
 def explain_plan(ctx: _Context, tagged: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
     """Pooled moments per step × arm: clean events, then each label of
-    :data:`~analysis.metrics.results.EXPLAIN_ORDER` added in turn."""
+    :data:`~analysis.metrics.results.EXPLAIN_ORDER` added in turn.
+
+    The events are reduced once, per label × arm × unit; each step's per-unit variables are
+    then sums (indicators of a :class:`~analysis.metrics.definitions.Proportion`: maxima) over
+    the step's labels of that small table — the same numbers as grouping the step's events,
+    without seven passes over them.
+    """
+    unit, M = ctx.unit, ctx.metrics
+    per_label = agg.unit_level(tagged, ["contamination", "arm"], unit, M, use_covariates=False)
+    if per_label.implementation.is_polars():  # read seven times below: computed once
+        per_label = _engines.small(per_label)
+    reduce: list[nw.Expr] = []
+    for i, m in agg.moment_metrics(M):
+        for v in agg.variables(m, i, use_covariates=False):
+            indicator = isinstance(m, Proportion) and v == f"{agg.prefix(i)}y"
+            reduce.append(nw.col(v).max() if indicator else nw.col(v).sum())
     steps: list[nw.LazyFrame[Any]] = []
     labels = ["clean"]
     for k in range(len(EXPLAIN_ORDER) + 1):
         if k:
             labels.append(EXPLAIN_ORDER[k - 1])
         steps.append(
-            tagged.filter(nw.col("contamination").is_in(list(labels))).with_columns(
-                nw.lit(k, dtype=nw.Int32).alias("step")
-            )
+            per_label.filter(nw.col("contamination").is_in(list(labels)))
+            .group_by("arm", unit)
+            .agg(*reduce)
+            .with_columns(nw.lit(k, dtype=nw.Int32).alias("step"))
         )
-    events = nw.concat(steps, how="vertical")
-    units = agg.unit_level(events, ["step", "arm"], ctx.unit, ctx.metrics, use_covariates=False)
-    return agg.group_moments(units, ["step", "arm"], ctx.metrics, use_covariates=False)
+    units = nw.concat(steps, how="vertical")
+    return agg.group_moments(units, ["step", "arm"], M, use_covariates=False)
 
 
 def recovery_plan(
-    ctx: _Context, frame: nw.LazyFrame[Any], plan: dict[str, nw.LazyFrame[Any]]
+    ctx: _Context,
+    frame: nw.LazyFrame[Any],
+    plan: dict[str, nw.LazyFrame[Any]],
+    conversation: str = "conversation_id",
 ) -> Phase | None:
     """Add the recovery aggregates (``rec_bin``, ``rec_all``) to ``plan`` when the experiment
-    was rolled back and recovery is asked for; return the after-end phase (else ``None``)."""
+    was rolled back and recovery is asked for; return the after-end phase (else ``None``).
+    ``conversation``: the column of ``frame`` identifying conversations."""
     last = ctx.phases[-1]
     if not ctx.options["recovery"] or last.kind != "after_end" or last.start_action != "rollback":
         return None
@@ -282,6 +326,7 @@ def recovery_plan(
         bin_width=timedelta(hours=ctx.options["recovery_bin_hours"]),
         has_conversations="conversation_id" in ctx.names,
         has_response_revision="response_revision_id" in ctx.names,
+        conversation=conversation,
     )
     M, unit = ctx.metrics, ctx.unit
     plan["rec_bin"] = agg.group_moments(

@@ -110,11 +110,15 @@ def after_end_events(
     bin_width: timedelta,
     has_conversations: bool,
     has_response_revision: bool,
+    conversation: str = "conversation_id",
 ) -> nw.LazyFrame[Any]:
     """After-end events with ``group`` (exposed groups and ``never_exposed``) and ``bin``.
 
     Events of exposed units appear twice: once in ``exposed`` and once in ``exposed_tainted``
     or ``exposed_fresh`` (the groups are compared with the reference one at a time).
+    ``conversation``: the column identifying conversations (the split's conversation key: on
+    polars the 64-bit hash ``__ck``, whose table of tainted conversations is far smaller than
+    one of the id strings).
     """
     rolled = list(rolled_back)
     served_rolled = nw.col("served_revision").is_in(rolled)
@@ -135,13 +139,13 @@ def after_end_events(
     if has_conversations:
         tainted = (
             frame.filter(
-                (nw.col("ts") < nw.lit(end)) & served_rolled & ~nw.col("conversation_id").is_null()
+                (nw.col("ts") < nw.lit(end)) & served_rolled & ~nw.col(conversation).is_null()
             )
-            .select("conversation_id")
+            .select(conversation)
             .unique()
             .with_columns(nw.lit(value=True).alias("_tainted"))
         )
-        after = after.join(tainted, on="conversation_id", how="left")
+        after = after.join(tainted, on=conversation, how="left")
         detail = (
             nw.when(exposed & nw.col("_tainted").fill_null(value=False))
             .then(nw.lit("exposed_tainted"))

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import narwhals as nw
 
+from analysis.events import _engines
 from analysis.metrics.definitions import Mean, Metric, Proportion, Quantile, Ratio
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
 ]
 
 UNTAGGED = "untagged"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def measured_on(metric: Metric, unit: str = "user_id") -> str:
@@ -227,7 +229,12 @@ def timeseries_frame(
     *,
     bin_minutes: int = 60,
 ) -> nw.LazyFrame[Any]:
-    """Per time bin × arm tag: counts and sums for every metric (one lazy aggregate)."""
+    """Per time bin × arm tag: counts and sums for every metric (one lazy aggregate).
+
+    Bins are ``bin_minutes`` wide, counted from the Unix epoch (UTC): ``_bin`` is the bin's
+    index, an integer computed in the events' engine (bin ``k`` starts at epoch + k·width, as
+    polars' ``dt.truncate`` would give).
+    """
     names = frame.collect_schema().names()
     aggs: list[nw.Expr] = [nw.len().alias("n")]
     for i, m in enumerate(metrics):
@@ -255,17 +262,16 @@ def timeseries_frame(
             (xv * xv).sum().alias(f"m{i}_xx"),
             (xv * yv).sum().alias(f"m{i}_xy"),
         ]
-    return (
-        frame.with_columns(
-            _arm_tag(experiment), nw.col("ts").dt.truncate(f"{bin_minutes}m").alias("_bin")
-        )
-        .group_by("_bin", "_arm")
-        .agg(*aggs)
-    )
+    binned = _engines.with_bins_since(frame, "ts", EPOCH, timedelta(minutes=bin_minutes), "_bin")
+    return binned.with_columns(_arm_tag(experiment)).group_by("_bin", "_arm").agg(*aggs)
 
 
-def timeseries_rows(rows: Sequence[dict[str, Any]], metrics: Sequence[Metric]) -> list[TimeRow]:
-    """Values and event-level intervals per metric × arm × bin, sorted."""
+def timeseries_rows(
+    rows: Sequence[dict[str, Any]], metrics: Sequence[Metric], *, bin_minutes: int = 60
+) -> list[TimeRow]:
+    """Values and event-level intervals per metric × arm × bin, sorted (``bin_minutes``: the
+    width :func:`timeseries_frame` binned by; its ``_bin`` is the bin's index since the epoch)."""
+    width = timedelta(minutes=bin_minutes)
     out: list[TimeRow] = []
     for i, m in enumerate(metrics):
         for r in rows:
@@ -280,7 +286,8 @@ def timeseries_rows(rows: Sequence[dict[str, Any]], metrics: Sequence[Metric]) -
                 y, yy = float(r[f"m{i}_y"]), float(r[f"m{i}_yy"])
                 x, xx, xy = float(r[f"m{i}_x"]), float(r[f"m{i}_xx"]), float(r[f"m{i}_xy"])
                 value, lo, hi = _ratio_ci(n, y, yy, x, xx, xy)
-            out.append(TimeRow(m.label, str(r["_arm"]), r["_bin"], n, value, lo, hi))
+            start = EPOCH + int(r["_bin"]) * width
+            out.append(TimeRow(m.label, str(r["_arm"]), start, n, value, lo, hi))
     order = {m.label: i for i, m in enumerate(metrics)}
     out.sort(key=lambda t: (order[t.metric], t.arm, t.bin_start))
     return out
@@ -320,7 +327,11 @@ def cache_frame(
     window: timedelta = timedelta(hours=2),
     bin_minutes: int = 10,
 ) -> nw.LazyFrame[Any] | None:
-    """Around each boundary: events, cache hits and cost per bin × served revision."""
+    """Around each boundary: events, cache hits and cost per bin × served revision.
+
+    ``_bin`` is ``floor((ts − boundary) / bin_minutes)``, exact integer arithmetic in the
+    events' engine (negative before the boundary).
+    """
     names = frame.collect_schema().names()
     if not bounds or ("cache_hit" not in names and "cost_usd" not in names):
         return None
@@ -334,14 +345,11 @@ def cache_frame(
     parts = []
     for i, (at, _action) in enumerate(bounds):
         lo, hi = at - window, at + window
+        near = frame.filter((nw.col("ts") >= nw.lit(lo)) & (nw.col("ts") < nw.lit(hi)))
         parts.append(
-            frame.filter((nw.col("ts") >= nw.lit(lo)) & (nw.col("ts") < nw.lit(hi)))
+            _engines.with_bins_since(near, "ts", at, timedelta(minutes=bin_minutes), "_bin")
             .with_columns(
                 nw.lit(i, dtype=nw.Int64).alias("_boundary"),
-                ((nw.col("ts") - nw.lit(at)).dt.total_microseconds() / (bin_minutes * 60_000_000))
-                .floor()
-                .cast(nw.Int64)
-                .alias("_bin"),
                 nw.col("served_revision").fill_null("unknown").alias("_rev"),
             )
             .select(
@@ -377,7 +385,8 @@ def cache_rows(
 
 
 def collect(frames: Sequence[nw.LazyFrame[Any]]) -> list[list[dict[str, Any]]]:
-    """Collect several small aggregates together (one shared scan on polars)."""
+    """Collect several small aggregates, as rows: on polars together on its streaming engine
+    (one shared scan), elsewhere one by one in the frames' own engine (DuckDB, Spark)."""
     if frames and all(f.implementation.is_polars() for f in frames):
         import polars as pl
 

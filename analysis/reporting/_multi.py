@@ -162,14 +162,7 @@ class MultiReport:
             d["state"] = self.states.get(r.experiment, "")
             per[r.experiment] = d
         for e in self.errors:
-            per[e.experiment] = {
-                "schema_version": SCHEMA_VERSION,
-                "experiment": e.experiment,
-                "state": self.states.get(e.experiment, ""),
-                "ok": False,
-                "exit_code": e.exit_code,
-                "error": e.message,
-            }
+            per[e.experiment] = e.to_dict(self.states.get(e.experiment, ""))
         return {
             "schema_version": SCHEMA_VERSION,
             "headline": self.headline,

@@ -337,8 +337,8 @@ def report(
         drop_threshold: Shortfall of an arm's newly enrolled units (per phase and day) against
             what the allocation and the other arms imply that is reported when significant.
         completeness_alpha: Significance level of the gap and volume checks.
-        materialize: Write the labelled events once to a temporary Parquet file and aggregate
-            from it (default: on polars-backed inputs; see
+        materialize: Compute the labelled events once and aggregate from that (default: on;
+            a temporary Parquet file on polars and DuckDB, a persisted frame on PySpark; see
             :func:`analysis.events.labelling.materialized`).
         out: Directory to write ``report.html``, ``report.md``, ``report.json`` into.
 

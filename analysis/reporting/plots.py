@@ -94,7 +94,10 @@ def plot_metric_by_time(
         [data.timeseries_frame(split.frame, split.experiment.id, ms, bin_minutes=bin_minutes)]
     )
     return draw_metric_by_time(
-        data.timeseries_rows(rows, ms), split.phases, tuple(split.experiment.arms), ms
+        data.timeseries_rows(rows, ms, bin_minutes=bin_minutes),
+        split.phases,
+        tuple(split.experiment.arms),
+        ms,
     )
 
 

@@ -18,6 +18,8 @@ from typing import Any, NamedTuple
 
 import narwhals as nw
 
+from analysis.events import _engines
+
 __all__ = ["Window", "window_join"]
 
 _BUCKET = "__ps_bucket"
@@ -76,9 +78,8 @@ def window_join(
             for name in dtypes:
                 table[name].append(window.values.get(name))
     small = _small_frame(table, dtypes, frame)
-    us = (nw.col(ts) - nw.lit(origin)).dt.total_microseconds().cast(nw.Int64)
     return (
-        frame.with_columns(us.alias(_US))
+        _engines.with_micros_since(frame, ts, origin, _US)
         .with_columns((nw.col(_US) // width_us).clip(0, top).cast(nw.Int64).alias(_BUCKET))
         .join(small, on=_BUCKET, how="inner")
         .filter((nw.col(_US) >= nw.col(_LO)) & (nw.col(_US) < nw.col(_HI)))
@@ -100,7 +101,5 @@ def _small_frame(
     native = {int: pl.Int64, str: pl.String}
     schema: dict[str, Any] = {_BUCKET: pl.Int64, _LO: pl.Int64, _HI: pl.Int64}
     schema.update({name: native[dtype] for name, dtype in dtypes.items()})
-    from analysis.events import _engines  # Spark needs the frame's session, DuckDB its connection
-
     out: nw.LazyFrame[Any] = _engines.table(dict(table), like, schema)
     return out

@@ -47,6 +47,7 @@ import narwhals as nw
 
 from analysis._table import Table
 from analysis.errors import EventsError, PromptstateError
+from analysis.events import _engines
 from analysis.ledger import Ledger, load_ledger
 from analysis.rollback._cache_stats import (
     ColdStartPrediction,
@@ -532,7 +533,8 @@ def _minute_cells(
         frame, windows, width_us=(before + horizon) * _US_PER_MIN,
         dtypes={"boundary": int, "boundary_us": int},
     )  # fmt: skip
-    since_epoch = (nw.col("ts") - nw.lit(_EPOCH)).dt.total_microseconds().cast(nw.Int64)
+    paired = _engines.with_micros_since(paired, "ts", _EPOCH, "__ps_epoch_us")
+    since_epoch = nw.col("__ps_epoch_us")
     minute = ((since_epoch - nw.col("boundary_us")) / _US_PER_MIN).floor().cast(nw.Int64)
     rows = (
         paired.select(

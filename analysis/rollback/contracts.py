@@ -288,7 +288,7 @@ def _parse_failures(
             str(r["consumer"]),
             int(r["events"]),
             int(r["failures"]),
-            r["failures"] / r["events"],
+            int(r["failures"]) / int(r["events"]),  # DuckDB sums integers as DECIMAL
         )
         for r in rows
     ], True

@@ -105,12 +105,12 @@ def test_cwd_argument_and_relative_paths(tmp_path: Path, monkeypatch: pytest.Mon
     deep = tmp_path / "repo" / "src" / "pkg"
     deep.mkdir(parents=True)
     (tmp_path / "repo" / "pyproject.toml").write_text(
-        '[project]\nname = "x"\n\n[tool.promptstate]\nstore = "../shared/baselines"\n'
+        '[project]\nname = "x"\n\n[tool.promptstate]\nstore = "../team-evals/baselines"\n'
     )
     # a nearer pyproject.toml without [tool.promptstate] does not stop the walk
     (tmp_path / "repo" / "src" / "pyproject.toml").write_text("[tool.ruff]\nline-length = 90\n")
     loc = locate_store(cwd=deep)
-    assert loc.path == tmp_path / "repo" / ".." / "shared" / "baselines"
+    assert loc.path == tmp_path / "repo" / ".." / "team-evals" / "baselines"
     assert loc.source == f"pyproject.toml ({tmp_path / 'repo' / 'pyproject.toml'})"
     assert locate_store("rel", cwd=deep).path == deep / "rel"
     monkeypatch.setenv("PROMPTSTATE_STORE", "env-rel")

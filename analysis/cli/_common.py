@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -384,6 +385,21 @@ def json_output(payload: dict[str, Any]) -> str:
 
     rest = {k: v for k, v in payload.items() if k != "schema_version"}
     return json.dumps({"schema_version": SCHEMA_VERSION, **rest}, indent=2, default=str)
+
+
+def timestamp(text: str) -> datetime:
+    """argparse type: an ISO 8601 instant with a timezone (anything else exits 2)."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 time, e.g. 2026-11-03T08:15:00Z"
+        ) from None
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} has no timezone; write it in UTC with a trailing Z"
+        )
+    return value
 
 
 def number(

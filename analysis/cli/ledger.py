@@ -14,9 +14,10 @@ prints the phases of every experiment and the state tuple of every revision
 from __future__ import annotations
 
 import argparse
-from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from analysis.cli._common import timestamp
 
 #: ``$id`` of the generated schema (where the committed copy lives in the repository).
 SCHEMA_ID = "docs/schemas/ledger.schema.json"
@@ -96,7 +97,7 @@ def _register_record(actions: argparse._SubParsersAction[argparse.ArgumentParser
     )
     record.add_argument(
         "--at",
-        type=_timestamp,
+        type=timestamp,
         help="when it took effect, ISO 8601 with a timezone, e.g. 2026-11-03T08:15:00Z "
         "(default: now in UTC, rounded up to the second)",
     )
@@ -195,7 +196,7 @@ def _register_show(actions: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     show.add_argument(
         "--at",
-        type=_timestamp,
+        type=timestamp,
         help="read the live revisions and states at this instant, ISO 8601 with a timezone "
         "(default: after the last transition)",
     )
@@ -207,21 +208,6 @@ def _register_show(actions: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     show.add_argument("--out", type=Path, help="write the output to this file instead of stdout")
     show.set_defaults(func=run_show)
-
-
-def _timestamp(text: str) -> datetime:
-    """Parse an ISO 8601 instant with a timezone (argparse exits 2 otherwise)."""
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an ISO 8601 time, e.g. 2026-11-03T08:15:00Z"
-        ) from None
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} has no timezone; write it in UTC with a trailing Z"
-        )
-    return value
 
 
 def schema_text() -> str:

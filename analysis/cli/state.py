@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime
 from pathlib import Path
 
-from analysis.cli._common import add_format_option
+from analysis.cli._common import add_format_option, timestamp
 
 _FIELDS = (
     "revision",
@@ -49,27 +48,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument(
         "--at",
-        type=_timestamp,
+        type=timestamp,
         help="instant, ISO 8601 with a timezone, e.g. 2026-11-03T00:00:00Z "
         "(default: after the last transition, and the store's current reference)",
     )
     add_format_option(parser)
     parser.set_defaults(func=run)
-
-
-def _timestamp(text: str) -> datetime:
-    """Parse an ISO 8601 instant with a timezone (argparse exits 2 otherwise)."""
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an ISO 8601 time, e.g. 2026-11-03T00:00:00Z"
-        ) from None
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} has no timezone; write it in UTC with a trailing Z"
-        )
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["fmt", "to_html", "to_markdown", "to_text"]
+__all__ = ["fmt", "md_cell", "md_code", "md_text", "to_html", "to_markdown", "to_text"]
 
 Row = Mapping[str, Any]
 
@@ -43,6 +44,37 @@ def fmt(value: Any, *, digits: int = 3, percent: bool = False) -> str:
     if hasattr(value, "isoformat"):
         return str(value.isoformat())
     return str(value)
+
+
+def md_text(text: object) -> str:
+    """Escape data-derived prose for Markdown so that no HTML from the data is rendered.
+
+    ``<``, ``>`` and ``&`` become entities (GitHub and every CommonMark renderer show them as
+    the characters, never as a tag); newlines become spaces so one value cannot start a new
+    block. Use it for every value that comes from user data or user files (column names,
+    reasons, contract versions, notes that quote them) before it goes into a Markdown document.
+    """
+    flat = " ".join(str(text).splitlines())
+    return html.escape(flat, quote=False)
+
+
+def md_cell(text: object) -> str:
+    """Escape one Markdown table cell: :func:`md_text` plus ``|``, which would end the cell."""
+    return md_text(text).replace("|", "\\|")
+
+
+def md_code(text: object) -> str:
+    """A Markdown code span holding ``text`` literally, whatever backticks it contains.
+
+    The fence is one backtick longer than the longest run of backticks inside (CommonMark's
+    rule), padded with a space when the text starts or ends with a backtick. HTML inside a code
+    span is shown as text, never rendered, so nothing else needs escaping.
+    """
+    flat = " ".join(str(text).splitlines())
+    longest = max((len(run) for run in re.findall(r"`+", flat)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if flat.startswith("`") or flat.endswith("`") else ""
+    return f"{fence}{pad}{flat}{pad}{fence}"
 
 
 def _cells(rows: Sequence[Row], columns: Sequence[str], percent: Sequence[str]) -> list[list[str]]:
@@ -78,10 +110,10 @@ def to_markdown(
 ) -> str:
     """Render rows as a GitHub-flavoured Markdown table."""
     cells = _cells(rows, columns, percent)
-    out = [f"**{title}**", ""] if title else []
-    out.append("| " + " | ".join(columns) + " |")
+    out = [f"**{md_text(title)}**", ""] if title else []
+    out.append("| " + " | ".join(md_cell(c) for c in columns) + " |")
     out.append("|" + "|".join("---" for _ in columns) + "|")
-    out.extend("| " + " | ".join(v.replace("|", "\\|") for v in r) + " |" for r in cells)
+    out.extend("| " + " | ".join(md_cell(v) for v in r) + " |" for r in cells)
     return "\n".join(out)
 
 

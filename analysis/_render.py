@@ -49,13 +49,14 @@ def fmt(value: Any, *, digits: int = 3, percent: bool = False) -> str:
 def md_text(text: object) -> str:
     """Escape data-derived prose for Markdown so that no HTML from the data is rendered.
 
-    ``<``, ``>`` and ``&`` become entities (GitHub and every CommonMark renderer show them as
-    the characters, never as a tag); newlines become spaces so one value cannot start a new
-    block. Use it for every value that comes from user data or user files (column names,
-    reasons, contract versions, notes that quote them) before it goes into a Markdown document.
+    ``&`` and ``<`` become entities (every CommonMark renderer shows them as the characters;
+    without a ``<`` nothing can open a tag, so ``->`` stays readable as it is); newlines become
+    spaces so one value cannot start a new block. Use it for every value that comes from user
+    data or user files (column names, reasons, contract versions, notes that quote them) before
+    it goes into a Markdown document.
     """
     flat = " ".join(str(text).splitlines())
-    return html.escape(flat, quote=False)
+    return flat.replace("&", "&amp;").replace("<", "&lt;")
 
 
 def md_cell(text: object) -> str:

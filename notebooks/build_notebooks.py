@@ -69,8 +69,10 @@ plot_metric_by_time(res, metrics)"""),
     ("md", """\
 ## 2. Naive vs clean
 
-`analyze` computes the clean effect per phase and combined (stratified by enrollment cohort),
-next to the naive pooled number, and rebuilds the naive number label by label (`explain`)."""),
+`analyze` computes the clean effect per phase and combined — clean events only, compared within
+6-hour time strata inside each exposure phase (`block_hours`) and regression-adjusted on each
+user's pre-period (CUPED) — next to the naive pooled number, and rebuilds the naive number label
+by label (`explain`)."""),
     ("code", """\
 from analysis import analyze
 
@@ -88,7 +90,10 @@ from analysis import plot_effects
 plot_effects(result)"""),
     ("md", """\
 The explanation table attributes the gap: adding the `after_end` events (stale tags, served by
-`r41`) moves the helpfulness effect most of the way from clean to naive."""),
+`r41`) moves the helpfulness effect most of the way from clean to naive. Its step 0 is also
+clean, but pooled in one window without strata or adjustment (so that each later step adds one
+label to the same simple comparison): it differs from the clean combined effect above by the
+strata and the CUPED adjustment, not by which events count."""),
     ("code", """\
 explain = result.explain.to_polars()
 explain.filter(explain["metric"] == "helpfulness")"""),

@@ -4,7 +4,8 @@
   ships, else the distribution's on ``PATH``) on a free local port in a temporary directory,
   with persistence off, and stops it afterwards.
 * :class:`Recorder` is a :class:`http.server.ThreadingHTTPServer` in a thread that records every
-  request (path, headers, body) and answers each path with a status the test sets.
+  request (method, path, headers, body) and answers each path with a status the test sets, or
+  with a redirect (``redirect[path] = (status, location)``).
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ class Request:
     path: str
     headers: dict[str, str]
     body: bytes
+    method: str = "POST"
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -87,10 +89,12 @@ class Request:
 
 @dataclass
 class Recorder:
-    """A local HTTP server that records requests; ``status[path]`` sets a path's answer."""
+    """A local HTTP server that records requests; ``status[path]`` sets a path's answer,
+    ``redirect[path] = (code, location)`` makes it a redirect."""
 
     requests: list[Request] = field(default_factory=list)
     status: dict[str, int] = field(default_factory=dict)
+    redirect: dict[str, tuple[int, str]] = field(default_factory=dict)
     port: int = 0
 
     def url(self, path: str) -> str:
@@ -107,15 +111,23 @@ def http_recorder() -> Iterator[Recorder]:
     lock = threading.Lock()
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
+        def _answer(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             body = self.rfile.read(length)
+            request = Request(self.path, dict(self.headers.items()), body, self.command)
             with lock:
-                rec.requests.append(Request(self.path, dict(self.headers.items()), body))
+                rec.requests.append(request)
                 code = rec.status.get(self.path, 200)
+                moved = rec.redirect.get(self.path)
+            if moved is not None:
+                code = moved[0]
             self.send_response(code)
+            if moved is not None:
+                self.send_header("Location", moved[1])
             self.send_header("Content-Length", "0")
             self.end_headers()
+
+        do_POST = do_GET = do_PUT = do_HEAD = _answer
 
         def log_message(self, format: str, *args: Any) -> None:
             return

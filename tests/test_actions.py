@@ -17,7 +17,14 @@ import pytest
 from analysis.errors import RollbackError
 from analysis.ledger import parse_ledger
 from analysis.rollback._actions import ActionsFileError, apply_id, load_actions
-from analysis.rollback._kinds import ActionContext, ActionKind, builtin_kinds, redact_url, sign
+from analysis.rollback._kinds import (
+    ActionContext,
+    ActionKind,
+    builtin_kinds,
+    redact_url,
+    sign,
+    url_origin,
+)
 from analysis.rollback.planning import rollback_plan
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -203,7 +210,40 @@ def test_secrets_are_redacted_everywhere_they_could_show(tmp_path: Path) -> None
     for secret in ("pw-123", "tok-456", "sec-789"):
         assert secret not in shown
         assert cfg.redact(f"error talking to {secret}") == "error talking to ***"
-    assert "redis://u:***@h:6379/0" in cfg.actions[0].target
+    # a URL a ${VAR} was substituted into shows its scheme://host only (issue 19)
+    assert cfg.actions[0].target == "redis://h:6379 delete a*"
+    assert cfg.actions[1].target == "POST https://h (signed)"
+
+
+def test_every_value_substituted_into_a_url_is_a_secret(tmp_path: Path) -> None:
+    """Whatever the variable's name (issue 19): the URL shows as scheme://host, the value as
+    ``***`` — unless it is the host itself."""
+    env = {"SLACK_HOOK": "https://hooks.slack.test/services/T01/B02/xyzw9876",
+           "ROUTE": "team-a/route-42", "HOST": "hooks.internal.test"}  # fmt: skip
+    cfg = _load(
+        {"cohort": [{"kind": "webhook", "url": "${SLACK_HOOK}"}],
+         "contracts": [{"kind": "webhook", "url": "https://${HOST}:8443/in/${ROUTE}?a=1"}],
+         "any": [{"kind": "command", "run": ["/bin/echo", "--to=https://x.test/${ROUTE}"]}]},
+        _ledger(tmp=tmp_path), env,
+    )  # fmt: skip
+    assert [a.target for a in cfg.actions] == [
+        "POST https://hooks.slack.test",
+        "POST https://hooks.internal.test:8443",
+        "run /bin/echo --to=https://x.test/***",
+    ]
+    for value in (env["SLACK_HOOK"], redact_url(env["SLACK_HOOK"])):
+        assert cfg.redact(f"{value}: HTTP 503") == "https://hooks.slack.test: HTTP 503"
+    assert cfg.redact("error at /in/team-a/route-42") == "error at /in/***"
+    assert cfg.redact("hooks.internal.test is down") == "hooks.internal.test is down"
+    assert "xyzw9876" not in repr(cfg) + repr(cfg.actions)
+
+
+def test_url_origin() -> None:
+    assert url_origin("https://u:p@h.test:8443/a/b?c=d#e") == "https://h.test:8443"
+    assert url_origin("http://[::1]:80/x") == "http://[::1]:80"
+    assert url_origin("unix:///run/redis.sock") == "unix://***"
+    assert url_origin("https://h:99999/") == "***"  # a port out of range
+    assert url_origin("no scheme") == "***"
 
 
 def test_redact_url() -> None:

@@ -414,7 +414,8 @@ def test_cli_apply_with_actions_and_no_secret_in_the_output(
     dry = capsys.readouterr().out
     assert "would-run" in dry
     assert "caches[0]:redis" in dry
-    assert "***" in dry
+    # ${REDIS_URL} holds the password: the URL shows as scheme://host only
+    assert f"redis://127.0.0.1:{work['redis'].connection_pool.connection_kwargs['port']} " in dry
     assert main([*base, "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert list(data)[:2] == ["schema_version", "apply_id"]

@@ -60,7 +60,7 @@ def random_events(seed: int, units: int = 40) -> pl.DataFrame:
             rows["experiment_id"].append(EXP if rng.random() < 0.9 else "other")
             rows["arm"].append(None if rng.random() < 0.05 else ARMS[int(rng.random() < 0.4)])
             rows["phase"].append(min(4, minute // 80))
-            p = [0.05, 0.05, 0.1, 0.05, 0.05, 0.1, 0.6]
+            p = [0.05, 0.05, 0.1, 0.05, 0.05, 0.1, 0.05, 0.55]
             rows["contamination"].append(LABELS[int(rng.choice(len(LABELS), p=p))])
     return pl.DataFrame(
         rows,

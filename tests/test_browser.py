@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -78,7 +79,15 @@ def test_report_renders_in_chromium(tmp_path: Path) -> None:
     sizes = check["plots"]
     assert [s["id"] for s in sizes] == [
         f"plot-{n.replace('_', '-')}"
-        for n in ("effects", "metric_by_time", "contamination", "recovery", "cache", "baselines")
+        for n in (
+            "effects",
+            "exposure_days",
+            "metric_by_time",
+            "contamination",
+            "recovery",
+            "cache",
+            "baselines",
+        )
     ]
     assert len(sizes) == len(PLOTS)
     for s in sizes:
@@ -99,3 +108,40 @@ def test_report_renders_in_chromium(tmp_path: Path) -> None:
     assert taken.returncode == 0, taken.stderr[-2000:]
     assert shot.stat().st_size > 10_000
     print(f"screenshot: {shot}")
+
+
+def _render_check(binary: str, profile: Path, url: str) -> dict[str, Any]:
+    """The page's own render check (plots' sizes, tables' widths) at 1400 px."""
+    dom = _run(binary, profile, "--window-size=1400,900", "--dump-dom", url)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    console = [line for line in dom.stderr.splitlines() if ":CONSOLE" in line]
+    assert console == [], "console messages:\n" + "\n".join(console)
+    found = re.search(r'<output id="render-check"[^>]*>(.*?)</output>', dom.stdout, re.DOTALL)
+    assert found, "the page's render check did not run"
+    check: dict[str, Any] = json.loads(html.unescape(found.group(1)))
+    return check
+
+
+def test_multi_experiment_overview_is_not_clipped(tmp_path: Path) -> None:
+    """The overview's headline cells wrap: a long headline (here a failed experiment's error)
+    does not make the overview table scroll sideways (issue 20, item 11)."""
+    from analysis.metrics._experiments import ExperimentError
+    from analysis.reporting._multi import MultiReport
+    from analysis.reporting.batch import Report
+
+    binary = _chromium()
+    one = report()
+    assert isinstance(one, Report)
+    error = (
+        "events.parquet: no event is tagged with experiment 'exp-old'; the export holds: "
+        "exp-17 (76636 events), exp-logs (11900 events), exp-route (9055 events). Check "
+        "--experiment and the experiment_id column map"
+    )
+    multi = MultiReport((one,), (ExperimentError("exp-old", 2, error),), {}, None, None)
+    out = tmp_path / "multi"
+    multi.write(out)
+    check = _render_check(binary, tmp_path / "profile", (out / "report.html").resolve().as_uri())
+    overview = [t for t in check["tables"] if t["section"] == "overview"]
+    assert overview, check["tables"]
+    wide = [t for t in check["tables"] if t["scrollWidth"] > t["clientWidth"]]
+    assert wide == [], f"tables overflow their container at 1400 px: {wide}"

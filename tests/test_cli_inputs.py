@@ -20,7 +20,8 @@ from analysis.cli._main import build_parser
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _generators import RampSpec, generate, ledger_file
 
-INFERRED = ("Proportion('resolved')", "Ratio('score')", "Ratio('tokens')")
+#: A boolean is inferred as a per-turn rate (a ratio), numbers as per-turn means.
+INFERRED = ("Ratio('resolved')", "Ratio('score')", "Ratio('tokens')")
 
 
 def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -179,6 +180,51 @@ def test_a_metric_over_a_mapped_unit_is_refused(
     assert "an id or a column of the split" in err
 
 
+# ------------------------------------------------------------------- --column: pairs or lists
+
+
+def test_column_takes_a_comma_separated_list_as_its_hint_shows(
+    export: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--column user_id=account,ts=time`` (one flag) maps the same as one pair per flag, on
+    split and on rollback plan; a malformed item or one name mapped twice is exit 2."""
+    events, ledger = export
+    path = tmp_path / "renamed.parquet"
+    pl.read_parquet(events).rename({"user_id": "account", "ts": "time"}).write_parquet(path)
+    base = ["split", str(path), "--ledger", str(ledger), "--format", "json"]
+    code, listed, err = _run([*base, "--column", "user_id=account,ts=time"], capsys)
+    assert code == 0, err
+    code, pairs, err = _run([*base, "--column", "user_id=account", "--column", "ts=time"], capsys)
+    assert code == 0, err
+    assert json.loads(listed) == json.loads(pairs)
+    assert json.loads(listed)["load"]["renamed"] == {"user_id": "account", "ts": "time"}
+    # spaces around the items are allowed, as in a YAML map
+    code, spaced, err = _run([*base, "--column", "user_id = account, ts = time"], capsys)
+    assert code == 0, err
+    assert json.loads(spaced) == json.loads(listed)
+    plan = ["rollback", "plan", str(path), "--ledger", str(ledger), "--no-recovery"]
+    code, _, err = _run([*plan, "--column", "user_id=account,ts=time", "--format", "json"], capsys)
+    assert code == 0, err
+    for bad, words in (
+        ("user_id=account,ts", "expected CANONICAL=YOURS pairs"),
+        ("user_id=account,,ts=time", "expected CANONICAL=YOURS pairs"),
+        ("ts=time,ts=when", "'ts' is mapped twice"),
+    ):
+        code, out, err = _run([*base, "--column", bad], capsys)
+        assert code == 2, bad
+        assert words in err
+        assert "--column user_id=account,ts=time" in err or "mapped twice" in err
+        assert out == ""
+
+
+def test_column_help_shows_both_forms(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["split", "--help"], ["rollback", "plan", "--help"]):
+        assert main(argv) == 0
+        text = " ".join(capsys.readouterr().out.split())
+        assert "repeat the flag or give a comma-" in text
+        assert "(user_id=account,ts=time)" in text
+
+
 # ---------------------------------------------------------------- EVENTS and --ledger together
 
 
@@ -252,7 +298,9 @@ def test_report_on_a_user_export_prints_a_summary_in_each_format(
     assert data["ok"] == (code == 0)
     assert [Path(f).name for f in data["files"]] == ["report.html", "report.md", "report.json"]
     report = json.loads((out / "report.json").read_text())
-    assert "cost_usd" not in (out / "report.md").read_text()
+    # the report's metrics are the export's, never the sample's (cost_usd, thumbs_up, ...)
+    assert sorted(report["metrics"]) == ["resolved", "score", "tokens"]
+    assert {e["metric"] for e in report["effects"]} == {"resolved", "score", "tokens"}
     assert [a["kind"] for a in data["attention"]] == [a["kind"] for a in report["attention"]]
 
 

@@ -103,12 +103,15 @@ def holed_export() -> Any:
     return generate(seed=1, hole=HOLE)
 
 
-def _analyze(events: Any, ledger: Path, **kw: Any) -> Any:
+def _analyze(events: Any, ledger: Path, now: datetime = HORIZON, **kw: Any) -> Any:
+    """``analyze`` run at ``now`` (default: as the export is written, so it is fresh)."""
     from analysis.metrics import Ratio, analyze
+    from analysis.metrics._completeness import run_clock
 
     kw.setdefault("explain", False)
     kw.setdefault("recovery", False)
-    return analyze(events, ledger, metrics=[Ratio("score", direction="higher")], **kw)
+    with run_clock(now=now):
+        return analyze(events, ledger, metrics=[Ratio("score", direction="higher")], **kw)
 
 
 # -- acceptance ------------------------------------------------------------------------------
@@ -145,7 +148,9 @@ def test_same_export_without_hole_raises_none(clean_export: Any, ledger_path: Pa
 def _window(res: Any, **kw: Any) -> Any:
     from analysis.metrics._completeness import resolve_window
 
-    return resolve_window(res, kw.get("since"), kw.get("until"), kw.get("late_hours", 2.0))
+    return resolve_window(
+        res, kw.get("since"), kw.get("until"), kw.get("late_hours", 2.0), now=HORIZON
+    )
 
 
 def test_aggregates_match_polars(holed_export: Any, ledger_path: Path) -> None:
@@ -460,3 +465,24 @@ def test_a_window_without_exposure_is_an_alert(clean_export: Any, ledger_path: P
         until=(T0 - timedelta(days=2)).isoformat(),
     )
     assert [r.kind for r in before.completeness.rows] == ["coverage"]
+
+
+def test_late_data_only_from_a_fresh_window_api(clean_export: Any, ledger_path: Path) -> None:
+    """Issue 20.5 on the API: ``resolve_window`` cuts ``late_hours`` only when ``until`` is within
+    ``fresh_hours`` of ``now``; the boundary is inclusive; a negative horizon is bad input."""
+    from analysis.events.labelling import split
+    from analysis.metrics._completeness import resolve_window, run_clock
+
+    res = split(clean_export, ledger_path)
+    until = clean_export["ts"].max() + timedelta(microseconds=1)
+    at_edge = resolve_window(res, None, None, 2.0, fresh_hours=24, now=until + timedelta(hours=24))
+    assert at_edge.trimmed
+    assert at_edge.cutoff == until - timedelta(hours=2)
+    past = resolve_window(res, None, None, 2.0, fresh_hours=24, now=until + timedelta(hours=25))
+    assert not past.trimmed
+    assert (past.cutoff, past.late_events) == (until, 0)
+    assert past.notes()[0].startswith("late data: nothing left out")
+    with run_clock(fresh_hours=48, now=until + timedelta(hours=25)):  # the block's defaults
+        assert resolve_window(res, None, None, 2.0).trimmed
+    with pytest.raises(PromptstateError, match="fresh_hours"):
+        resolve_window(res, None, None, 2.0, fresh_hours=-1)

@@ -113,7 +113,7 @@ def test_grader_column(tmp_path: Path) -> None:
         ({"example_id": ["a", " "], "x": [1.0, 2.0]}, r"rows 2\)"),
         ({"example_id": ["a", "a"], "x": [1.0, 2.0]}, "add a 'sample' column"),
         ({"example_id": ["a", "a"], "sample": [1, 1], "x": [1.0, 2.0]}, "duplicated"),
-        ({"example_id": ["a", "b"], "x": ["good", "bad"]}, "not numeric"),
+        ({"example_id": ["a", "b"], "x": ["good", "bad"]}, r"no metric columns.*'x' is String"),
         ({"example_id": ["a", "b"], "x": [1.0, float("nan")]}, "missing/NaN"),
         ({"example_id": ["a", "b"], "x": [1.0, None]}, "missing/NaN"),
         ({"example_id": ["a", "b"], "x": [1.0, float("inf")]}, "infinite"),
@@ -152,3 +152,37 @@ def test_metric_selection_and_checks() -> None:
         full.check_metrics(["rubric"], ["rubric"])
     with pytest.raises(ResultsError, match="missing metric column"):
         full.check_metrics(["latency"])
+
+
+def test_text_columns_are_ignored_with_a_note_unless_named(tmp_path: Path) -> None:
+    """Issue 19/25: a question-text column, as eval tools write, is not a metric."""
+    path = tmp_path / "cand.csv"
+    pl.DataFrame({**ROWS, "question": [f"q {i}?" for i in range(6)]}).write_csv(path)
+    res = load_results(path)
+    assert res.metrics == ("correct", "rubric")
+    assert any("'question' is String, not a score" in n for n in res.notes)
+    assert res.notes[0].startswith(str(path))
+    with pytest.raises(ResultsError, match=r"cand\.csv: metric column 'question' is String"):
+        load_results(path, metrics=["correct", "question"])
+    # a suite metric that the file carries only as text: the reason is in the error
+    with pytest.raises(ResultsError, match=r"missing metric column\(s\) question.*is String"):
+        res.check_metrics(["question"])
+
+
+def test_results_format_is_checked(tmp_path: Path) -> None:
+    with pytest.raises(ResultsError, match="results format 'xml' is unknown"):
+        load_results(pl.DataFrame(ROWS), results_format="xml")
+    with pytest.raises(ResultsError, match="needs a file"):
+        load_results(pl.DataFrame(ROWS), results_format="promptfoo")
+    path = tmp_path / "r.csv"
+    pl.DataFrame(ROWS).write_csv(path)
+    assert load_results(path, results_format="table").n_rows == 6
+    assert load_results(path, results_format="auto").n_rows == 6
+    with pytest.raises(ResultsError, match=r"r\.csv: not valid JSON"):
+        load_results(path, results_format="promptfoo")
+    odd = tmp_path / "odd.json"
+    odd.write_text('{"rows": []}')
+    with pytest.raises(ResultsError, match=r"odd\.json: JSON that is neither promptfoo"):
+        load_results(odd)
+    with pytest.raises(ResultsError, match=r"gone\.json: results file not found"):
+        load_results(tmp_path / "gone.json")

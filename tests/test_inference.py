@@ -30,7 +30,9 @@ def _kinds(inf: InferredMetrics) -> dict[str, str]:
     return {m.column: type(m).__name__ for m in inf.metrics}
 
 
-def test_booleans_are_proportions_numbers_are_per_turn_ratios() -> None:
+def test_booleans_are_per_turn_rates_numbers_are_per_turn_ratios() -> None:
+    """Issue 20.9: a boolean is the per-turn rate (like a 0/1 integer), not the share of units
+    with any true value, which grows with the turns per unit."""
     schema = {
         **BASE,
         "resolved": nw.Boolean(),
@@ -43,7 +45,7 @@ def test_booleans_are_proportions_numbers_are_per_turn_ratios() -> None:
     }
     inf = infer_metrics(schema)
     assert _kinds(inf) == {
-        "resolved": "Proportion",
+        "resolved": "Ratio",
         "score": "Ratio",
         "tokens": "Ratio",
         "small": "Ratio",
@@ -57,8 +59,9 @@ def test_booleans_are_proportions_numbers_are_per_turn_ratios() -> None:
         assert m.direction is None
         if isinstance(m, Ratio):
             assert m.den is None
-    assert isinstance(inf.metrics[0], Proportion)
-    assert not isinstance(inf.metrics[0], Ratio)
+    assert not isinstance(inf.metrics[0], Proportion)
+    assert "Ratio('resolved'): per-turn rate, the share of turns with resolved true" in inf.note
+    assert "Ratio('flag01'): per-turn mean of flag01" in inf.note
     assert {c for c, _ in inf.left_out} == set(BASE)
 
 
@@ -119,10 +122,16 @@ def test_the_note_is_one_line_naming_metrics_left_out_columns_and_how_to_choose(
     inf = infer_metrics({**BASE, "ok": nw.Boolean(), "score": nw.Float64(), "sid": nw.String()})
     assert "\n" not in inf.note
     assert inf.note.startswith("inferred metrics from the export's columns: ")
-    assert "Proportion('ok'), Ratio('score')" in inf.note
+    assert (
+        "Ratio('ok'): per-turn rate, the share of turns with ok true, "
+        "Ratio('score'): per-turn mean of score"
+    ) in inf.note
     assert "sid (String, not numeric or boolean)" in inf.note
     assert "event_id, ts, user_id, experiment_id, arm (canonical column)" in inf.note
-    assert inf.note.endswith("pass --metrics FILE / metrics=[...] to choose")
+    # issue 20.9: they cannot alert, and how to give directions
+    assert "no direction, so no regression can alert on them" in inf.note
+    assert "--metrics FILE / metrics=[...]" in inf.note
+    assert "`metrics: [{type: ratio, numerator: ok, direction: higher}]`" in inf.note
 
 
 def test_no_metric_column_is_bad_input_naming_metrics() -> None:
@@ -148,14 +157,15 @@ def test_schema_only_a_frame_whose_scan_would_fail() -> None:
     with pytest.raises(Exception, match="scanned"):
         lf.collect()  # the frame really fails when scanned
     inf = infer_metrics(nw.from_native(lf))
-    assert _kinds(inf) == {"score": "Ratio", "ok": "Proportion"}
+    assert _kinds(inf) == {"score": "Ratio", "ok": "Ratio"}
 
 
 def test_eager_frames_and_dtype_classes() -> None:
     df = nw.from_native(pl.DataFrame({"user_id": ["u"], "ok": [True], "n": [3]}))
-    assert _kinds(infer_metrics(df)) == {"ok": "Proportion", "n": "Ratio"}
+    assert _kinds(infer_metrics(df)) == {"ok": "Ratio", "n": "Ratio"}
+    assert "share of turns with ok true" in infer_metrics(df).note
     assert _kinds(infer_metrics({"ok": nw.Boolean, "x": nw.Float64})) == {
-        "ok": "Proportion",
+        "ok": "Ratio",
         "x": "Ratio",
     }
     with pytest.raises(PromptstateError, match="SplitResult"):
@@ -169,12 +179,14 @@ def test_on_a_split_the_unit_key_and_split_columns_are_left_out() -> None:
     inf = infer_metrics(res)
     schema = res.frame.collect_schema()
     kinds = _kinds(inf)
-    # every boolean column that is no id is a proportion, every numeric one a ratio
+    # every boolean or numeric column that is no id is a per-turn ratio
     for name, dtype in schema.items():
         if name in kinds:
-            assert (kinds[name] == "Proportion") == (dtype == nw.Boolean)
+            assert kinds[name] == "Ratio", (name, dtype)
+            rate = f"share of turns with {name} true" in inf.note
+            assert rate == (dtype == nw.Boolean), name
     assert {"helpfulness", "thumbs_up", "latency_ms", "cost_usd"} <= set(kinds)
-    assert kinds["thumbs_up"] == "Proportion"
+    assert kinds["thumbs_up"] == "Ratio"
     assert kinds["helpfulness"] == "Ratio"
     assert not set(kinds) & {"phase", "served_revision", "contamination", "user_id", "cache_key"}
     assert inf.note.count("\n") == 0

@@ -185,7 +185,7 @@ def test_stop_keeps_live_revision(tmp_path: Path) -> None:
         (
             "transitions.1.at",
             "2026-11-02T09:00:00",
-            "transitions[1].at: Value error, time has no timezone",
+            "transitions[1].at: time has no timezone",
         ),
         (
             "transitions.2.at",
@@ -217,9 +217,9 @@ def test_stop_keeps_live_revision(tmp_path: Path) -> None:
         ("prompts.support-assistant.revisions.r42.parent", "r00", "parent 'r00' is not a revision"),
         ("consumers.ticket-router.prompt", "other", "consumers.ticket-router: prompt 'other'"),
         ("transitions.3.to", "r77", "`to` 'r77' is not a revision"),
-        ("transitions.1.action", "launch", "transitions[1].action: Input should be"),
+        ("transitions.1.action", "launch", "transitions[1].action: 'launch' is not an action"),
         ("transitions.1.surprise", 1, "transitions[1].surprise: unknown field"),
-        ("version", 2, "version: Input should be 1"),
+        ("version", 2, "version: expected 1 (the only schema version)"),
     ],
 )
 def test_validation_names_file_entry_and_problem(
@@ -520,7 +520,7 @@ def test_fuzz_rollback_apply_exit_contract(data: bytes, capsys: pytest.CaptureFi
             assert err.startswith("promptstate: error: "), err
             assert err.count("\n") == 1, err
             assert ledger.read_bytes() == data
-            assert {p.name for p in work.iterdir()} <= {"ledger.yaml", ".ledger.yaml.lock"}
+            assert {p.name for p in work.iterdir()} <= {"ledger.yaml", ".promptstate"}
         else:
             assert valid, err
         if code == 0:

@@ -152,9 +152,9 @@ REFUSED = [
             "--prompt",
             "nope",
             "--revision",
-            "r43",
+            "r41",  # declared already, under another prompt: nothing to declare
             "--contract",
-            "v4",
+            "v3",
         ],
         "prompt 'nope' is not defined",
     ),
@@ -250,8 +250,8 @@ def test_start_refusals_change_nothing(tree: Path, capsys: pytest.CaptureFixture
     capsys.readouterr()
     before = tree.read_bytes()
     cases = [
-        (["--arms", "control=r41", "treatment=r99"], "revision 'r99' is not a revision"),
-        (["--arms", "control=r99", "treatment=r41"], "revision 'r99' of `arms` is not declared"),
+        (["--arms", "control=r41", "treatment=r99"], "revision 'r99' is not declared; declare"),
+        (["--arms", "control=r99", "treatment=r41"], "revision 'r99' is not declared; declare"),
         (["--arms", "control=r41"], "at least two arms"),
         (["--arms", "control=r41", "control=r42"], "is given twice"),
         (["--arms", "control"], "expected ARM=REVISION"),

@@ -112,9 +112,9 @@ def test_the_ledger_round_trips_through_to_dict() -> None:
         ({"text": ""}, f"{ENTRY}.text", "the inline text is empty"),
         ({"text": "x", "text_sha256": _sha(b"y")}, f"{ENTRY}.text_sha256",
          f"does not match the hash of the inline text ({_sha(b'x')}); the text changed"),
-        ({"text": 5}, f"{ENTRY}.text", "Input should be a valid string"),
-        ({"text": True}, f"{ENTRY}.text", "Input should be a valid string"),
-        ({"text": ["a"]}, f"{ENTRY}.text", "Input should be a valid string"),
+        ({"text": 5}, f"{ENTRY}.text", "expected text, not the number 5"),
+        ({"text": True}, f"{ENTRY}.text", "expected text, not the boolean True"),
+        ({"text": ["a"]}, f"{ENTRY}.text", "expected text, not a list ['a']"),
     ],
 )  # fmt: skip
 def test_refused_inline_texts_are_exit_2_naming_the_revision(

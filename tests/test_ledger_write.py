@@ -94,7 +94,7 @@ def test_dry_run_writes_nothing(pre: Path) -> None:
     assert not res.written
     assert pre.read_bytes() == before
     assert "+  - {at: 2026-11-03T08:15:00Z" in res.diff()
-    assert {p.name for p in pre.parent.iterdir()} <= {"ledger.yaml", ".ledger.yaml.lock"}
+    assert {p.name for p in pre.parent.iterdir()} <= {"ledger.yaml", ".promptstate"}
 
 
 def test_file_mode_is_kept(pre: Path) -> None:

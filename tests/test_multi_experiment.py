@@ -176,27 +176,70 @@ def test_analyze_experiments_equals_one_by_one(events: Any, ledger_path: Path, s
     assert next(iter(d)) == "schema_version"
     assert [e["experiment"] for e in d["experiments"]] == ["exp-logs", "exp-route"]
     assert "exp-route" in str(res)
-    # without since, the old experiment is active too — and has no events: an error row
+    # without since, the old experiment is active too — and has no events: the export does not
+    # cover it, a completeness finding (exit 1), not bad input (issue 20.3)
     everything = analyze_experiments(events, ledger_path, metrics=METRICS, **KW)
-    assert [e.experiment for e in everything.errors] == ["exp-old"]
-    assert everything.exit_code == 2
-    assert len(everything.results) == 2  # the bad one does not hide the others
+    assert [(e.experiment, e.kind, e.exit_code) for e in everything.errors] == [
+        ("exp-old", "completeness", 1)
+    ]
+    assert "no event of" in everything.errors[0].message
+    assert OLD.isoformat() in everything.errors[0].message
+    assert everything.exit_code == 1
+    assert len(everything.results) == 2  # the finding does not hide the others
+    # with since after its end, it is left out with a one-line note naming why (issue 20.4)
+    assert res.notes[0].startswith("left out: exp-old (ended at ")
+    assert "before since" in res.notes[0]
 
 
-def test_a_bad_experiment_does_not_hide_the_others(events: Any, ledger_path: Path) -> None:
-    rep = report(events, ledger_path, metrics=METRICS)  # exp-old is active, without events
+def test_a_bad_experiment_does_not_hide_the_others(
+    events: Any, ledger_path: Path, since: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An experiment whose report fails with bad input (injected into its split) is an error row
+    and exit 2; the other experiment is still reported."""
+    from analysis.errors import EventsError
+    from analysis.events import labelling
+
+    real = labelling.split
+
+    def split(events: Any, ledger: Any, experiment: Any = None, **kw: Any) -> Any:
+        if experiment == "exp-route":
+            raise EventsError("events: exp-route: an injected bad input")
+        return real(events, ledger, experiment, **kw)
+
+    monkeypatch.setattr(labelling, "split", split)
+    rep = report(events, ledger_path, metrics=METRICS, since=since)
     assert isinstance(rep, MultiReport)
-    assert [e.experiment for e in rep.errors] == ["exp-old"]
-    assert [r.experiment for r in rep.reports] == ["exp-logs", "exp-route"]
+    assert [e.experiment for e in rep.errors] == ["exp-route"]
+    assert [r.experiment for r in rep.reports] == ["exp-logs"]
     assert rep.exit_code == 2
     assert rep.attention[0].kind == "error"
-    assert "exp-old" in rep.attention[0].message
-    row = next(r for r in rep.overview() if r.experiment == "exp-old")
+    assert "exp-route" in rep.attention[0].message
+    row = next(r for r in rep.overview() if r.experiment == "exp-route")
     assert row.alerts is None
     assert row.headline.startswith("error: ")
-    assert "exp-old" in rep.to_html()
+    assert "an injected bad input" in rep.to_html()
     with pytest.raises(KeyError, match="failed"):
-        rep.report("exp-old")
+        rep.report("exp-route")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs the lead's change to analysis/reporting/_multi.py (issue 20.3: "
+    "untagged_experiments in report_experiments); remove this marker once applied",
+)
+def test_report_an_experiment_without_events_is_a_completeness_finding(
+    events: Any, ledger_path: Path
+) -> None:
+    """Issue 20.3 for ``report``: without since, exp-old (ended long before the export) has no
+    events: a completeness attention item and exit 1, not an error and exit 2."""
+    rep = report(events, ledger_path, metrics=METRICS)
+    assert isinstance(rep, MultiReport)
+    assert [(e.experiment, e.kind, e.exit_code) for e in rep.errors] == [
+        ("exp-old", "completeness", 1)
+    ]
+    assert rep.exit_code == worst_exit(1, *(r.exit_code for r in rep.reports))
+    assert ("completeness", "exp-old") in {(a.kind, a.message.split(":")[0]) for a in rep.attention}
+    assert "exp-old" in rep.headline
 
 
 def test_no_active_experiment(events: Any, ledger_path: Path) -> None:

@@ -134,8 +134,9 @@ def test_residual_effect_is_the_recovery_analysis(plan: RollbackPlan, events_pat
 def test_without_events_the_cohort_is_not_counted() -> None:
     result = rollback_plan(PRE, at=AT)
     assert result.leg("cohort").findings["units"] is None
+    # the sample's ledger records neither cache_prefix nor text for r42: the region is unknown
     assert result.leg("caches").findings["prefixes_to_expire"] == [
-        {"revision": "r42", "cache_prefix": "prefix-r42"}
+        {"revision": "r42", "cache_prefix": None, "source": "unknown"}
     ]
 
 
@@ -391,3 +392,116 @@ def test_cli_metrics_choose_the_residual_effect(
     got = {(r["metric"], r["group"]): r["effect"] for r in residual["rows"]}
     assert {m for m, _ in got} == {"helpfulness"}
     assert got == pytest.approx(want)
+
+
+# ----------------------------------------------- issue 20, item 11: recorded rollback, store, regions
+
+
+RECORDED = ROOT / "data_samples" / "ledger.yaml"  # the sample's ledger, its rollback recorded
+
+
+def test_plan_after_the_rollback_is_recorded_plans_that_rollback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the rollback in the ledger, ``rollback plan`` (no --to, no --at) plans it: from the
+    reverted revision to the restored one, at its time — the same plan as before it was
+    recorded, with nothing to append (the old code asked for --to, exit 2)."""
+    monkeypatch.chdir(tmp_path)  # no baseline store is found from here
+    events = str(ROOT / "data_samples" / "events.parquet")
+    common = ["--no-recovery", "--format", "json"]
+    code = main(["rollback", "plan", events, "--ledger", str(RECORDED), *common])
+    out, err = capsys.readouterr()
+    assert code == 0, err  # the consumers were confirmed when it was applied
+    plan = json.loads(out)
+    assert (plan["from"], plan["to"]) == ("r42", "r41")
+    text = plan["legs"]["text"]
+    assert text["status"] == "ok"
+    assert text["actions"] == []
+    recorded = [t for t in load_ledger(RECORDED).transitions if t.action == "rollback"][-1]
+    assert text["findings"]["recorded_transition"] == recorded.index
+    assert text["findings"]["at"] == recorded.at.isoformat().replace("+00:00", "Z")
+    code = main(["rollback", "plan", events, "--ledger", str(PRE), "--at", _iso(recorded.at),
+                 *common])  # fmt: skip
+    before = json.loads(capsys.readouterr().out)
+    assert code == 1  # before it was applied, ticket-router needs confirmation
+    assert plan["legs"]["cohort"] == before["legs"]["cohort"]
+    assert plan["legs"]["caches"] == before["legs"]["caches"]
+    # the table names it as recorded
+    assert main(["rollback", "plan", "--ledger", str(RECORDED), "--no-recovery"]) == 0
+    title = capsys.readouterr().out.splitlines()[0]
+    assert f"recorded in the ledger, transition {recorded.index}" in title
+    # another target is a new rollback of the live revision (r41), planned as before
+    assert main(["rollback", "plan", "--ledger", str(RECORDED), "--to", "r42"]) == 0
+    title = capsys.readouterr().out.splitlines()[0]
+    assert "r41 -> r42" in title
+    assert "recorded" not in title
+
+
+def _iso(at: datetime) -> str:
+    return at.isoformat().replace("+00:00", "Z")
+
+
+def test_plan_without_a_store_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No store found: the baseline leg says so (an action naming --store), never "ok"."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PROMPTSTATE_STORE", raising=False)
+    argv = ["rollback", "plan", "--ledger", str(PRE), "--at", _iso(AT), "--no-recovery"]
+    assert main([*argv, "--format", "json"]) == 1  # ticket-router, as before
+    leg = json.loads(capsys.readouterr().out)["legs"]["baseline"]
+    assert leg["status"] == "action"
+    assert leg["findings"]["store"] is None
+    assert "no baseline store" in leg["findings"]["note"]
+    (action,) = leg["actions"]
+    assert action["kind"] == "check-store"
+    assert "--store PATH" in action["description"]
+    main(argv)
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("baseline")]
+    assert rows
+    assert all("no baseline store" in row for row in rows)
+    assert not any(row.split()[1] == "ok" for row in rows)
+    # with the store, the leg is what the store says
+    store = tmp_path / "baselines"
+    shutil.copytree(ROOT / "baselines", store)
+    main([*argv, "--store", str(store), "--format", "json"])
+    leg = json.loads(capsys.readouterr().out)["legs"]["baseline"]
+    assert leg["findings"]["store"] == str(store)
+    assert "note" not in leg["findings"]
+
+
+def test_cache_regions_come_from_the_ledger_never_invented(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A declared cache_prefix or the text hash names the region; with neither the plan says the
+    region is unknown instead of inventing ``prefix-<id>``."""
+    import hashlib
+
+    text = "You are a helpful assistant."
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    data = load_ledger(PRE).to_dict()
+    revs = data["prompts"]["support-assistant"]["revisions"]
+    plain = dict(data, prompts={"support-assistant": {"revisions": {**revs}}})
+    ledger = tmp_path / "ledger.yaml"
+    argv = ["rollback", "plan", "--ledger", str(ledger), "--at", _iso(AT), "--format", "json"]
+
+    ledger.write_text(json.dumps(plain, default=str))
+    main(argv)
+    caches = json.loads(capsys.readouterr().out)["legs"]["caches"]
+    assert "prefix-r42" not in json.dumps(caches)
+    assert caches["findings"]["prefixes_to_expire"][0]["cache_prefix"] is None
+    assert "unknown" in caches["actions"][0]["description"]
+    assert "declare cache_prefix of r42" in caches["actions"][0]["description"]
+
+    r41 = {k: v for k, v in revs["r41"].items() if k != "cache_prefix"}
+    revs_declared = {**revs, "r42": {**revs["r42"], "cache_prefix": "pfx-canary"},
+                     "r41": {**r41, "text": text}}  # fmt: skip
+    declared = dict(data, prompts={"support-assistant": {"revisions": revs_declared}})
+    ledger.write_text(json.dumps(declared, default=str))
+    main(argv)
+    caches = json.loads(capsys.readouterr().out)["legs"]["caches"]
+    assert caches["findings"]["prefixes_to_expire"] == [
+        {"revision": "r42", "cache_prefix": "pfx-canary", "source": "cache_prefix"}
+    ]
+    assert caches["findings"]["restored_prefix"] == f"prefix-{digest[:12]}"
+    assert caches["actions"][0]["description"] == "expire the prompt-cache region pfx-canary of r42"

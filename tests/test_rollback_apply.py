@@ -162,14 +162,22 @@ def pause():
 
 real_replace = os.replace
 real_write_text = pathlib.Path.write_text
-if point == "mid-write":
+real_write_bytes = pathlib.Path.write_bytes
+if point == "mid-write":  # half of the ledger's temporary file is written (text or bytes)
     def write_text(self, data, *a, **k):
         if self.name.startswith(".ledger.yaml."):
             with open(self, "w") as fh:
                 fh.write(data[: len(data) // 2]); fh.flush(); os.fsync(fh.fileno())
             pause()
         return real_write_text(self, data, *a, **k)
+    def write_bytes(self, data):
+        if self.name.startswith(".ledger.yaml."):
+            with open(self, "wb") as fh:
+                fh.write(data[: len(data) // 2]); fh.flush(); os.fsync(fh.fileno())
+            pause()
+        return real_write_bytes(self, data)
     pathlib.Path.write_text = write_text
+    pathlib.Path.write_bytes = write_bytes
 def replace(src, dst):
     if point == "before-replace" and str(dst) == str(ledger):
         pause()

@@ -20,6 +20,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "docs" / "examples" / "daily-report.sh"
+#: Before the sample's experiment (started 2026-11-02T09:00Z).
+SAMPLE_SINCE = "2026-11-01T00:00:00Z"
 
 
 def test_doc_embeds_the_script_verbatim() -> None:
@@ -31,7 +33,9 @@ def test_doc_embeds_the_script_verbatim() -> None:
     assert m.group(1) == SCRIPT.read_text()
 
 
-def _run(tmp_path: Path, ledger: Path) -> tuple[subprocess.CompletedProcess[str], Path, Path]:
+def _run(
+    tmp_path: Path, ledger: Path, since: str = SAMPLE_SINCE
+) -> tuple[subprocess.CompletedProcess[str], Path, Path]:
     bindir = Path(sys.executable).parent
     assert (bindir / "promptstate").exists(), "the promptstate entry point is not installed"
     alert = tmp_path / "alert.sh"
@@ -52,6 +56,9 @@ def _run(tmp_path: Path, ledger: Path) -> tuple[subprocess.CompletedProcess[str]
         "PROMPTSTATE_REPORTS": str(tmp_path / "reports"),
         "PROMPTSTATE_ALERT": str(alert),
         "ALERT_LOG": str(tmp_path / "alerts.log"),
+        # the sample is from November 2026: the script's default (14 days ago) would leave the
+        # experiment out; a deployment keeps the default or sets PROMPTSTATE_SINCE_DAYS
+        "PROMPTSTATE_SINCE": since,
     }
     proc = subprocess.run(
         ["bash", str(SCRIPT)],
@@ -93,3 +100,28 @@ def test_cron_script_bad_input_alerts_on_exit_2(tmp_path: Path) -> None:
     assert not (out / "report.html").exists()
     assert "bad input" in log.read_text().splitlines()[0]
     assert os.path.getsize(out / "stderr.txt") > 0
+
+
+def test_script_passes_since_by_default() -> None:
+    """Issue 20.4: the cron line passes ``--since`` (default: 14 days before the run)."""
+    text = SCRIPT.read_text()
+    assert '--since "$since"' in text
+    assert "PROMPTSTATE_SINCE_DAYS:-14" in text
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_cron_script_after_the_experiment_ended_has_no_completeness_alert(tmp_path: Path) -> None:
+    """Issue 20.4: a window starting after the experiment ended (rolled back 2026-11-03T08:15Z)
+    shows it as ended, without a completeness alert; the report is written."""
+    import json
+
+    ledger = tmp_path / "ledger.yaml"
+    shutil.copy(ROOT / "data_samples" / "ledger.yaml", ledger)
+    proc, out, _ = _run(tmp_path, ledger, since="2026-11-04T00:00:00Z")
+    stderr = (out / "stderr.txt").read_text()
+    assert proc.returncode in (0, 1), stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert "completeness" not in {a["kind"] for a in summary["attention"]}, summary["attention"]
+    assert summary["headline"].strip()
+    assert any("shown as ended" in n for n in summary["notes"]), summary["notes"]
+    assert (out / "report.html").stat().st_size > 0

@@ -19,10 +19,45 @@ def labels_of(result: Any) -> pl.DataFrame:
     return native.select("event_id", "phase", "contamination", "served_revision").sort("event_id")
 
 
+def expected_labels(events_path: Path, ledger: Any, truth: pl.DataFrame) -> pl.DataFrame:
+    """The generator's truth with the symmetric exclusion added: a turn the truth calls clean
+    whose conversation (any event of the export) began before its exposure phase's start is
+    ``prior_conversation`` (the sample has no ramp-moved units, so nothing else changes)."""
+    ev = pl.read_parquet(events_path).select("event_id", "ts", "conversation_id")
+    first = ev.group_by("conversation_id").agg(pl.col("ts").min().alias("c0"))
+    ev = ev.unique("event_id", keep="first")
+    starts = pl.DataFrame(
+        {
+            "phase": [p.id for p in ledger.phases("exp-17") if p.kind == "exposure"],
+            "phase_start": [p.start for p in ledger.phases("exp-17") if p.kind == "exposure"],
+        }
+    ).with_columns(pl.col("phase").cast(pl.Int32))
+    out = (
+        truth.with_columns(pl.col("phase").cast(pl.Int32))
+        .join(ev, on="event_id", how="left")
+        .join(first, on="conversation_id", how="left")
+        .join(starts, on="phase", how="left")
+        .with_columns(
+            pl.when((pl.col("label") == "clean") & (pl.col("c0") < pl.col("phase_start")))
+            .then(pl.lit("prior_conversation"))
+            .otherwise(pl.col("label"))
+            .alias("label")
+        )
+    )
+    return out.select(truth.columns)
+
+
+@pytest.fixture(scope="module")
+def truth(events_path: Path, ledger: Any, truth: pl.DataFrame) -> pl.DataFrame:
+    """The ground truth of this module: the generator's, with ``prior_conversation``."""
+    return expected_labels(events_path, ledger, truth)
+
+
 def test_every_sample_label_equals_ground_truth(
     events_path: Path, ledger: Any, truth: pl.DataFrame
 ) -> None:
     got = labels_of(split(events_path, ledger))
+    assert truth.filter(pl.col("label") == "prior_conversation").height > 0
     joined = truth.join(got, on="event_id", how="full", coalesce=True)
     assert joined.height == truth.height == got.height
     wrong = joined.filter(
@@ -36,10 +71,14 @@ def test_every_sample_label_equals_ground_truth(
 
 
 def test_summary_matches_truth_counts(
-    events_path: Path, ledger: Any, truth_info: dict[str, Any]
+    events_path: Path, ledger: Any, truth_info: dict[str, Any], truth: pl.DataFrame
 ) -> None:
     summary = contamination_summary(split(events_path, ledger))
-    assert {t.label: t.n_events for t in summary.totals if t.n_events} == truth_info["label_counts"]
+    counts = dict(truth_info["label_counts"])
+    prior = truth.filter(pl.col("label") == "prior_conversation").height
+    counts["clean"] -= prior
+    counts["prior_conversation"] = prior
+    assert {t.label: t.n_events for t in summary.totals if t.n_events} == counts
     assert sum(r.n_events for r in summary.rows) == truth_info["n_events"]
     assert summary.n_events == truth_info["n_events"]
     # shares within phase x arm add up to one

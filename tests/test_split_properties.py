@@ -1,6 +1,7 @@
 """Property tests of the split on random ledgers and events (hypothesis).
 
-A brute-force labeller written from the labelling rules (README, docs/ledger.md) with plain Python loops is the reference;
+A brute-force labeller written from the labelling rules (README, docs/ledger.md, docs/metrics.md:
+ramp-moved units, ``prior_conversation``) with plain Python loops is the reference;
 the properties of the issue are checked on top: one label per event, counts add up, clean events
 lie in exposure phases and are served by their arm's revision, a crossover unit has all its
 eligible events so labelled, and the result does not depend on row order.
@@ -9,6 +10,7 @@ eligible events so labelled, and the result does not depend on row order.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 import polars as pl
@@ -146,19 +148,50 @@ def reference_labels(
     served: dict[str, str | None] = {}
     for r in rows:
         served[r["event_id"]] = r["revision_id"] if r["revision_id"] is not None else inferred(r)
-    arms_of_unit: dict[str, set[str]] = {}
+
+    def phase_of(r: dict[str, Any]) -> int:
+        return max(p.id for p in phases if p.start is None or r["ts"] >= p.start)
+
+    # a unit's arms in each exposure phase; crossover: two arms within a phase, or a change
+    # between consecutive phases of appearance that is not from a shrinking to a growing arm
+    alloc = {p.id: p.allocation for p in phases if p.kind == "exposure"}
+    per_phase: dict[str, dict[int, set[str]]] = {}
     for r in rows:
-        if exposed(r):
-            arms_of_unit.setdefault(r["user_id"], set()).add(r["arm"])
+        if exposed(r) and r["arm"] is not None:
+            per_phase.setdefault(r["user_id"], {}).setdefault(phase_of(r), set()).add(r["arm"])
+    crossed: set[str] = set()
+    moved: set[str] = set()
+    for uid, arms_by_phase in per_phase.items():
+        seen = sorted(arms_by_phase.items())
+        if any(len(a) > 1 for _, a in seen):
+            crossed.add(uid)
+            continue
+        for (p, (x,)), (q, (y,)) in pairwise(seen):
+            if x == y:
+                continue
+            old, new = alloc[p], alloc[q]
+            shrinks = new.get(x, 0.0) < old.get(x, 0.0) - 1e-9
+            grows = new.get(y, 0.0) > old.get(y, 0.0) + 1e-9
+            if shrinks and grows:
+                moved.add(uid)
+            else:
+                crossed.add(uid)
+    moved -= crossed
+    conv_start: dict[Any, datetime] = {}
+    for r in rows:
+        c = r["conversation_id"]
+        if c is not None and (c not in conv_start or r["ts"] < conv_start[c]):
+            conv_start[c] = r["ts"]
+    phase_start = {p.id: p.start for p in phases if p.kind == "exposure"}
     out = {}
     for r in rows:
-        phase = max(p.id for p in phases if p.start is None or r["ts"] >= p.start)
+        phase = phase_of(r)
         s = served[r["event_id"]]
         if r["experiment_id"] != experiment or r["ts"] < start:
             label = "outside_window"
         elif end is not None and r["ts"] >= end:
             label = "after_end"
-        elif len(arms_of_unit.get(r["user_id"], set())) > 1:
+        elif r["user_id"] in crossed:
             label = "crossover"
         elif s != exp.arms[r["arm"]]:
             label = "served_mismatch"
@@ -173,9 +206,15 @@ def reference_labels(
             for o in rows
         ):
             label = "carryover"
+        elif (
+            phase in phase_start
+            and r["conversation_id"] is not None
+            and conv_start[r["conversation_id"]] < phase_start[phase]
+        ):
+            label = "prior_conversation"
         else:
             label = "clean"
-        out[r["event_id"]] = (phase, label, s)
+        out[r["event_id"]] = (phase, label, s, r["user_id"] in moved)
     return out
 
 
@@ -215,7 +254,12 @@ def test_split_properties(scenario: tuple[dict[str, Any], pl.DataFrame], lookup_
     # equal to the brute-force reference
     ref = reference_labels(ledger, events)
     for row in got.iter_rows(named=True):
-        assert (row["phase"], row["contamination"], row["served_revision"]) == ref[row["event_id"]]
+        assert (
+            row["phase"],
+            row["contamination"],
+            row["served_revision"],
+            row["ramp_moved"],
+        ) == ref[row["event_id"]]
 
     # counts add up
     summary = contamination_summary(result)
@@ -364,4 +408,5 @@ def test_split_with_several_prompts_and_experiments(
     ref = reference_labels(ledger, events, target)
     for row in got.iter_rows(named=True):
         expected = ref[row["event_id"]]
-        assert (row["phase"], row["contamination"], row["served_revision"]) == expected, row
+        got_row = (row["phase"], row["contamination"], row["served_revision"], row["ramp_moved"])
+        assert got_row == expected, row

@@ -197,15 +197,17 @@ def test_every_store_command_names_its_store_and_keeps_json_clean(
 # ---------------------------------------------------------------- the sample store is read-only
 
 
-def test_sample_store_is_recognised() -> None:
+def test_sample_store_is_recognised(tmp_path: Path) -> None:
     assert is_sample_store(SAMPLE_STORE)
     assert is_sample_store(ROOT / "baselines" / ".." / "baselines")
+    assert is_sample_store(SAMPLE_STORE / "support-qa")  # inside it
     assert not is_sample_store(ROOT / "data_samples")
-    check_writable(StoreLocation(SAMPLE_STORE, "--store"), "baseline pin")  # named: allowed
-    with pytest.raises(BaselineError, match="bundled sample store") as info:
-        check_writable(StoreLocation(SAMPLE_STORE, "./baselines"), "baseline pin")
-    assert "--store" in str(info.value)
-    assert info.value.exit_code == 2
+    assert not is_sample_store(_copy_sample(tmp_path / "baselines"))  # a copy is the user's
+    for source in ("--store", "./baselines", "PROMPTSTATE_STORE"):  # named or not: refused
+        with pytest.raises(BaselineError, match="bundled sample store") as info:
+            check_writable(StoreLocation(SAMPLE_STORE, source), "baseline pin")
+        assert "baseline init SUITE --store PATH --config suite.yaml" in str(info.value)
+        assert info.value.exit_code == 2
 
 
 def test_writes_to_the_sample_store_found_implicitly_are_refused(
@@ -229,9 +231,9 @@ def test_writes_to_the_sample_store_found_implicitly_are_refused(
     ):  # fmt: skip
         assert main(argv) == 2, argv
         (line,) = capsys.readouterr().err.splitlines()
-        assert "bundled sample store" in line, argv
-        assert "pass --store" in line, argv
-    monkeypatch.setenv("PROMPTSTATE_STORE", str(SAMPLE_STORE))  # not explicit enough either
+        assert "bundled sample store, which is read-only" in line, argv
+        assert "baseline init SUITE --store PATH --config suite.yaml" in line, argv
+    monkeypatch.setenv("PROMPTSTATE_STORE", str(SAMPLE_STORE))
     assert main(["baseline", "pin", "support-qa"]) == 2
     assert _digest(SAMPLE_STORE) == before
 

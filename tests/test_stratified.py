@@ -85,6 +85,7 @@ def _brute_force(rows: pl.DataFrame, phase: int | None) -> dict[str, float]:
     totals = {b: float(rows.filter(pl.col("block") == b)["x"].sum()) for b in blocks}
     w = {b: totals[b] / sum(totals.values()) for b in blocks}
     out: dict[str, float] = {}
+    psis: dict[str, dict[str, float]] = {}
     for arm in ("control", "treatment"):
         a = rows.filter(pl.col("arm") == arm)
         est = 0.0
@@ -96,12 +97,21 @@ def _brute_force(rows: pl.DataFrame, phase: int | None) -> dict[str, float]:
             est += w[b] * r
             for uid, yi, xi in zip(cell["user_id"], y, x, strict=True):
                 psi[uid] = psi.get(uid, 0.0) + w[b] * (yi - r * xi) / x.sum()
-        v = np.array(list(psi.values()))
         out[arm] = est
-        out[f"var_{arm}"] = len(v) / (len(v) - 1) * float(np.sum(v**2))
-        out[f"n_{arm}"] = len(v)
+        out[f"n_{arm}"] = len(psi)
+        psis[arm] = psi
+    # one cluster per unit: a ramp-moved unit has both parts, √k_t ψ^t − √k_c ψ^c
+    k = {a: out[f"n_{a}"] / (out[f"n_{a}"] - 1) for a in psis}
+    ids = set(psis["control"]) | set(psis["treatment"])
+    d = np.array(
+        [
+            math.sqrt(k["treatment"]) * psis["treatment"].get(i, 0.0)
+            - math.sqrt(k["control"]) * psis["control"].get(i, 0.0)
+            for i in ids
+        ]
+    )
     out["effect"] = out["treatment"] - out["control"]
-    out["se"] = math.sqrt(out["var_treatment"] + out["var_control"])
+    out["se"] = math.sqrt(float(np.sum(d * d)))
     return out
 
 
@@ -142,9 +152,13 @@ def test_stratified_variance_equals_cluster_robust_ols(small: Any) -> None:
     c_c = np.array([0.0 if c % 2 else w[c // 2] for c in cells])
     assert e.effect == pytest.approx(float((c_t - c_c) @ fit.params), rel=1e-9)
     v_t, v_c = float(c_t @ fit.cov_params() @ c_t), float(c_c @ fit.cov_params() @ c_c)
-    assert float(c_t @ fit.cov_params() @ c_c) == pytest.approx(0.0, abs=1e-15)
-    n_t, n_c = e.n_arm, e.n_control
-    assert e.se**2 == pytest.approx(v_t * n_t / (n_t - 1) + v_c * n_c / (n_c - 1), rel=1e-9)
+    # ramp-moved units are kept: control in the canary's blocks, treatment after the ramp, one
+    # cluster each, so the arms' estimates covary
+    v_tc = float(c_t @ fit.cov_params() @ c_c)
+    assert v_tc != pytest.approx(0.0, abs=1e-12)
+    k_t, k_c = e.n_arm / (e.n_arm - 1), e.n_control / (e.n_control - 1)
+    want = k_t * v_t + k_c * v_c - 2 * math.sqrt(k_t * k_c) * v_tc
+    assert e.se**2 == pytest.approx(want, rel=1e-9)
 
 
 def test_one_stratum_no_covariate_equals_welch_and_delta(small: Any) -> None:

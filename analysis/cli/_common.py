@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:  # pragma: no cover
+    from analysis.ledger import Ledger
     from analysis.metrics.definitions import Metric
 
 __all__ = [
@@ -66,13 +67,15 @@ def add_progress_option(parser: argparse.ArgumentParser) -> None:
 
 
 def add_columns_option(parser: argparse.ArgumentParser) -> None:
-    """Add ``--column CANONICAL=YOURS`` (repeatable) and ``--columns FILE`` (YAML/JSON map)."""
+    """Add ``--column CANONICAL=YOURS[,...]`` (repeatable) and ``--columns FILE`` (YAML/JSON)."""
     parser.add_argument(
         "--column",
         action="append",
         default=[],
         metavar="CANONICAL=YOURS",
-        help="map a canonical column to the export's name, e.g. user_id=account (repeatable)",
+        help="map a canonical column to the export's name, e.g. user_id=account; repeat the "
+        "flag or give a comma-separated list (user_id=account,ts=time); user_id names the "
+        "unit column whatever the ledger's unit is called",
     )
     parser.add_argument(
         "--columns",
@@ -83,7 +86,11 @@ def add_columns_option(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_columns(args: argparse.Namespace) -> dict[str, str]:
-    """Read the column map given by ``--columns FILE`` and ``--column A=B`` (the latter wins)."""
+    """Read the column map given by ``--columns FILE`` and ``--column A=B`` (the latter wins).
+
+    Each ``--column`` is one pair or a comma-separated list of pairs (``user_id=account,ts=time``);
+    a canonical name given twice with different columns is refused.
+    """
     from analysis.errors import PromptstateError
 
     mapping: dict[str, str] = {}
@@ -99,11 +106,22 @@ def parse_columns(args: argparse.Namespace) -> dict[str, str]:
                 f"{path}: the column map must be a mapping canonical_name: your_column_name"
             )
         mapping.update(data)
+    given: dict[str, str] = {}
     for item in getattr(args, "column", []) or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key or not value:
-            raise PromptstateError(f"--column {item!r}: expected CANONICAL=YOURS, e.g. user_id=uid")
-        mapping[key.strip()] = value.strip()
+        for pair in item.split(","):
+            key, sep, value = (part.strip() for part in pair.partition("="))
+            if not sep or not key or not value:
+                raise PromptstateError(
+                    f"--column {item!r}: expected CANONICAL=YOURS pairs, one per flag or "
+                    "comma-separated, e.g. --column user_id=account,ts=time"
+                )
+            if given.get(key, value) != value:
+                raise PromptstateError(
+                    f"--column {item!r}: {key!r} is mapped twice ({given[key]!r} and "
+                    f"{value!r}); give one column for it"
+                )
+            given[key] = value
+    mapping.update(given)
     return mapping
 
 
@@ -345,7 +363,7 @@ def resolve_metrics(inputs: Inputs) -> tuple[tuple[Metric, ...], str | None]:
         units = [ledger.experiment(inputs.experiment).unit]
     else:
         units = sorted({e.unit for e in ledger.experiments.values()})
-    schema = _export_schema(inputs.events_path, inputs.columns)
+    schema = _export_schema(inputs.events_path, inputs.columns, ledger, inputs.experiment)
     file = inputs.metrics
     if file is None and inputs.sample:
         file = sample_path("metrics.yaml")
@@ -368,12 +386,22 @@ def resolve_metrics(inputs: Inputs) -> tuple[tuple[Metric, ...], str | None]:
     return metrics, None
 
 
-def _export_schema(source: str | Path, columns: dict[str, str]) -> dict[str, Any]:
-    """The export's columns and types under their canonical names, from its schema alone."""
-    from analysis.events.loading import _open, _rename
+def _export_schema(
+    source: str | Path, columns: dict[str, str], ledger: Ledger, experiment: str | None
+) -> dict[str, Any]:
+    """The export's columns and types under their canonical names, from its schema alone.
+
+    The unit column keeps the ledger's name for it (a map ``user_id=acct`` renames ``acct`` to
+    the unit, e.g. ``account``), as loading does (:func:`analysis.events.loading.load_events`).
+    """
+    from analysis.events.loading import _open, _rename, default_unit, unit_column_map
 
     frame, _kind, where, _text = _open(source)
-    frame, _renamed = _rename(frame, columns, where)
+    if experiment is not None:
+        unit = ledger.experiment(experiment).unit
+    else:
+        unit = default_unit(ledger, (*frame.collect_schema().names(), *columns))
+    frame, _renamed = _rename(frame, unit_column_map(columns, unit), where)
     return dict(frame.collect_schema())
 
 

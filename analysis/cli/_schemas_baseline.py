@@ -116,6 +116,22 @@ class BaselineVersionOutput(VersionFields, Output):
     """``promptstate baseline show SUITE --version V --format json``: one version's meta.json."""
 
 
+class RecordedMetaRow(Row):
+    """What a creating journal entry records of its version's meta.json."""
+
+    grader: str = Field(description="Grader id of the scores.")
+    eval_set_sha256: str = Field(pattern=_SHA, description="Hash of the distinct example ids.")
+    eval_set_hash_scheme: Literal[1, 2] = Field(description="How eval_set_sha256 was computed.")
+    parent: str | None = Field(description="The reference version when it was created.")
+    n_examples: int = Field(ge=0, description="Distinct examples.")
+    n_rows: int = Field(ge=0, description="Scored samples.")
+    max_samples: int = Field(ge=0, description="Largest number of samples of one example.")
+    summary: dict[str, float] = Field(description="Metric → mean over examples.")
+    sha256: str = Field(
+        pattern=_SHA, description="SHA-256 of the whole meta.json in canonical JSON."
+    )
+
+
 class JournalEntryRow(Row):
     """One line of the suite's journal (absent fields omitted)."""
 
@@ -135,6 +151,10 @@ class JournalEntryRow(Row):
     restored: str | Omitted = omittable("Restored revision (revert).")
     policy: Policy | Omitted = omittable("pin or reanchor (revert).")
     created: Literal[True] | Omitted = omittable("Present (true) when the action created it.")
+    meta: RecordedMetaRow | Omitted = omittable(
+        "The created version's metadata that matters, for baseline verify (entries written "
+        "before it was recorded have none)."
+    )
 
 
 class BaselineHistoryOutput(Output):

@@ -73,17 +73,27 @@ class RecordedTransition(Row):
 
 
 class LedgerRecordOutput(Output):
-    """``promptstate ledger record ACTION --ledger L --format json``: the transition recorded."""
+    """``promptstate ledger record ACTION --ledger L --format json``: the transition recorded.
+
+    ``record revision`` and ``record consumer NAME`` declare without a transition: ``index``
+    and ``transition`` are null, ``declared`` names what was declared (empty, and ``written``
+    false, when it was declared already with the same fields).
+    """
 
     ledger: str = Field(description="The ledger file, as given with --ledger.")
     written: bool = Field(description="Whether the file was replaced (false with --dry-run).")
     dry_run: bool = Field(description="Whether this was a --dry-run (nothing written).")
-    index: int = Field(ge=0, description="Position of the new entry in `transitions`.")
-    transition: RecordedTransition = Field(description="The entry as written in the file.")
+    index: int | None = Field(
+        ge=0, description="Position of the new entry in `transitions` (null: a declaration)."
+    )
+    transition: RecordedTransition | None = Field(
+        description="The entry as written in the file (null: `record revision`/`consumer`)."
+    )
     declared: list[str] = Field(
         description="Header entries declared in the same write, e.g. "
-        "'prompts.support-assistant.revisions.r43' or 'experiments.exp-18' (empty when only "
-        "the transition was appended)."
+        "'prompts.support-assistant.revisions.r43', 'experiments.exp-18' or "
+        "'consumers.ticket-router' (empty when only the transition was appended, or the "
+        "declaration existed already)."
     )
     diff: str | Omitted = omittable(
         "With --dry-run only: the change to the file as a unified diff."

@@ -29,7 +29,7 @@ __all__ = [
 
 Label = Literal[
     "outside_window", "after_end", "crossover", "served_mismatch", "stale_cache", "carryover",
-    "clean",
+    "prior_conversation", "clean",
 ]  # fmt: skip
 PhaseKind = Literal["pre", "exposure", "after_end"]
 Verdict = Literal["pass", "regression", "inconclusive"]
@@ -164,13 +164,17 @@ class AnalyzeOutput(Output):
 
 
 class FailedSection(Output):
-    """An active experiment whose analysis failed (one of several; the others are reported)."""
+    """An active experiment whose analysis failed (one of several; the others are reported), or
+    one no event of the export is tagged with (a completeness finding, exit code 1)."""
 
     experiment: str = Field(description="Experiment id.")
     state: str = Field(description="running, 'rolled back', promoted or stopped.")
     ok: Literal[False] = Field(description="Always false.")
     exit_code: Literal[1, 2, 3, 4] = Field(description="The experiment's exit code.")
-    error: str = Field(description="Why it could not be analysed.")
+    error: str = Field(
+        description="Why it could not be analysed (a completeness finding starts with "
+        "'completeness:')."
+    )
 
 
 class OverviewRow(Row):
@@ -194,13 +198,20 @@ class AnalyzeMultiOutput(Output):
 
     Printed instead of the one-experiment ``analyze`` output when no --experiment is given and
     several experiments are active in the window. Exit code: the worst of the experiments'
-    (2 when one could not be analysed; the others are still reported).
+    (2 when one could not be analysed: the others are still printed, but ``--out`` is not
+    written; 1 when one has no events though it started more than late_hours before the
+    window's end).
     """
 
     exit_code: int = Field(ge=0, le=4, description="The worst exit code of the experiments.")
     since: str | None = Field(description="Window start (null: unbounded).")
     until: str | None = Field(description="Window end.")
     inactive: list[str] = Field(description="Experiments without exposure in the window.")
+    notes: list[str] = Field(
+        description="The run's notes: experiments left out and why (ended before since, starts "
+        "after until), experiments started within late_hours of the window's end without events "
+        "yet (not analysed)."
+    )
     overview: list[OverviewRow] = Field(description="One row per active experiment.")
     experiments: list[AnalyzeSection | FailedSection] = Field(
         description="Each experiment's analysis (the one-experiment analyze object with its "

@@ -27,8 +27,9 @@ class LegActionRow(Row):
 
     kind: str = Field(
         description="Short machine name: append-transition, serve-text, expire-prefix, "
-        "warm-cache, expire-keys, export-cohort, truncate-histories, hold-out, pin, reanchor, "
-        "confirm, notify or run-action (an action of the --actions file)."
+        "warm-cache, expire-keys, export-cohort, truncate-histories, hold-out, check-store (no "
+        "baseline store was found), pin, reanchor, confirm, notify or run-action (an action of "
+        "the --actions file)."
     )
     description: str = Field(description="What to do, in words.")
     automatic: bool = Field(description="Whether `rollback apply` performs it.")

@@ -23,17 +23,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "phase and are regression-adjusted on the pre-period where units have one. Pass "
             "EVENTS with --ledger; with neither it runs on the embedded sample (and its "
             "metrics.yaml). On your export without --metrics, metrics are inferred from the "
-            "column types (booleans: share of units with a true value; numbers: per-turn mean) "
-            "and a note on stderr names them. Before any statistics the export is checked against "
+            "column types (numbers: the per-turn mean; booleans: the per-turn rate, the share "
+            "of turns with a true value) and a note on stderr names them and their estimands; "
+            "inferred metrics have no direction, so they never alert: give directions in a "
+            "--metrics file. Before any statistics the export is checked against "
             "the ledger (coverage of each phase's window, hour-long gaps, one arm's logging "
-            "lost); the last --late-hours are left out as late data. Without --experiment on a "
+            "lost); the last --late-hours are left out as late data when the window ends within "
+            "--fresh-hours of the run time. Without --experiment on a "
             "ledger of several experiments, every experiment whose exposure overlaps "
             "[--since, --until) is analysed (JSON: one object per experiment; the exit code is "
-            "the worst of them). Exit codes: 0 ok, 1 incomplete data, a regression (the clean "
+            "the worst of them; an active experiment without events is a completeness finding, "
+            "or a note when it started within --late-hours of the window's end; experiments "
+            "that ended before --since are left out with a note; docs/completeness.md). "
+            "Exit codes: 0 ok, 1 incomplete data, a regression (the clean "
             "combined effect of a metric with a direction, significant after the multiplicity "
             "adjustment, in the wrong direction), a sample-ratio mismatch, crossover or missing "
             "values above their thresholds, 2 bad input (a --metrics file naming a column the "
-            "export lacks fails before the export is scanned), 4 internal error."
+            "export lacks fails before the export is scanned; --out is not written), 4 internal "
+            "error."
         ),
     )
     add_input_options(
@@ -89,12 +96,48 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="alert when a metric's NaN/inf/null values exceed this share of the clean events "
         "(default: 0.01)",
     )
+    add_moved_units_option(parser)
     add_window_options(parser, completeness_switch=True)
+    add_clock_options(parser)
     parser.add_argument("--no-explain", action="store_true", help="skip the naive-vs-clean steps")
     parser.add_argument(
         "--all-columns", action="store_true", help="table format: show every effect column"
     )
     parser.set_defaults(func=run)
+
+
+def add_clock_options(parser: argparse.ArgumentParser) -> None:
+    """``--fresh-hours`` and ``--now``: when late data is left out (``analyze``, ``report``)."""
+    from analysis.cli._common import timestamp
+
+    parser.add_argument(
+        "--fresh-hours",
+        type=number(low=0),
+        default=24.0,
+        metavar="H",
+        help="leave out --late-hours of late data only when the window's end is within H hours "
+        "of the run time (default: 24); an older window is complete: nothing is left out, and "
+        "a note says so",
+    )
+    parser.add_argument(
+        "--now",
+        type=timestamp,
+        metavar="T",
+        help="the run time --fresh-hours is measured from (ISO-8601 with a timezone; default: "
+        "the clock), e.g. to reproduce a past run",
+    )
+
+
+def add_moved_units_option(parser: argparse.ArgumentParser) -> None:
+    """``--moved-units``: what the clean estimates do with ramp-moved units (``analyze``,
+    ``report``)."""
+    parser.add_argument(
+        "--moved-units",
+        choices=("keep", "exclude"),
+        default="keep",
+        help="units a ramp moved from a shrinking to a growing arm: keep them, each phase in the "
+        "arm it had then (default), or exclude them as crossover (the estimates before 0.3)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -103,6 +146,13 @@ def run(args: argparse.Namespace) -> int:
     JSON shape (``--format json``): ``{"schema_version": 1, ...}`` followed by the keys of
     :meth:`analysis.metrics.AnalysisResult.to_dict` (``experiment``, ``effects``, ``srm``, ...).
     """
+    from analysis.metrics._completeness import run_clock
+
+    with run_clock(args.fresh_hours, args.now):  # one run time for every experiment
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     import dataclasses
     import sys
 
@@ -128,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
         "recovery_bin_hours": args.recovery_bin_hours,
         "block_hours": args.block_hours or None,
         "missing_threshold": args.missing_threshold,
+        "moved_units": args.moved_units,
         **window_options(args),
     }
     ledger = load_ledger(inputs.ledger_path)
@@ -137,14 +188,20 @@ def run(args: argparse.Namespace) -> int:
             multi = analyze_experiments(
                 inputs.events_path, ledger, columns=inputs.columns, **options
             )
-        _print(multi, args)
+        if multi.exit_code != 2 or args.out is None:  # exit 2: no --out file at all
+            _print(multi, args)
         if note is not None:
             print(f"promptstate: note: {note}", file=sys.stderr)
+        for line in multi.notes:
+            print(f"promptstate: note: {line}", file=sys.stderr)
         for r in multi.results:
             for alert in (*r.all_alerts,):
                 print(f"promptstate: alert: {r.experiment}: {alert}", file=sys.stderr)
         for e in multi.errors:
-            print(f"promptstate: error: {e.experiment}: {e.message}", file=sys.stderr)
+            level = "error" if e.kind == "error" else "alert"
+            print(f"promptstate: {level}: {e.experiment}: {e.message}", file=sys.stderr)
+        if multi.exit_code == 2 and args.out is not None:
+            print(f"promptstate: nothing written to {args.out} (bad input)", file=sys.stderr)
         return multi.exit_code
 
     with progress("loading and validating events", enabled=args.progress):

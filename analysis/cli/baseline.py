@@ -4,8 +4,8 @@ Which store: ``--store``, then ``$PROMPTSTATE_STORE``, then ``store`` under ``[t
 in the nearest ``pyproject.toml``, then ``./baselines`` (:func:`analysis.evals.locate_store`);
 with none, exit 2 naming the four. Every subcommand that completes names the store it used as its
 last line on stderr (``promptstate: store DIR (from RULE)``), so stdout (JSON included) stays
-clean and an error stays one line (its message names the paths involved). The embedded
-sample's store is written to only when named with ``--store``.
+clean and an error stays one line (its message names the paths involved). A store that is not
+a folder is refused (exit 2; ``init`` may create it). The embedded sample's store is read-only.
 
 Every JSON output is an object whose first key is ``"schema_version": 1``: ``list`` →
 ``{schema_version, store, suites: [{suite, prompt, grader, on_revert, reference, revision,
@@ -28,10 +28,26 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from analysis.cli._common import add_format_option, write_output
+from analysis.cli._common import add_format_option, number, write_output
 from analysis.errors import SCHEMA_VERSION
 
 __all__ = ["register", "run"]
+
+
+#: ``--results-format`` choices (:func:`analysis.evals.results.load_results`).
+RESULTS_FORMATS = ("auto", "table", "promptfoo", "inspect")
+
+
+def add_results_format_option(p: argparse.ArgumentParser, what: str) -> None:
+    """Add ``--results-format {auto,table,promptfoo,inspect}`` (default ``auto``)."""
+    p.add_argument(
+        "--results-format",
+        choices=RESULTS_FORMATS,
+        default="auto",
+        help=f"format of {what}: table (Parquet/CSV/JSONL, one row per scored sample), "
+        "promptfoo (its JSON output), inspect (an Inspect AI log), or auto (default: told "
+        "apart by the file's content)",
+    )
 
 
 def _common(p: argparse.ArgumentParser, *, write: bool = False) -> None:
@@ -40,8 +56,8 @@ def _common(p: argparse.ArgumentParser, *, write: bool = False) -> None:
         type=Path,
         default=None,
         help="baseline store directory (default: $PROMPTSTATE_STORE, then `store` under "
-        "[tool.promptstate] in the nearest pyproject.toml, then ./baselines; the bundled "
-        "sample store is written to only when named here)",
+        "[tool.promptstate] in the nearest pyproject.toml, then ./baselines; it must be a "
+        "folder; the bundled sample store is read-only)",
     )
     if write:
         p.add_argument(
@@ -61,7 +77,8 @@ def register(subparsers: Any) -> None:
         description="Versioned eval baselines that follow rollbacks. The store is --store, "
         "then $PROMPTSTATE_STORE, then `store` under [tool.promptstate] in the nearest "
         "pyproject.toml, then ./baselines (with none: exit 2); a command that completes names "
-        "it on stderr. The bundled sample store is written to only when named with --store. "
+        "it on stderr. The bundled sample store is read-only (make your own with `baseline "
+        "init SUITE --store PATH --config suite.yaml`). "
         "Exit codes: 0 ok, 2 bad input (nothing changed), 3 invalid stored baseline (verify: "
         "any mismatch; sync: also a pending revert).",
     )
@@ -87,13 +104,23 @@ def register(subparsers: Any) -> None:
     )
     _common(p, write=True)
 
-    p = sub.add_parser("anchor", help="anchor a new baseline version from eval results")
+    p = sub.add_parser(
+        "anchor",
+        help="anchor a new baseline version from eval results",
+        description="Anchor a new baseline version of SUITE from eval results of --revision. It "
+        "becomes the reference unless the reference is pinned, or the suite's ledger "
+        "($PROMPTSTATE_LEDGER, else the ledger recorded in its suite.yaml) records that "
+        "--revision was rolled back and it is not live again: then the version is stored, the "
+        "reference stays, and stderr says why and the `baseline pin` command that makes it the "
+        "reference anyway.",
+    )
     p.add_argument("suite", help="suite name")
     p.add_argument("--revision", required=True, help="revision that produced the results")
     p.add_argument("--results", type=Path, required=True, help="eval results (Parquet/CSV/JSONL)")
     p.add_argument(
         "--grader", default=None, help="grader id when the results have no grader column"
     )
+    add_results_format_option(p, "--results")
     _common(p, write=True)
 
     p = sub.add_parser("list", help="list the suites and their references")
@@ -144,10 +171,11 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--ledger-transition",
-        type=int,
+        type=number(integer=True, low=0),
         default=None,
         metavar="N",
-        help="the ledger transition index this revert applies (makes sync skip it)",
+        help="the ledger transition index (from 0) this revert applies, a whole number >= 0 "
+        "(makes sync skip it)",
     )
     _common(p, write=True)
 
@@ -180,16 +208,19 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch ``baseline ACTION``; repairs of crash leftovers are printed as warnings."""
-    from analysis.evals.store import RepairWarning
+    from analysis.evals.store import ReferenceKeptWarning, RepairWarning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RepairWarning)
+        warnings.simplefilter("always", ReferenceKeptWarning)
         try:
             return _run(args)
         finally:
             for w in caught:
                 if issubclass(w.category, RepairWarning):
                     print(f"promptstate: warning: {w.message}", file=sys.stderr)
+                elif issubclass(w.category, ReferenceKeptWarning):
+                    print(f"promptstate: note: {w.message}", file=sys.stderr)
                 else:
                     warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
@@ -198,11 +229,12 @@ _WRITES = frozenset({"init", "anchor", "pin", "unpin", "revert", "sync"})
 
 
 def _run(args: argparse.Namespace) -> int:
-    from analysis.evals._discovery import check_writable, locate_store
+    from analysis.evals._discovery import check_store_dir, check_writable, locate_store
     from analysis.evals.store import BaselineStore
 
     cmd = args.baseline_command
     location = locate_store(args.store)
+    check_store_dir(location, f"baseline {cmd}", may_create=cmd == "init")
     if cmd in _WRITES:
         check_writable(location, f"baseline {cmd}")
     code = _dispatch(args, BaselineStore(location.path))
@@ -220,15 +252,7 @@ def _dispatch(args: argparse.Namespace, store: Any) -> int:
         write_output(f"initialised suite {suite.name} in {store.root}{recorded}")
         return 0
     if cmd == "anchor":
-        meta, ref = store.suite(args.suite).anchor(
-            args.revision, args.results, actor=args.actor, reason=args.reason, grader=args.grader
-        )
-        moved = ref.version == meta.id
-        write_output(
-            f"anchored {args.revision} as {args.suite} {meta.id} ({meta.n_examples} examples)"
-            + ("; it is the reference" if moved else f"; reference stays {ref.version} (pinned)")
-        )
-        return 0
+        return _anchor(store, args)
     if cmd == "list":
         return _list(store, args.format)
     if cmd == "show":
@@ -267,6 +291,32 @@ def _dispatch(args: argparse.Namespace, store: Any) -> int:
     if cmd == "verify":
         return _verify(store, args)
     raise AssertionError(cmd)  # pragma: no cover
+
+
+def _anchor(store: Any, args: argparse.Namespace) -> int:
+    """``baseline anchor``: a rolled-back revision is stored without becoming the reference."""
+    import os
+
+    ledger = os.environ.get("PROMPTSTATE_LEDGER") or None
+    meta, ref = store.suite(args.suite).anchor(
+        args.revision,
+        args.results,
+        actor=args.actor,
+        reason=args.reason,
+        grader=args.grader,
+        ledger=Path(ledger) if ledger else None,
+        results_format=args.results_format,
+    )
+    if ref.version == meta.id:
+        kept = "; it is the reference"
+    elif ref.pinned:
+        kept = f"; reference stays {ref.version} (pinned)"
+    else:
+        kept = f"; reference stays {ref.version or 'unset'} ({args.revision} was rolled back)"
+    write_output(
+        f"anchored {args.revision} as {args.suite} {meta.id} ({meta.n_examples} examples){kept}"
+    )
+    return 0
 
 
 def _init_config(args: argparse.Namespace, root: Path) -> Any:

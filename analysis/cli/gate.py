@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.cli._common import add_format_option, number, write_output
+from analysis.cli.baseline import add_results_format_option
 
 __all__ = ["register", "run"]
 
@@ -30,7 +31,9 @@ def register(subparsers: Any) -> None:
             "test for 0/1 metrics, a restricted score test otherwise), so tied scores cannot "
             "pass. Exit codes: 0 pass, 1 regression or inconclusive, 2 bad input, 3 stale or "
             "invalid baseline (with --format junit a JUnit report with one <error> saying why "
-            "and what to run is still written)."
+            "and what to run is still written). Every input (the candidate, --grader, the "
+            "ledger, --out) is checked first: bad input exits 2 even when the reference is "
+            "also stale."
         ),
     )
     p.add_argument("suite", help="name of the suite in the baseline store, e.g. support-qa")
@@ -102,6 +105,7 @@ def register(subparsers: Any) -> None:
         default=None,
         help="the candidate's grader when its results have no grader column",
     )
+    add_results_format_option(p, "the candidate's results")
     p.add_argument(
         "--anchor-on-pass",
         action="store_true",
@@ -129,15 +133,17 @@ def run(args: argparse.Namespace) -> int:
 
     from analysis._paths import check_outputs
     from analysis.errors import InvalidBaselineError, StaleBaselineError
-    from analysis.evals._discovery import check_writable, locate_store
+    from analysis.evals._discovery import check_store_dir, check_writable, locate_store
     from analysis.evals.gating import gate
 
     location = locate_store(args.store)
+    check_store_dir(location, "gate")
     ledger = args.ledger
     if ledger is None and not args.no_stale_check and os.environ.get("PROMPTSTATE_LEDGER"):
         ledger = Path(os.environ["PROMPTSTATE_LEDGER"])  # the explicit opt-out wins over it
     if args.out is not None:  # checked before anything is read or graded
         check_outputs([args.out], [args.candidate, ledger, location.path], option="--out")
+        _check_out_file(args.out)
     if args.anchor_on_pass:
         check_writable(location, "gate --anchor-on-pass")
     try:
@@ -156,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
             grader=args.grader,
             anchor_on_pass=args.anchor_on_pass,
             actor=args.actor,
+            results_format=args.results_format,
         )
     except (StaleBaselineError, InvalidBaselineError) as exc:
         if args.format == "junit":
@@ -171,6 +178,30 @@ def run(args: argparse.Namespace) -> int:
     # named once graded: a refusal stays one line on stderr (naming the store in its command)
     print(f"promptstate: {location.describe()}", file=sys.stderr)
     return result.exit_code(allow_inconclusive=args.allow_inconclusive)
+
+
+def _check_out_file(out: Path) -> None:
+    """Refuse an ``--out`` that cannot be a file (a folder, or under a file) before grading.
+
+    Raises:
+        ResultsError: naming ``--out`` and what it is (exit code 2; nothing written).
+    """
+    from analysis.errors import ResultsError
+
+    path = out.expanduser()
+    if path.is_dir():
+        raise ResultsError(
+            f"--out {out}: is a folder; give the path of the file to write, e.g. "
+            f"{path / 'gate.xml'} (nothing was written)"
+        )
+    for parent in path.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ResultsError(
+                    f"--out {out}: {parent} is a file, not a folder; write the report somewhere "
+                    "else (nothing was written)"
+                )
+            break
 
 
 def _junit_refusal(args: argparse.Namespace, store: Path, exc: Exception) -> None:

@@ -1,12 +1,14 @@
 """``promptstate ledger ...``: the ledger's JSON Schema; validating, recording and showing.
 
+``promptstate ledger init L`` creates an empty, valid ledger (never over an existing file).
 ``promptstate ledger schema`` prints the JSON Schema generated from the ledger's pydantic input
 model (committed as ``docs/schemas/ledger.schema.json`` for editors); it covers shape and types
 only. ``promptstate ledger validate L`` runs every rule ``load_ledger`` runs (shape, then
 references, time order, allocations; see ``docs/ledger.md``). ``promptstate ledger record
 ACTION --ledger L ...`` appends one transition as it happens
 (:func:`analysis.ledger.record_transition`: validated against the whole ledger, locked, atomic,
-comments kept; exit 2 and an unchanged file on any violation). ``promptstate ledger show L``
+comments kept; exit 2 and an unchanged file on any violation); ``record revision`` and ``record
+consumer NAME`` declare a revision or a consumer alone. ``promptstate ledger show L``
 prints the phases of every experiment and the state tuple of every revision
 (:func:`analysis.ledger.ledger_overview`; ``baseline_id`` from ``--store``).
 """
@@ -23,6 +25,38 @@ from analysis.cli._common import timestamp
 SCHEMA_ID = "docs/schemas/ledger.schema.json"
 #: The actions ``ledger record`` accepts (``analysis.ledger.ACTIONS``; not imported at start-up).
 RECORD_ACTIONS = ("deploy", "start", "ramp", "rollback", "promote", "stop")
+#: What ``ledger record`` declares without a transition.
+DECLARE_ACTIONS = ("revision", "consumer")
+#: Options of ``ledger record`` and the attribute each sets (for refusals naming the option).
+_OPTIONS = {
+    "at": "--at",
+    "prompt": "--prompt",
+    "revision": "--revision",
+    "experiment": "--experiment",
+    "allocation": "--allocation",
+    "to": "--to",
+    "arm": "--arm",
+    "text_file": "--text-file",
+    "text": "--text",
+    "contract": "--contract",
+    "parent": "--parent",
+    "arms": "--arms",
+    "control": "--control",
+    "unit": "--unit",
+    "revision_text": "--revision-text",
+    "revision_text_file": "--revision-text-file",
+    "revision_contract": "--revision-contract",
+    "revision_parent": "--revision-parent",
+    "accepts": "--accepts",
+    "description": "--description",
+    "actor": "--actor",
+    "reason": "--reason",
+}
+#: The options each declaring action takes (any other is refused).
+_DECLARE_OPTIONS = {
+    "revision": {"prompt", "revision", "text_file", "text", "contract", "parent"},
+    "consumer": {"prompt", "accepts", "description"},
+}
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,7 +66,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=(
             "Work with rollout ledger files. Exit codes: 0 ok, 2 bad input (validate: the "
             "ledger is invalid; record: the transition breaks a rule and nothing was written; "
-            "the message names the entry and the fix), 4 internal error."
+            "init: the file exists; the message names the entry and the fix), 4 internal error."
         ),
     )
     actions = parser.add_subparsers(
@@ -48,6 +82,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ),
     )
     schema.set_defaults(func=run_schema)
+    init = actions.add_parser(
+        "init",
+        help="create an empty, valid ledger to record in (never over an existing file)",
+        description=(
+            "Create an empty, valid ledger (version 1, no prompts, no transitions): YAML, or "
+            "JSON when the name ends in .json. Then keep it with `promptstate ledger record`: "
+            "`record deploy --text-file` and `record revision` declare prompts and revisions, "
+            "`record start --arms` experiments, `record consumer` consumers. The file is created "
+            "atomically and never over an existing one (a symbolic link that points nowhere "
+            "creates its target). Exit codes: 0 created, 2 the file exists or its folder does "
+            "not (nothing written), 4 internal error."
+        ),
+    )
+    init.add_argument("ledger", type=Path, help="the ledger file to create (YAML or .json)")
+    init.set_defaults(func=run_init)
     validate = actions.add_parser(
         "validate",
         help="validate a ledger file with every rule (exit 0 valid, 2 invalid)",
@@ -78,22 +127,36 @@ def _register_record(actions: argparse._SubParsersAction[argparse.ArgumentParser
             "prompt), under the ledger's lock, atomically, keeping its comments and layout. "
             "Fields by action: deploy --prompt --revision; start/ramp --experiment --allocation; "
             "promote --experiment --arm; stop --experiment; rollback --experiment [--to] or "
-            "--prompt --to. Revisions and experiments must be declared in the ledger's header "
-            "(edit it by hand; check it with `promptstate ledger validate`), except that a "
-            "deploy with --text/--text-file/--contract/--parent declares a new revision, and a "
-            "start with --arms a new experiment, in the same write. Exit codes: 0 recorded (or "
+            "--prompt --to. What a record names must be declared in the ledger's header, or "
+            "declared by the record itself in the same write: a deploy with --text/--text-file "
+            "(--contract, --parent) declares a new revision (and its prompt, when new), a start "
+            "with --arms a new experiment (and, with --revision-text-file REV=FILE or "
+            "--revision-text REV=TEXT, its arms' new revisions). Two more ACTIONs declare "
+            "without a transition: `revision` (--prompt --revision [--text-file|--text] "
+            "[--contract] [--parent]) and `consumer NAME --prompt P --accepts V [--accepts V]`; "
+            "declaring what is declared already with the same fields writes nothing. The ledger "
+            "must exist (`promptstate ledger init` creates it). Exit codes: 0 recorded (or "
             "valid, with --dry-run), 2 the transition breaks a rule or an argument is malformed "
             "(one line naming the rule and the entry; the file is unchanged), 4 internal error."
         ),
     )
     record.add_argument(
         "action",
-        choices=RECORD_ACTIONS,
+        choices=RECORD_ACTIONS + DECLARE_ACTIONS,
         metavar="ACTION",
-        help="one of: " + ", ".join(RECORD_ACTIONS),
+        help="a transition: "
+        + ", ".join(RECORD_ACTIONS)
+        + "; or a declaration: "
+        + ", ".join(DECLARE_ACTIONS),
     )
     record.add_argument(
-        "--ledger", type=Path, required=True, help="the ledger file to append to (YAML or JSON)"
+        "name", nargs="?", metavar="NAME", help="consumer only: the consumer id to declare"
+    )
+    record.add_argument(
+        "--ledger",
+        type=Path,
+        required=True,
+        help="the ledger file to append to (YAML or JSON); it must exist (`ledger init`)",
     )
     record.add_argument(
         "--at",
@@ -150,6 +213,28 @@ def _register_record(actions: argparse._SubParsersAction[argparse.ArgumentParser
         "--unit",
         help="start only: randomisation unit column of the new experiment (default user_id)",
     )
+    for option, value, what in (
+        ("--revision-text-file", "FILE", "prompt text file"),
+        ("--revision-text", "TEXT", "prompt text, inline"),
+        ("--revision-contract", "VERSION", "contract version"),
+        ("--revision-parent", "PARENT", "parent revision"),
+    ):
+        record.add_argument(
+            option,
+            action="append",
+            metavar=f"REV={value}",
+            help=f"start only, repeatable: the {what} of an arm revision the header does not "
+            "declare yet, declared with the experiment (--arms); e.g. "
+            f"{option} r42={'prompts/r42.txt' if value == 'FILE' else value}",
+        )
+    record.add_argument(
+        "--accepts",
+        action="append",
+        metavar="VERSION",
+        help="consumer only, repeatable: a contract version the consumer reads, e.g. "
+        "--accepts v3 --accepts v4",
+    )
+    record.add_argument("--description", help="consumer only: free text describing it")
     record.add_argument("--actor", help="who did it (free text, recorded as `actor`)")
     record.add_argument("--reason", help="why (free text, recorded as `reason`)")
     record.add_argument(
@@ -185,7 +270,14 @@ def _register_show(actions: argparse._SubParsersAction[argparse.ArgumentParser])
         "ledger",
         type=Path,
         nargs="?",
-        help="the ledger file (YAML or JSON; default: the embedded sample's)",
+        help="the ledger file (YAML or JSON; default: the embedded sample's); or --ledger",
+    )
+    show.add_argument(
+        "--ledger",
+        dest="ledger_option",
+        type=Path,
+        metavar="LEDGER",
+        help="the ledger file, as `ledger record` takes it (the same as the positional form)",
     )
     show.add_argument(
         "--store",
@@ -311,12 +403,148 @@ def parse_arms(items: list[str] | None) -> dict[str, str] | None:
     return out
 
 
+def run_init(args: argparse.Namespace) -> int:
+    from analysis.cli._common import write_output
+    from analysis.ledger.declaring import init_ledger
+
+    result = init_ledger(args.ledger)
+    write_output(
+        f"{result.path}: created an empty ledger; declare and record with `promptstate ledger "
+        f"record ... --ledger {result.path}` (docs/ledger.md)"
+    )
+    return 0
+
+
+def parse_pairs(option: str, items: list[str] | None, example: str) -> dict[str, str]:
+    """``["r42=prompts/r42.txt"]`` as a mapping; ``LedgerError`` naming the bad item."""
+    from analysis.errors import LedgerError
+
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key or not value:
+            raise LedgerError(
+                f"{option} {item!r}: expected REV=VALUE, e.g. {option} {example}; nothing was "
+                "written"
+            )
+        if key in out:
+            raise LedgerError(
+                f"{option} {item!r}: revision {key!r} is given twice; give each once (nothing "
+                "was written)"
+            )
+        out[key] = value
+    return out
+
+
+def _arm_revisions(args: argparse.Namespace) -> dict[str, dict[str, Any]] | None:
+    """``--revision-*`` options as ``{revision: {field: value}}`` (``None``: none given)."""
+    out: dict[str, dict[str, Any]] = {}
+    for attr, field, example in (
+        ("revision_text_file", "text_file", "r42=prompts/r42.txt"),
+        ("revision_text", "text", "'r42=Be brief.'"),
+        ("revision_contract", "contract", "r42=v4"),
+        ("revision_parent", "parent", "r42=r41"),
+    ):
+        option = _OPTIONS[attr]
+        for revision, value in parse_pairs(option, getattr(args, attr), example).items():
+            out.setdefault(revision, {})[field] = Path(value) if field == "text_file" else value
+    return out or None
+
+
+def _refuse_options(args: argparse.Namespace, allowed: set[str], what: str) -> None:
+    """Refuse options ``what`` does not take, naming them (exit 2, nothing written)."""
+    from analysis.errors import LedgerError
+
+    given = [opt for attr, opt in _OPTIONS.items() if attr not in allowed and _given(args, attr)]
+    if given:
+        raise LedgerError(
+            f"{args.ledger}: {', '.join(given)} do(es) not apply to {what}; remove it (nothing "
+            "was written)"
+        )
+
+
+def _given(args: argparse.Namespace, attr: str) -> bool:
+    return getattr(args, attr, None) is not None
+
+
+def run_declare(args: argparse.Namespace) -> int:
+    """``ledger record revision`` / ``ledger record consumer NAME``: a declaration only."""
+    import json
+
+    from analysis.cli._common import write_output
+    from analysis.errors import LedgerError
+    from analysis.ledger.declaring import declare_consumer, declare_revision
+
+    _refuse_options(args, _DECLARE_OPTIONS[args.action], f"`record {args.action}`")
+    if args.action == "revision":
+        if args.name is not None:
+            raise LedgerError(
+                f"{args.ledger}: `record revision` takes no NAME ({args.name!r}); name it with "
+                "--prompt P --revision R (nothing was written)"
+            )
+        if args.prompt is None or args.revision is None:
+            raise LedgerError(
+                f"{args.ledger}: `record revision` needs --prompt and --revision (and its text: "
+                "--text-file FILE or --text TEXT); nothing was written"
+            )
+        result = declare_revision(
+            args.ledger,
+            args.prompt,
+            args.revision,
+            text=args.text,
+            text_file=args.text_file,
+            contract=args.contract,
+            parent=args.parent,
+            dry_run=args.dry_run,
+        )
+        wanted = f"prompts.{args.prompt}.revisions.{args.revision}"
+    else:
+        if args.name is None or args.prompt is None or not args.accepts:
+            raise LedgerError(
+                f"{args.ledger}: `record consumer` needs the consumer's NAME, --prompt and at "
+                "least one --accepts VERSION, e.g. `promptstate ledger record consumer "
+                "ticket-router --ledger L --prompt P --accepts v4`; nothing was written"
+            )
+        result = declare_consumer(
+            args.ledger,
+            args.name,
+            prompt=args.prompt,
+            accepts=args.accepts,
+            description=args.description,
+            dry_run=args.dry_run,
+        )
+        wanted = f"consumers.{args.name}"
+    if args.format == "json":
+        data = result.to_dict()
+        if args.dry_run:
+            data["diff"] = result.diff
+        write_output(json.dumps(data, indent=2, ensure_ascii=False))
+        return 0
+    if not result.declared:
+        line = f"{result.path}: {wanted} is declared already, with these fields; nothing to write"
+    else:
+        head = "would declare" if args.dry_run else "declared"
+        line = f"{result.path}: {head} " + ", ".join(result.declared)
+    write_output(line + ("\n" + result.diff if args.dry_run and result.diff else ""))
+    return 0
+
+
 def run_record(args: argparse.Namespace) -> int:
     import json
 
     from analysis.cli._common import write_output
+    from analysis.errors import LedgerError
     from analysis.ledger import record_transition
 
+    if args.action in DECLARE_ACTIONS:
+        return run_declare(args)
+    _refuse_options(args, set(_OPTIONS) - {"accepts", "description"}, f"{args.action}")
+    if args.name is not None:
+        raise LedgerError(
+            f"{args.ledger}: {args.action} takes no NAME ({args.name!r}); only `record consumer "
+            "NAME` does (nothing was written)"
+        )
     result = record_transition(
         args.ledger,
         args.action,
@@ -336,6 +564,7 @@ def run_record(args: argparse.Namespace) -> int:
         arms=parse_arms(args.arms),
         control=args.control,
         unit=args.unit,
+        declare_revisions=_arm_revisions(args),
         dry_run=args.dry_run,
     )
     if args.format == "json":
@@ -360,6 +589,15 @@ def run_show(args: argparse.Namespace) -> int:
     from analysis.cli._common import write_output
     from analysis.ledger import ledger_overview, load_ledger
 
+    if args.ledger_option is not None:
+        if args.ledger is not None and args.ledger != args.ledger_option:
+            from analysis.errors import LedgerError
+
+            raise LedgerError(
+                f"ledger show: two ledgers given ({args.ledger} and --ledger "
+                f"{args.ledger_option}); give one"
+            )
+        args.ledger = args.ledger_option
     path = args.ledger if args.ledger is not None else sample_path("ledger.yaml")
     store = _show_store(args)
     if args.out is not None:

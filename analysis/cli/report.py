@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from analysis.cli._common import add_input_options, add_window_options, number, progress
+from analysis.cli.analyze import add_clock_options, add_moved_units_option
 
 #: What ``--format`` prints on stdout (the three report files are written in every case).
 REPORT_FORMATS = ("text", "json", "markdown")
@@ -28,10 +29,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "EVENTS with --ledger (without --metrics, metrics are inferred from the export's "
             "column types; a note on stderr names them); with neither it reports on the "
             "embedded sample into ./promptstate-report/. The export is first checked against the "
-            "ledger (coverage, gaps, one arm's logging lost; the last --late-hours left out), "
+            "ledger (coverage, gaps, one arm's logging lost; the last --late-hours left out when "
+            "the window ends within --fresh-hours of the run time), "
             "and the report leads with what it finds. Without --experiment on a ledger of "
             "several experiments it covers every experiment whose exposure overlaps [--since, "
-            "--until): an overview, then one section each; the exit code is the worst of them. "
+            "--until): an overview, then one section each; the exit code is the worst of them "
+            "(experiments that ended before --since are left out with a note; "
+            "docs/completeness.md). "
             "Exit codes: 0 nothing needs "
             "attention, 1 something does (incomplete data, SRM, crossover share, clean "
             "regression, stale or "
@@ -55,7 +59,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="DIR",
         help="baseline store (default: baselines/ when it exists; the sample's with the sample)",
     )
+    add_moved_units_option(parser)
     add_window_options(parser, completeness_switch=False)
+    add_clock_options(parser)
     parser.add_argument(
         "--alpha",
         type=number(low=0, high=1, low_open=True, high_open=True),
@@ -85,6 +91,13 @@ def run(args: argparse.Namespace) -> int:
     ``--experiment`` is given and the ledger has several (``notes`` then start with the
     experiment's id).
     """
+    from analysis.metrics._completeness import run_clock
+
+    with run_clock(args.fresh_hours, args.now):  # one run time for every experiment
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     import sys
 
     from analysis._paths import check_outputs
@@ -95,7 +108,11 @@ def run(args: argparse.Namespace) -> int:
         write_output,
     )
     from analysis.errors import PromptstateError
-    from analysis.reporting.batch import REPORT_FILES, report  # light: heavy imports are lazy
+    from analysis.reporting.batch import (  # light: heavy imports are lazy
+        REPORT_FILES,
+        Report,
+        report,
+    )
 
     inputs = resolve_inputs(args)
     check_outputs([args.out / name for name in REPORT_FILES], [*inputs.paths(), args.store])
@@ -110,8 +127,16 @@ def run(args: argparse.Namespace) -> int:
             columns=inputs.columns,
             alpha=args.alpha,
             crossover_threshold=args.crossover_threshold,
+            moved_units=args.moved_units,
             **window_options(args),
         )
+    if rep.exit_code == 2:  # an experiment could not be analysed: bad input, nothing written
+        if note is not None:
+            print(f"promptstate: note: {note}", file=sys.stderr)
+        for a in rep.attention:
+            print(f"promptstate: attention: [{a.kind}] {a.message}", file=sys.stderr)
+        print(f"promptstate: nothing written to {args.out} (bad input)", file=sys.stderr)
+        return 2
     with progress("writing the report", enabled=args.progress):
         try:
             paths = rep.write(args.out)
@@ -123,6 +148,9 @@ def run(args: argparse.Namespace) -> int:
     write_output(_summary(rep, paths, args.format))
     if note is not None:  # after the run: an exit 2 stays one line on stderr
         print(f"promptstate: note: {note}", file=sys.stderr)
+    if not isinstance(rep, Report):  # several experiments: those left out, and why
+        for line in rep.notes[1:]:
+            print(f"promptstate: note: {line}", file=sys.stderr)
     for a in rep.attention:
         print(f"promptstate: attention: [{a.kind}] {a.message}", file=sys.stderr)
     return rep.exit_code
@@ -138,7 +166,7 @@ def _summary(rep: Report | MultiReport, paths: tuple[Path, ...], fmt: str) -> st
         experiments, notes = [rep.experiment], list(rep.notes)
     else:  # every active experiment: notes prefixed with the experiment
         experiments = list(rep.experiments)
-        notes = [f"{r.experiment}: {n}" for r in rep.reports for n in r.notes]
+        notes = [*rep.notes, *(f"{r.experiment}: {n}" for r in rep.reports for n in r.notes)]
     if fmt == "json":
         return json_output(
             {

@@ -38,7 +38,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="print the five legs of the rollback (status, findings, actions)",
         description=(
             "Plan the rollback of the prompt's canary (ends the running experiment) or live "
-            "revision: text, caches, cohort, baseline, contracts. With no --ledger it runs on "
+            "revision: text, caches, cohort, baseline, contracts. When the ledger's last "
+            "transition of the prompt is a rollback, the plan is that recorded rollback's (at "
+            "its time; nothing to append). The cohort is counted by the experiment's unit "
+            "column (the ledger's unit). With no --ledger it runs on "
             "the embedded sample before its rollback (data_samples/rollback/ledger.yaml, "
             "data_samples/events.parquet, the baselines/ store) at the rollback time the sample "
             "records. " + _EXIT
@@ -98,7 +101,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--ledger", type=Path, help="rollout ledger (YAML/JSON); default: sample")
     parser.add_argument("--prompt", help="prompt to roll back (default: the ledger's only one)")
-    parser.add_argument("--to", help="revision to restore (default: control / previously live)")
+    parser.add_argument(
+        "--to",
+        help="revision to restore (default: control / previously live; when the ledger already "
+        "records the prompt's rollback, that rollback is planned)",
+    )
     parser.add_argument(
         "--revision", help="revision to roll back (default: the canary or live revision)"
     )

@@ -15,8 +15,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=(
             "Give every event of an experiment its phase and one contamination label "
             "(outside_window, after_end, crossover, served_mismatch, stale_cache, carryover, "
-            "clean), print counts by phase x arm x label, and optionally write the labelled "
-            "events. Pass EVENTS with --ledger; with neither it runs on the embedded sample. "
+            "prior_conversation, clean) and the unit-level ramp_moved flag, print counts by "
+            "phase x arm x label, and optionally write the labelled "
+            "events (stderr names the file written). Pass EVENTS with --ledger; with neither it "
+            "runs on the embedded sample. "
             "Exit codes: 0 ok, 2 bad input (nothing written), 4 internal error."
         ),
     )
@@ -37,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
     report (``LoadReport.to_dict()``) and the contamination summary
     (``ContaminationSummary.to_dict()``).
     """
+    import sys
+
     from analysis._paths import check_outputs
     from analysis.cli._common import json_output, resolve_inputs, write_output
     from analysis.errors import PromptstateError
@@ -63,6 +67,11 @@ def run(args: argparse.Namespace) -> int:
                     f"--out {args.out}: cannot write ({exc.strerror or exc}); choose a writable "
                     "path (nothing was written)"
                 ) from None
+        print(
+            f"promptstate: wrote {result.load_report.n_events} labelled events of experiment "
+            f"{result.experiment.id} to {args.out}",
+            file=sys.stderr,
+        )
     with progress("summarising", enabled=args.progress):
         summary = contamination_summary(result)
     if args.format == "json":

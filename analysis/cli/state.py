@@ -86,8 +86,7 @@ def _store(args: argparse.Namespace) -> tuple[Path | None, str]:
     """The store ``state`` reads ``baseline_id`` from (``None``: no store), and the stderr line
     naming it (printed once the state is shown, so that an error stays one line)."""
     from analysis._paths import sample_store
-    from analysis.errors import BaselineError
-    from analysis.evals._discovery import StoreNotFoundError, locate_store
+    from analysis.evals._discovery import StoreNotFoundError, check_store_dir, locate_store
 
     if args.store is None and args.ledger is None:  # the no-argument sample demo
         store = sample_store()
@@ -98,9 +97,5 @@ def _store(args: argparse.Namespace) -> tuple[Path | None, str]:
         location = locate_store(args.store)
     except StoreNotFoundError as exc:
         return None, f"promptstate: note: baseline_id is empty: {exc}"
-    if not location.path.is_dir():
-        raise BaselineError(
-            f"{location.path} (from {location.source}): no such directory; name a baseline "
-            "store directory"
-        )
+    check_store_dir(location, "state")  # a file or a missing path: exit 2 naming it
     return location.path, f"promptstate: {location.describe()}"

@@ -37,6 +37,7 @@ _EXPORTS: dict[str, str] = {
     "BaselineStore": ".store",
     "Suite": ".store",
     "RepairWarning": ".store",
+    "ReferenceKeptWarning": ".store",
     "Check": ".gating",
     "GateResult": ".gating",
     "MetricResult": ".gating",
@@ -62,6 +63,7 @@ __all__ = [
     "MetricResult",
     "MetricSpec",
     "Reference",
+    "ReferenceKeptWarning",
     "RepairWarning",
     "StoreLocation",
     "StoreNotFoundError",
@@ -113,6 +115,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from analysis.evals.store import (
         DEFAULT_STORE,
         BaselineStore,
+        ReferenceKeptWarning,
         RepairWarning,
         Suite,
     )

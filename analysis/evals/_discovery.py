@@ -9,9 +9,12 @@ The store is found, first match wins:
    relative to that ``pyproject.toml``'s folder);
 4. ``./baselines`` when it is an existing directory.
 
-With none of these, :class:`StoreNotFoundError` (exit code 2) names all four. The embedded
+With none of these, :class:`StoreNotFoundError` (exit code 2) names all four. A store that was
+found must be a folder (:func:`check_store_dir`; ``baseline init`` may create it). The embedded
 sample's store (``baselines/`` of a source checkout, ``analysis/_sample_baselines`` in a wheel)
-is only written to when it was named with ``--store`` (:func:`check_writable`).
+is read-only: every writer refuses it, however it was named (:func:`check_writable`). It is
+recognised by its resolved path, so a copy of it (the tests', or one made to replay the sample
+story) is an ordinary, writable store.
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ from analysis.errors import BaselineError
 
 __all__ = [
     "ENV_VAR",
+    "SAMPLE_ADVICE",
     "StoreLocation",
     "StoreNotFoundError",
+    "check_store_dir",
     "check_writable",
     "is_sample_store",
     "locate_store",
@@ -34,6 +39,13 @@ __all__ = [
 
 #: Environment variable naming the store (rule 2).
 ENV_VAR = "PROMPTSTATE_STORE"
+
+#: What to do instead of writing to the read-only sample store (no path of the sample in it).
+SAMPLE_ADVICE = (
+    "make a store of your own with `promptstate baseline init SUITE --store PATH --config "
+    "suite.yaml` (or copy the sample store elsewhere) and name it with --store PATH, "
+    'PROMPTSTATE_STORE=PATH or `store = "PATH"` under [tool.promptstate] in pyproject.toml'
+)
 
 _WAYS = (
     'pass --store DIR, set PROMPTSTATE_STORE=DIR, add `store = "DIR"` under '
@@ -136,30 +148,65 @@ def _from_pyproject(start: Path) -> StoreLocation | None:
 
 
 def is_sample_store(path: str | Path) -> bool:
-    """Whether ``path`` is the embedded sample's store (``baselines/`` of a source checkout or
-    ``analysis/_sample_baselines`` of an installed wheel)."""
+    """Whether ``path`` is the embedded sample's store or lies inside it.
+
+    The sample store is ``baselines/`` of a source checkout (next to ``data_samples/``) or
+    ``analysis/_sample_baselines`` of an installed wheel, compared by resolved path (symbolic
+    links and ``..`` followed): a copy elsewhere is not the sample.
+    """
     here = Path(__file__).resolve().parent.parent
     target = Path(path).expanduser().resolve()
     candidates = [here / "_sample_baselines", here.parent / "baselines"]
     if not (here.parent / "data_samples" / "ledger.yaml").is_file():
         candidates.pop()  # not a source checkout: a user's ./baselines next to site-packages
-    return any(target == c.resolve() for c in candidates)
+    return any(target.is_relative_to(c.resolve()) for c in candidates)
 
 
 def check_writable(location: StoreLocation, command: str) -> None:
-    """Refuse to write to the embedded sample's store unless ``--store`` named it.
+    """Refuse to write to the embedded sample's store, however it was named.
 
-    The sample store ships with promptstate; a user's ``baseline anchor`` run in the source
-    checkout once wrote to it by accident (``./baselines``).
+    The sample store ships with promptstate and its tests and documentation rely on it as it
+    is; advice that named it with ``--store`` once led users to rewrite it. Copies of it are
+    writable.
 
     Raises:
-        BaselineError: ``location`` is the sample store and was not named with ``--store``
-            (exit code 2; nothing was written).
+        BaselineError: ``location`` is (inside) the sample store (exit code 2; nothing was
+            written); the message says how to make a store of one's own.
     """
-    if location.source != "--store" and is_sample_store(location.path):
+    if is_sample_store(location.path):
+        origin = f" (from {location.source})" if location.source else ""
         raise BaselineError(
-            f"{command}: {location.path} (from {location.source}) is promptstate's bundled "
-            f"sample store and is not written to unless named explicitly; pass --store "
-            f"{location.path} to change the sample, or --store DIR for your own store "
-            "(nothing was written)"
+            f"{command}: {location.path}{origin} is promptstate's bundled sample store, which "
+            f"is read-only; {SAMPLE_ADVICE} (nothing was written)"
+        )
+
+
+def check_store_dir(location: StoreLocation, command: str, *, may_create: bool = False) -> None:
+    """Refuse a store path that is not a folder before anything is read or written.
+
+    Args:
+        location: The store a command is about to use (an empty ``source`` is left out of the
+            message).
+        command: The command, for the message (e.g. ``baseline list``).
+        may_create: The command creates the store when it does not exist (``baseline init``):
+            only an existing path that is not a folder is refused.
+
+    Raises:
+        BaselineError: the path exists and is not a folder (a file), or it does not exist and
+            the command does not create it (exit code 2, naming the path and the rule).
+    """
+    path = location.path
+    if path.is_dir():
+        return
+    origin = f" (from {location.source})" if location.source else ""
+    if path.exists() or path.is_symlink():
+        what = "a file, not a folder" if path.is_file() else "not a folder"
+        raise BaselineError(
+            f"{command}: the store {path}{origin} is {what}; a baseline store is a folder of "
+            "suites — name one with --store DIR (nothing was read or written)"
+        )
+    if not may_create:
+        raise BaselineError(
+            f"{command}: the store {path}{origin} does not exist; check the path, or create a "
+            "store with `promptstate baseline init SUITE --store DIR --config suite.yaml`"
         )

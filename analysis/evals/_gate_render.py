@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from analysis.evals.gating import GateResult
 
-__all__ = ["TABLE_COLUMNS", "junit", "junit_refusal", "markdown", "text", "title"]
+__all__ = ["TABLE_COLUMNS", "junit", "junit_refusal", "markdown", "text", "title", "undecided"]
 
 TABLE_COLUMNS = (
     "metric",
@@ -47,12 +47,37 @@ def _reasons(result: GateResult) -> list[str]:
     return [f"{m.metric}: {m.verdict} — {m.reason}" for m in result.metrics if m.reason]
 
 
+def undecided(result: GateResult) -> list[str]:
+    """One line per inconclusive metric: how many examples would decide it (``n_required``).
+
+    ``n_required`` is the number of examples at which a regression of twice the margin is
+    flagged with the gate's power (and an unchanged candidate passes); the JSON output carries
+    it for every metric, the text and Markdown renderings say it where the verdict is open.
+    """
+    out = []
+    for m in result.metrics:
+        if m.verdict != "inconclusive":
+            continue
+        if m.n_required is None:
+            out.append(
+                f"{m.metric}: inconclusive with {m.n:,} examples; how many would decide it "
+                "cannot be estimated from these scores (no spread)"
+            )
+        else:
+            out.append(
+                f"{m.metric}: inconclusive with {m.n:,} examples — about {m.n_required:,} "
+                f"examples would decide it (n_required at power {result.power:.0%})"
+            )
+    return out
+
+
 def text(result: GateResult) -> str:
     """Terminal table with the conventions, withheld decisions, checks and notes."""
     from analysis._render import to_text
 
     lines = [to_text(result.rows(), TABLE_COLUMNS, title=title(result)), _conventions(result)]
     lines.extend(_reasons(result))
+    lines.extend(undecided(result))
     lines.extend(f"check {c.name}: {c.status} — {c.detail}" for c in result.checks)
     lines.extend(f"note: {n}" for n in result.notes)
     return "\n".join(lines)
@@ -60,15 +85,23 @@ def text(result: GateResult) -> str:
 
 def markdown(result: GateResult) -> str:
     """Markdown for a pull-request comment or a CI step summary."""
-    from analysis._render import to_markdown
+    from analysis._render import md_text, to_markdown
 
     icon = {"pass": "✅", "regression": "❌", "inconclusive": "⚠️"}[result.verdict]
-    out = [f"### {icon} {title(result)}", "", to_markdown(result.rows(), TABLE_COLUMNS), ""]
+    out = [
+        f"### {icon} {md_text(title(result))}",
+        "",
+        to_markdown(result.rows(), TABLE_COLUMNS),
+        "",
+    ]
     out.append(f"_{_conventions(result)}._")
     out.append("")
-    out.extend(f"- **{r}**" for r in _reasons(result))
-    out.extend(f"- **{c.name}** ({c.status}): {c.detail}" for c in result.checks)
-    out.extend(f"- note: {n}" for n in result.notes)
+    out.extend(f"- **{md_text(r)}**" for r in _reasons(result))
+    out.extend(f"- **{md_text(r)}**" for r in undecided(result))
+    out.extend(
+        f"- **{md_text(c.name)}** ({md_text(c.status)}): {md_text(c.detail)}" for c in result.checks
+    )
+    out.extend(f"- note: {md_text(n)}" for n in result.notes)
     return "\n".join(out)
 
 
@@ -90,6 +123,11 @@ def junit(result: GateResult) -> str:
                 f"[{fmt(m.ci_lower)}, {fmt(m.ci_upper)}], margin {fmt(m.margin)}, "
                 f"p_regression_adjusted {fmt(m.p_regression_adjusted)}, mde {fmt(m.mde)}"
                 + (f"; {m.reason}" if m.reason else "")
+                + (
+                    f"; about {m.n_required:,} examples would decide it (n_required)"
+                    if m.verdict == "inconclusive" and m.n_required is not None
+                    else ""
+                )
             )
             body = f"<failure type={quoteattr(m.verdict)} message={quoteattr(msg)}/>"
         cases.append(f"  <testcase classname={suite} name={quoteattr(m.metric)}>{body}</testcase>")

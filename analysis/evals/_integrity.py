@@ -1,11 +1,17 @@
 """Integrity of a stored suite: the cross-checks every read makes, and ``baseline verify``.
 
-A version is described three times: by the journal line that created it (its revision and the
-SHA-256 of its scores), by its ``meta.json`` and by its ``scores.parquet``. Tampering with one
-of them — a ``meta.json`` edited to name another revision, scores replaced — makes them
+A version is described three times: by the journal line that created it (its revision, the
+SHA-256 of its scores and — since journal entries record it — the metadata that matters: grader,
+eval-set hash, parent, counts, metric means, and the SHA-256 of the whole ``meta.json``,
+:func:`meta_record`), by its ``meta.json`` and by its ``scores.parquet``. Tampering with one of
+them — a ``meta.json`` edited to name another revision or grader, scores replaced — makes them
 disagree. Every read of a version compares the metadata with the journal entry
 (:func:`meta_mismatches`); reads of the scores compare their bytes with both hashes; ``baseline
 verify`` (:func:`verify_suite`) checks every version and the journal itself.
+
+Versions whose journal entry predates the metadata record (the shipped sample's, for one) are
+checked by ``verify`` against what can be derived instead: the parent from the journal, the
+counts, means and eval-set hash from the scores, and the grader from the suite's config.
 
 These checks detect an edit of one file, not a forger who rewrites the journal line, the
 metadata and the scores consistently: that needs signatures, which the store does not have.
@@ -15,9 +21,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from analysis._io import stray_temp_files
 from analysis.errors import BaselineError, InvalidBaselineError, PromptstateError
@@ -30,16 +39,55 @@ from analysis.evals.models import (
     SuiteConfig,
 )
 
-__all__ = ["meta_mismatches", "verify_suite"]
+__all__ = ["RECORDED_FIELDS", "meta_digest", "meta_mismatches", "meta_record", "verify_suite"]
+
+#: ``meta.json`` fields a creating journal entry records (revision and scores hash aside).
+RECORDED_FIELDS = (
+    "grader",
+    "eval_set_sha256",
+    "eval_set_hash_scheme",
+    "parent",
+    "n_examples",
+    "n_rows",
+    "max_samples",
+    "summary",
+)
+
+
+def meta_digest(data: Mapping[str, Any]) -> str:
+    """SHA-256 of a ``meta.json`` object in canonical JSON (sorted keys, no spaces): layout
+    changes do not count, any changed value does."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def meta_record(meta: BaselineVersion) -> dict[str, Any]:
+    """What a creating journal entry records of its version's metadata (``entry.meta``)."""
+    data = meta.to_dict()
+    return {**{k: data[k] for k in RECORDED_FIELDS}, "sha256": meta_digest(data)}
+
 
 #: ``add(kind, path, problem)``: records one finding.
 _Add = Callable[[str, Path, str], None]
 
 
 def meta_mismatches(
-    meta: BaselineVersion, version: str, suite: str, entry: JournalEntry
+    meta: BaselineVersion,
+    version: str,
+    suite: str,
+    entry: JournalEntry,
+    raw: Mapping[str, Any] | None = None,
 ) -> list[str]:
-    """How ``meta.json`` of ``version`` disagrees with the journal entry that created it."""
+    """How ``meta.json`` of ``version`` disagrees with the journal entry that created it.
+
+    Args:
+        meta: The parsed metadata.
+        version: The version's directory name.
+        suite: The suite it is stored in.
+        entry: The journal entry that created it.
+        raw: The JSON object read from ``meta.json`` (default: ``meta.to_dict()``), whose
+            canonical hash is compared with the one the entry recorded.
+    """
     out = []
     if meta.id != version:
         out.append(f"its metadata says version {meta.id!r}, its directory is {version!r}")
@@ -55,7 +103,36 @@ def meta_mismatches(
             f"its metadata records scores sha256 {meta.scores_sha256[:12]}…, the journal entry "
             f"{entry.seq} that created it {str(entry.scores_sha256)[:12]}…"
         )
+    if entry.meta is None:
+        return out
+    data = dict(raw) if raw is not None else meta.to_dict()
+    changed = False
+    for key in RECORDED_FIELDS:
+        if key in entry.meta and data.get(key) != entry.meta[key]:
+            changed = True
+            out.append(
+                f"its metadata says {key} {_short(data.get(key))}, the journal entry {entry.seq} "
+                f"that created it says {_short(entry.meta[key])}"
+            )
+    recorded = entry.meta.get("sha256")
+    digest = meta_digest(data)
+    if not changed and recorded is not None and digest != recorded:
+        out.append(
+            f"its metadata was edited (content sha256 {digest[:12]}…, the journal entry "
+            f"{entry.seq} that created it recorded {str(recorded)[:12]}…); the fields the entry "
+            f"records agree, so one of the others ({', '.join(_unrecorded(data))}) changed"
+        )
     return out
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _unrecorded(data: Mapping[str, Any]) -> list[str]:
+    skip = {*RECORDED_FIELDS, "revision", "scores_sha256"}
+    return sorted(k for k in data if k not in skip)
 
 
 def verify_suite(name: str, path: Path) -> tuple[SuiteCheck, list[Finding]]:
@@ -74,8 +151,9 @@ def verify_suite(name: str, path: Path) -> tuple[SuiteCheck, list[Finding]]:
     def add(kind: str, where: Path, problem: str) -> None:
         findings.append(Finding(name, kind, str(where), problem))  # type: ignore[arg-type]
 
+    grader: str | None = None
     try:
-        SuiteConfig.load(path / "suite.yaml")
+        grader = SuiteConfig.load(path / "suite.yaml").grader
     except BaselineError as exc:
         add("config", path / "suite.yaml", str(exc))
     jp = path / "journal.jsonl"
@@ -121,8 +199,10 @@ def verify_suite(name: str, path: Path) -> tuple[SuiteCheck, list[Finding]]:
                 continue
             created[e.version] = e
     _check_names(entries, created, jp, add)
+    before = {e.seq: p.reference.version for p, e in itertools.pairwise(entries)}
     for vid, entry in created.items():
-        _check_version(name, path / "versions" / vid, vid, entry, add)
+        derived = _Derived(before.get(entry.seq), grader)
+        _check_version(name, path / "versions" / vid, vid, entry, derived, add)
     _notes(path, entries, created, add)
     return SuiteCheck(name, len(entries), len(created)), findings
 
@@ -154,19 +234,31 @@ def _check_names(
                 )
 
 
-def _check_version(suite: str, vdir: Path, vid: str, entry: JournalEntry, add: _Add) -> None:
+class _Derived(NamedTuple):
+    """What a version's metadata must say that the journal and the suite config imply."""
+
+    parent: str | None  # the reference before the entry that created the version
+    grader: str | None  # the suite config's grader (None when the config is invalid)
+
+
+def _check_version(
+    suite: str, vdir: Path, vid: str, entry: JournalEntry, derived: _Derived, add: _Add
+) -> None:
     meta_path = vdir / "meta.json"
     fix = f"restore it from git (`git checkout -- {vdir}`)"
     try:
-        meta = BaselineVersion.from_dict(json.loads(meta_path.read_text(encoding="utf-8")))
+        raw = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta = BaselineVersion.from_dict(raw)
     except FileNotFoundError:
         add("invalid", meta_path, f"metadata of committed version {vid} is missing; {fix}")
         return
     except (ValueError, KeyError, TypeError) as exc:
         add("invalid", meta_path, f"malformed metadata of {vid} ({exc!r}); {fix}")
         return
-    for problem in meta_mismatches(meta, vid, suite, entry):
+    for problem in meta_mismatches(meta, vid, suite, entry, raw):
         add("invalid", meta_path, f"{vid}: {problem}; {fix}")
+    if entry.meta is None:
+        _check_unrecorded(meta, vid, entry, derived, meta_path, fix, add)
     scores = vdir / "scores.parquet"
     try:
         data = scores.read_bytes()
@@ -183,10 +275,41 @@ def _check_version(suite: str, vdir: Path, vid: str, entry: JournalEntry, add: _
             f"after anchoring; {fix}",
         )
         return
-    _check_eval_set(scores, data, meta, vid, add)
+    _check_eval_set(scores, data, meta, vid, add, means=entry.meta is None)
 
 
-def _check_eval_set(scores: Path, data: bytes, meta: BaselineVersion, vid: str, add: _Add) -> None:
+def _check_unrecorded(
+    meta: BaselineVersion,
+    vid: str,
+    entry: JournalEntry,
+    derived: _Derived,
+    meta_path: Path,
+    fix: str,
+    add: _Add,
+) -> None:
+    """Checks of a version whose journal entry records no metadata (written before it did)."""
+    older = f"journal entry {entry.seq} predates recorded metadata"
+    if meta.parent != derived.parent:
+        add(
+            "invalid",
+            meta_path,
+            f"{vid}: its metadata says parent {meta.parent!r}, but the reference before journal "
+            f"entry {entry.seq} that created it was {derived.parent!r}; {fix}",
+        )
+    if derived.grader is not None and meta.grader != derived.grader:
+        add(
+            "invalid",
+            meta_path,
+            f"{vid}: its metadata says grader {meta.grader!r}, the suite's suite.yaml says "
+            f"{derived.grader!r} ({older}, so the suite's grader is what it is checked "
+            f"against); {fix} — or, if the suite's grader was changed on purpose, its old "
+            "versions cannot be graded against: anchor new ones",
+        )
+
+
+def _check_eval_set(
+    scores: Path, data: bytes, meta: BaselineVersion, vid: str, add: _Add, *, means: bool = False
+) -> None:
     import polars as pl
 
     from analysis.evals.results import load_results, pl_errors
@@ -212,6 +335,31 @@ def _check_eval_set(scores: Path, data: bytes, meta: BaselineVersion, vid: str, 
             scores.parent / "meta.json",
             f"{vid}: records {meta.n_examples} examples / {meta.n_rows} rows, the scores hold "
             f"{res.n_examples} / {res.n_rows}; restore it from git",
+        )
+    if not means:  # recorded in the journal: compared there
+        return
+    if res.max_samples != meta.max_samples:
+        add(
+            "invalid",
+            scores.parent / "meta.json",
+            f"{vid}: its metadata says max_samples {meta.max_samples}, the scores hold up to "
+            f"{res.max_samples} samples of one example; restore it from git",
+        )
+    actual = {k: round(v, 6) for k, v in res.summary().items()}
+    wrong = sorted(
+        k
+        for k in set(actual) | set(meta.summary)
+        if k not in actual
+        or k not in meta.summary
+        or not math.isclose(actual[k], meta.summary[k], rel_tol=0, abs_tol=2e-6)
+    )
+    if wrong:
+        add(
+            "invalid",
+            scores.parent / "meta.json",
+            f"{vid}: its metadata's summary (metric means) disagrees with the scores for "
+            f"{', '.join(wrong)} (metadata {_short({k: meta.summary.get(k) for k in wrong})}, "
+            f"scores {_short({k: actual.get(k) for k in wrong})}); restore it from git",
         )
 
 

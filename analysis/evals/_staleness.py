@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from analysis.evals.store import BaselineStore, Suite
     from analysis.ledger import Ledger
 
-__all__ = ["LedgerChoice", "StaleReferenceError", "check_live", "choose_ledger"]
+__all__ = ["LedgerChoice", "StaleReferenceError", "check_live", "choose_ledger", "rollback_of"]
 
 
 class StaleReferenceError(StaleBaselineError):
@@ -144,12 +144,13 @@ def check_live(suite: Suite, ref: Reference, ledger: Ledger, store: BaselineStor
         raise StaleReferenceError(
             f"{head}, which {where} rolled back to {rv.restored} at {iso(rv.at)} (transition "
             f"{rv.transition_index}); a gate never grades against a reverted revision's "
-            f"baseline — {fix}",
+            f"baseline — {fix}{store.advice()}",
             command,
         )
     if live is None:
         raise StaleReferenceError(
             f"{head}, but {cfg.prompt} has no live revision in {where}; deploy one first"
+            f"{store.advice()}"
         )
     candidates = [v.id for v in suite.versions() if v.revision == live]
     if candidates:
@@ -160,6 +161,51 @@ def check_live(suite: Suite, ref: Reference, ledger: Ledger, store: BaselineStor
         fix = f"anchor one with `{command}`"
     raise StaleReferenceError(
         f"{head}, but the live revision of {cfg.prompt} in {where} is {live}; the candidate "
-        f"replaces {live}, so the reference must be a baseline of {live} — {fix}",
+        f"replaces {live}, so the reference must be a baseline of {live} — {fix}"
+        f"{store.advice()}",
         command,
+    )
+
+
+def rollback_of(suite: Suite, revision: str, ledger: Ledger | str | Path | None) -> str:
+    """Why anchoring ``revision`` must not move the reference: the ledger rolled it back.
+
+    Args:
+        suite: The suite anchored to.
+        revision: The revision being anchored.
+        ledger: The ledger (object or path); ``None``: the suite's recorded ledger when it
+            resolves (nothing is checked when there is none).
+
+    Returns:
+        ``"<ledger> rolled <revision> back to <restored> at <time> (transition N)"`` when the
+        ledger records a rollback of ``revision`` and it is not live again, else ``""``.
+
+    Raises:
+        LedgerError: the ledger cannot be read (exit code 2).
+    """
+    from analysis.evals._files import iso
+
+    if ledger is None:
+        try:
+            path = choose_ledger(suite, suite.store, False, stale_check=True).path
+        except BaselineError:  # none recorded, or it does not resolve: nothing to check
+            return ""
+        if path is None:  # pragma: no cover - the check is on
+            return ""
+        ledger = path
+    if isinstance(ledger, str | Path):
+        from analysis.ledger import load_ledger
+
+        ledger = load_ledger(ledger)
+    prompt = suite.config.prompt
+    if prompt not in ledger.prompts or ledger.live_revision(prompt) == revision:
+        return ""
+    reverts = [r for r in ledger.reverts(prompt) if r.reverted == revision]
+    if not reverts:
+        return ""
+    rv = reverts[-1]
+    where = str(ledger.path) if ledger.path is not None else "the ledger"
+    return (
+        f"{where} rolled {revision} back to {rv.restored} at {iso(rv.at)} (transition "
+        f"{rv.transition_index})"
     )

@@ -169,7 +169,8 @@ class SuiteReader:
             )
         meta_path = self.path / "versions" / version / "meta.json"
         try:
-            meta = BaselineVersion.from_dict(json.loads(meta_path.read_text(encoding="utf-8")))
+            raw = json.loads(meta_path.read_text(encoding="utf-8"))
+            meta = BaselineVersion.from_dict(raw)
         except FileNotFoundError:
             raise InvalidBaselineError(
                 f"{meta_path}: metadata of committed version {version} is missing; restore it "
@@ -179,7 +180,7 @@ class SuiteReader:
             raise InvalidBaselineError(
                 f"{meta_path}: malformed metadata ({exc!r}); restore it from git"
             ) from exc
-        problems = meta_mismatches(meta, version, self.name, created)
+        problems = meta_mismatches(meta, version, self.name, created, raw)
         if problems:
             raise InvalidBaselineError(
                 f"{meta_path}: {'; '.join(problems)}: the metadata differs from the journal — "

@@ -1,6 +1,8 @@
 """The eval gate: grade a candidate's eval results against the suite's reference baseline.
 
-Order of work, and what each step guarantees:
+Order of work, and what each step guarantees (every input is validated — options, the
+candidate, the ledger, the revision, ``--out`` in the CLI — before a stale or invalid reference
+decides the exit code: bad input, exit code 2, wins over a refusal, exit code 3):
 
 1. **Stale-baseline guard**, on by default: the reference must be a baseline of the prompt's
    live revision in the ledger (the ``ledger`` argument, else the one recorded in the suite's
@@ -488,6 +490,7 @@ def gate(
     anchor_on_pass: bool = False,
     actor: str | None = None,
     at: datetime | None = None,
+    results_format: str = "auto",
 ) -> GateResult:
     """Grade a candidate's eval results against the suite's reference baseline.
 
@@ -515,6 +518,14 @@ def gate(
             on the primary metric (needs ``revision``).
         actor: Journal actor for ``anchor_on_pass``.
         at: Journal time for ``anchor_on_pass`` (default now).
+        results_format: Format of a candidate file: ``auto``, ``table``, ``promptfoo`` or
+            ``inspect`` (see :func:`~analysis.evals.results.load_results`).
+
+    Every input — options, the candidate (file, ids, scores, metrics, grader), the ledger, the
+    revision — is validated before a stale or invalid reference is reported, so bad input
+    (``ResultsError``/``BaselineError``, exit code 2) wins over a refusal (exit code 3), as the
+    precedence 4 > 2 > 3 > 1 wants. The candidate's coverage of the reference's eval set is
+    judged only against a reference that may be graded against.
 
     Raises:
         StaleBaselineError: The reference is a reverted or non-live revision's baseline.
@@ -523,7 +534,7 @@ def gate(
         InvalidBaselineError: The stored scores fail their content hash.
         ResultsError: Bad candidate input, other grader, too little eval-set overlap.
     """
-    from analysis.errors import BaselineError
+    from analysis.errors import BaselineError, InvalidBaselineError
     from analysis.evals._staleness import check_live, choose_ledger
     from analysis.evals.results import EvalResults, load_results
 
@@ -535,29 +546,48 @@ def gate(
     st = store if isinstance(store, BaselineStore) else BaselineStore(store)
     s = st.suite(suite)
     cfg = s.config
-    ref = s.reference()
     opt = st.store_option()
-    if ref.version is None:
+    # Every input is validated before a stale or invalid reference (exit code 3) is reported:
+    # bad input (exit code 2) wins (precedence 4 > 2 > 3 > 1). An invalid stored reference is
+    # held back in ``refusal`` meanwhile.
+    refusal: BaselineError | None = None
+    ref: Reference | None = None
+    try:
+        ref = s.reference()
+        if ref.version is not None:
+            ref_res = s.scores(ref.version)
+            meta = s.version(ref.version)
+    except InvalidBaselineError as exc:
+        refusal = exc
+    if ref is not None and ref.version is None:
         raise BaselineError(
             f"{s.path}: suite {suite!r} has no reference yet; run `promptstate baseline anchor "
             f"{suite} --revision R --results FILE{opt}`"
         )
-    checks: list[Check] = [
-        Check(
-            "reference", "ok", f"{ref.version} ({ref.revision}){', pinned' if ref.pinned else ''}"
+    if refusal is None and meta.grader != cfg.grader:
+        raise BaselineError(
+            f"{s.path}: reference {meta.id} was graded by {meta.grader!r} but the suite now "
+            f"uses {cfg.grader!r}; re-evaluate and anchor a new baseline with the new grader"
         )
-    ]
+    if anchor_on_pass and revision is None:
+        raise ResultsError("--anchor-on-pass needs --revision (the candidate's revision)")
+    cand = (
+        candidate
+        if isinstance(candidate, EvalResults)
+        else load_results(candidate, results_format=results_format)
+    )
+    names = [m.name for m in cfg.metrics]
+    cand.check_metrics(names, [m.name for m in cfg.metrics if m.kind == "binary"])
+    cand.check_revision(revision)
+    cand_grader = grader or cand.grader
+    if cand_grader is not None and cand_grader != cfg.grader:
+        raise ResultsError(
+            f"{cand.source}: graded by {cand_grader!r} but suite {suite!r} uses "
+            f"{cfg.grader!r}; scores of different graders are not comparable"
+        )
     choice = choose_ledger(s, st, ledger is not None, stale_check=stale_check)
-    if choice.source == "off":
-        checks.append(
-            Check(
-                "ledger",
-                "skipped",
-                "stale-baseline check turned off (--no-stale-check): the reference was not "
-                "checked against the ledger",
-            )
-        )
-    else:
+    led: Ledger | None = None
+    if choice.source != "off":
         source = ledger if ledger is not None else choice.path
         if isinstance(source, str | Path):
             from analysis.ledger import load_ledger
@@ -573,24 +603,31 @@ def gate(
                     f"--revision {revision} is a revision of {rp!r} in {led.path}, but suite "
                     f"{suite!r} evaluates {cfg.prompt!r}"
                 )
-        detail = check_live(s, ref, led, st)
+    if refusal is not None:
+        raise refusal
+    assert ref is not None
+    checks: list[Check] = [
+        Check(
+            "reference", "ok", f"{ref.version} ({ref.revision}){', pinned' if ref.pinned else ''}"
+        )
+    ]
+    if led is None:
+        checks.append(
+            Check(
+                "ledger",
+                "skipped",
+                "stale-baseline check turned off (--no-stale-check): the reference was not "
+                "checked against the ledger",
+            )
+        )
+    else:
+        detail = check_live(s, ref, led, st)  # a stale reference: the last refusal (exit 3)
         if choice.source != "argument":
             detail += f" (ledger recorded in {s.path / 'suite.yaml'})"
         checks.append(Check("ledger", "ok", detail))
-
-    ref_res = s.scores(ref.version)
-    meta = s.version(ref.version)
     checks.append(
         Check("integrity", "ok", f"scores of {ref.version} match sha256 {meta.scores_sha256[:12]}…")
     )
-    if meta.grader != cfg.grader:
-        raise BaselineError(
-            f"{s.path}: reference {ref.version} was graded by {meta.grader!r} but the suite now "
-            f"uses {cfg.grader!r}; re-evaluate and anchor a new baseline with the new grader"
-        )
-    cand = candidate if isinstance(candidate, EvalResults) else load_results(candidate)
-    names = [m.name for m in cfg.metrics]
-    cand.check_metrics(names, [m.name for m in cfg.metrics if m.kind == "binary"])
     extra = [m for m in cand.metrics if m not in names]
     checks.append(
         Check(
@@ -600,7 +637,6 @@ def gate(
             + (f"; ignored extra column(s) {', '.join(extra)}" if extra else ""),
         )
     )
-    cand_grader = grader or cand.grader
     if cand_grader is None:
         checks.append(
             Check(
@@ -609,11 +645,6 @@ def gate(
                 f"candidate results name no grader; assumed "
                 f"{cfg.grader} (add a grader column or pass --grader)",
             )
-        )
-    elif cand_grader != cfg.grader:
-        raise ResultsError(
-            f"{cand.source}: graded by {cand_grader!r} but suite {suite!r} and reference "
-            f"{ref.version} use {cfg.grader!r}; scores of different graders are not comparable"
         )
     else:
         checks.append(Check("grader", "ok", cfg.grader))
@@ -671,12 +702,11 @@ def gate(
     )
     verdict = _overall([m.verdict for m in metrics])
     anchored: str | None = None
-    notes: list[str] = []
+    notes: list[str] = list(cand.notes)
     if anchor_on_pass:
         primary = next(m for m in metrics if m.metric == cfg.primary)
         better = primary.diff * cfg.metric(cfg.primary).sign > 0
-        if revision is None:
-            raise ResultsError("--anchor-on-pass needs --revision (the candidate's revision)")
+        assert revision is not None  # checked with the inputs
         if verdict != "pass":
             notes.append(f"not anchored: verdict is {verdict}")
         elif ref.pinned:
@@ -691,6 +721,7 @@ def gate(
                 actor=actor,
                 at=at,
                 expect_reference=ref.version,
+                ledger=led,
                 reason=f"gate --anchor-on-pass: passed against {ref.version}, {cfg.primary} "
                 f"{primary.diff:+.4g}",
             )

@@ -402,6 +402,10 @@ class JournalEntry:
         reverted: Reverted revision (``revert``).
         restored: Restored revision (``revert``).
         policy: ``pin`` or ``reanchor`` (``revert``).
+        meta: For an entry that creates a version: the ``meta.json`` fields that matter
+            (grader, eval-set hash and scheme, parent, counts, metric means) and the SHA-256 of
+            the whole metadata (``sha256``), so that ``baseline verify`` notices any edit
+            (``None`` in entries written before this was recorded).
     """
 
     seq: int
@@ -418,6 +422,7 @@ class JournalEntry:
     reverted: str | None = None
     restored: str | None = None
     policy: str | None = None
+    meta: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (``None`` fields left out)."""
@@ -443,6 +448,8 @@ class JournalEntry:
                 out[key] = value
         if self.created:
             out["created"] = True
+        if self.meta is not None:
+            out["meta"] = dict(self.meta)
         return out
 
     @classmethod
@@ -457,6 +464,9 @@ class JournalEntry:
         created = data.get("created", False)
         if not isinstance(created, bool):
             raise TypeError("created must be true or false")
+        meta = data.get("meta")
+        if meta is not None and not isinstance(meta, Mapping):
+            raise TypeError("meta must be an object")
         entry = cls(
             seq=_int(data, "seq"),
             at=parse_iso(data["at"]),
@@ -476,6 +486,7 @@ class JournalEntry:
             reverted=_opt_str(data, "reverted"),
             restored=_opt_str(data, "restored"),
             policy=_opt_str(data, "policy"),
+            meta=meta,
         )
         if created and (entry.version is None or entry.scores_sha256 is None):
             raise ValueError("an entry that creates a version must name it and its scores_sha256")

@@ -10,7 +10,14 @@ column         required    meaning
 ``sample``     no          sample index when an example was scored several times
 ``grader``     no          grader id (one value for the whole file), checked against the suite
 metric columns yes         numeric or boolean scores, one column per metric of the suite
+other columns  no          ignored with a note (text columns: questions, answers, …)
 =============  ==========  ======================================================================
+
+A text column (a question, an answer: what most eval tools write next to the scores) is not a
+metric: it is ignored with a note (:attr:`EvalResults.notes`) unless ``metrics=`` names it, which
+stays an error. ``results_format`` reads, besides these tables, promptfoo output JSON and Inspect
+AI logs (:mod:`analysis.evals._promptfoo`, :mod:`analysis.evals._inspect`; docs/eval-tools.md),
+``auto`` telling them apart by their content (:mod:`analysis.evals._formats`).
 
 Validation is strict: no rows, a missing or empty id, an id containing a control character
 (U+0000–U+001F, U+007F–U+009F), a duplicated ``(example_id, sample)`` (or a duplicated
@@ -37,7 +44,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -47,7 +54,18 @@ from analysis.errors import ResultsError
 if TYPE_CHECKING:
     import polars as pl
 
-__all__ = ["EVAL_SET_HASH_SCHEME", "EvalResults", "eval_set_hash", "load_results"]
+    from analysis.evals._formats import ToolTable
+
+__all__ = [
+    "EVAL_SET_HASH_SCHEME",
+    "RESULTS_FORMATS",
+    "EvalResults",
+    "eval_set_hash",
+    "load_results",
+]
+
+#: The ``results_format`` values :func:`load_results` takes.
+RESULTS_FORMATS = ("auto", "table", "promptfoo", "inspect")
 
 #: The eval-set hash scheme new versions are written with (see the module docstring).
 EVAL_SET_HASH_SCHEME = 2
@@ -101,12 +119,34 @@ class EvalResults:
             sorted by ``example_id, sample``.
         metrics: Names of the metric columns, in file order.
         grader: The grader id carried by the file, or ``None``.
+        revision: The prompt revision the file names (a promptfoo prompt label, an Inspect task
+            argument or metadata ``revision``), or ``None``; check it against ``--revision``.
+        notes: What was ignored or counted while reading (text columns, partial metrics).
+        ignored: ``(column, why)`` of the columns not read as metrics; a suite metric among them
+            is reported with the reason by :meth:`check_metrics`.
     """
 
     source: str
     table: pl.DataFrame
     metrics: tuple[str, ...]
     grader: str | None = None
+    revision: str | None = None
+    notes: tuple[str, ...] = ()
+    ignored: tuple[tuple[str, str], ...] = ()
+
+    def check_revision(self, revision: str | None) -> None:
+        """Refuse results whose file names another prompt revision than ``revision``.
+
+        Raises:
+            ResultsError: the file (a promptfoo prompt label, an Inspect task argument or
+                metadata) names a revision and it is not ``revision`` (exit code 2).
+        """
+        if self.revision is None or revision is None or self.revision == revision:
+            return
+        raise ResultsError(
+            f"{self.source}: the file names revision {self.revision!r} but --revision is "
+            f"{revision!r}; pass the results of {revision!r} or correct --revision"
+        )
 
     @property
     def n_rows(self) -> int:
@@ -158,9 +198,11 @@ class EvalResults:
         """Raise :class:`ResultsError` for a missing metric or a binary one that is not 0/1."""
         missing = [m for m in required if m not in self.metrics]
         if missing:
+            why = dict(self.ignored)
+            reasons = "".join(f"; {why[m]}" for m in missing if m in why)
             raise ResultsError(
                 f"{self.source}: missing metric column(s) {', '.join(missing)} required by the "
-                f"suite (file has: {', '.join(self.metrics) or 'none'})"
+                f"suite (file has: {', '.join(self.metrics) or 'none'}){reasons}"
             )
         import polars as pl
 
@@ -187,7 +229,8 @@ def _read(path: Path) -> pl.DataFrame:
     kind = _SUFFIXES.get(path.suffix.lower())
     if kind is None:
         raise ResultsError(
-            f"{path}: unknown results format {path.suffix!r}; use .parquet, .csv or .jsonl"
+            f"{path}: unknown results format {path.suffix!r}; use .parquet, .csv or .jsonl, "
+            "promptfoo output JSON or an Inspect AI log (.eval/.json)"
         )
     if not path.is_file():
         raise ResultsError(f"{path}: results file not found")
@@ -214,15 +257,20 @@ def load_results(
     *,
     metrics: Sequence[str] | None = None,
     strict_ids: bool = True,
+    results_format: str = "auto",
 ) -> EvalResults:
     """Read and validate eval results.
 
     Args:
-        source: A results file (Parquet/CSV/JSONL) or a polars DataFrame.
-        metrics: Metric columns to keep; default every column except ``example_id``, ``sample``
-            and ``grader``.
+        source: A results file (Parquet/CSV/JSONL table, promptfoo output JSON, Inspect AI log
+            ``.eval``/``.json``) or a polars DataFrame.
+        metrics: Metric columns to keep; default every numeric or boolean column except
+            ``example_id``, ``sample`` and ``grader`` (other columns are ignored with a note in
+            :attr:`EvalResults.notes`; a column named here must be numeric).
         strict_ids: Refuse ids containing control characters (``False`` only to read stored
             scores anchored before that rule; their content hash is checked instead).
+        results_format: ``auto`` (detect from the content), ``table``, ``promptfoo`` or
+            ``inspect`` (see docs/eval-tools.md for the mapping of the tools' results).
 
     Returns:
         The validated results.
@@ -231,8 +279,12 @@ def load_results(
         ResultsError: No rows, missing/empty ids, ids with control characters, duplicates,
             non-numeric or missing (null/NaN) scores, several grader ids, unreadable file.
     """
+    if results_format not in RESULTS_FORMATS:
+        raise ResultsError(
+            f"results format {results_format!r} is unknown; use one of {', '.join(RESULTS_FORMATS)}"
+        )
     try:
-        return _load_results(source, metrics, strict_ids)
+        return _load_results(source, metrics, strict_ids, results_format)
     except pl_errors() as exc:  # a polars operation refused what the checks let through
         where = "<memory>" if not isinstance(source, str | Path) else str(source)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -249,16 +301,60 @@ def pl_errors() -> tuple[type[BaseException], ...]:
     return (pl.exceptions.PolarsError, pl.exceptions.PanicException)
 
 
+def _read_tool(path: Path, fmt: str, parsed: Any) -> ToolTable:
+    """Read ``path`` as promptfoo output or an Inspect log (``fmt``); ``parsed`` is its JSON when
+    the format detection already parsed it."""
+    from analysis.evals._formats import is_promptfoo, read_json
+
+    if fmt == "promptfoo":
+        from analysis.evals._promptfoo import read_promptfoo
+
+        obj = parsed if parsed is not None else read_json(path)
+        if not is_promptfoo(obj):
+            raise ResultsError(
+                f"{path}: not promptfoo output (no results.results[] list); write it with "
+                "`promptfoo eval -o FILE.json`"
+            )
+        return read_promptfoo(obj, str(path))
+    from analysis.evals._inspect import read_inspect
+
+    return read_inspect(path, parsed)
+
+
 def _load_results(
-    source: str | Path | pl.DataFrame, metrics: Sequence[str] | None, strict_ids: bool
+    source: str | Path | pl.DataFrame,
+    metrics: Sequence[str] | None,
+    strict_ids: bool,
+    results_format: str = "auto",
 ) -> EvalResults:
     import polars as pl
 
+    tool: ToolTable | None = None
     if isinstance(source, pl.DataFrame):
+        if results_format not in ("auto", "table"):
+            raise ResultsError(
+                f"<memory>: results format {results_format!r} needs a file; a DataFrame is a table"
+            )
         df, name = source, "<memory>"
     else:
+        from analysis.evals._formats import detect_format
+
         path = Path(source)
-        df, name = _read(path), str(path)
+        name = str(path)
+        if results_format == "table":
+            df = _read(path)
+        else:
+            if results_format == "auto":
+                fmt, parsed = detect_format(path)
+            elif not path.is_file():
+                raise ResultsError(f"{path}: results file not found")
+            else:
+                fmt, parsed = results_format, None
+            if fmt == "table":
+                df = _read(path)
+            else:
+                tool = _read_tool(path, fmt, parsed)
+                df = tool.table
     if df.height == 0:
         raise ResultsError(
             f"{name}: no rows; a results file needs one row per scored example (re-run the eval)"
@@ -321,7 +417,30 @@ def _load_results(
         grader = graders[0] if graders else None
 
     available = [c for c in df.columns if c not in RESERVED]
-    wanted = list(available if metrics is None else metrics)
+    ignored: dict[str, str] = {}
+    for c in available:
+        dtype = df.get_column(c).dtype
+        if not (dtype.is_numeric() or dtype in (pl.Boolean, pl.Null)):
+            ignored[c] = f"column {c!r} is {dtype}, not a score"
+        elif tool is not None and c in tool.first_missing:
+            ignored[c] = f"metric {c!r} is not scored on {tool.first_missing[c]}"
+    if metrics is None:
+        wanted = [c for c in available if c not in ignored]
+    else:
+        wanted = list(metrics)
+        named = [m for m in wanted if m in ignored and tool is not None and m in tool.first_missing]
+        if named:
+            raise ResultsError(
+                f"{name}: {ignored[named[0]]}; re-run the eval so every result "
+                "scores it, or leave it out of the suite's metrics"
+            )
+    notes = list(tool.notes) if tool is not None else []
+    unused = [c for c in ignored if c not in wanted]
+    if unused:
+        notes.append(
+            f"{name}: ignored {len(unused)} field(s) that are not gated scores: "
+            + "; ".join(ignored[c] for c in unused)
+        )
     missing = [m for m in wanted if m not in df.columns]
     if missing:
         raise ResultsError(
@@ -329,7 +448,10 @@ def _load_results(
             f"(file has: {', '.join(available) or 'none'})"
         )
     if not wanted:
-        raise ResultsError(f"{name}: no metric columns besides example_id/sample/grader")
+        raise ResultsError(
+            f"{name}: no metric columns besides example_id/sample/grader"
+            + (f" ({'; '.join(ignored.values())})" if ignored else "")
+        )
     for m in wanted:
         col = df.get_column(m)
         if not (col.dtype.is_numeric() or col.dtype in (pl.Boolean, pl.Null)):
@@ -351,4 +473,12 @@ def _load_results(
                 f"{name}: metric {m!r} has {bad.height} missing/NaN/infinite score(s) "
                 f"(e.g. example {ex}); re-grade or drop those examples"
             )
-    return EvalResults(source=name, table=df, metrics=tuple(wanted), grader=grader)
+    return EvalResults(
+        source=name,
+        table=df,
+        metrics=tuple(wanted),
+        grader=grader,
+        revision=tool.revision if tool is not None else None,
+        notes=tuple(notes),
+        ignored=tuple(ignored.items()),
+    )

@@ -60,7 +60,8 @@ from analysis.evals._files import (
     sweep_versions,
     to_json,
 )
-from analysis.evals._integrity import verify_suite
+from analysis.evals._inputs import check_revert_request
+from analysis.evals._integrity import meta_record, verify_suite
 from analysis.evals._suite import State, SuiteReader
 from analysis.evals._sync import SyncIndex, plan_sync
 from analysis.evals.models import (
@@ -91,6 +92,7 @@ __all__ = [
     "JournalEntry",
     "MetricSpec",
     "Reference",
+    "ReferenceKeptWarning",
     "RepairWarning",
     "Suite",
     "SuiteConfig",
@@ -104,6 +106,11 @@ DEFAULT_STORE = "baselines"
 
 class RepairWarning(UserWarning):
     """A writer repaired leftovers of a writer that died (the message says what and where)."""
+
+
+class ReferenceKeptWarning(UserWarning):
+    """An anchored version did not become the reference: the ledger rolled its revision back
+    (the message says which transition, and the ``baseline pin`` command to use it anyway)."""
 
 
 # ----------------------------------------------------------------------------- store
@@ -131,17 +138,48 @@ class BaselineStore:
         return f"BaselineStore({str(self.root)!r})"
 
     def suite_names(self) -> tuple[str, ...]:
-        """Names of the suites in the store (directories holding a ``suite.yaml``)."""
-        if not self.root.is_dir():
-            return ()
+        """Names of the suites in the store (directories holding a ``suite.yaml``).
+
+        Raises:
+            BaselineError: the store is not a folder (a file, or nothing at that path): exit
+                code 2, never an empty list that looks like an empty store.
+        """
+        self._check_folder()
         return tuple(sorted(p.name for p in self.root.iterdir() if (p / "suite.yaml").is_file()))
+
+    def _check_folder(self, *, may_create: bool = False) -> None:
+        """Refuse a store path that is not a folder (see :func:`check_store_dir`)."""
+        from analysis.evals._discovery import StoreLocation, check_store_dir
+
+        check_store_dir(StoreLocation(self.root, ""), "baseline store", may_create=may_create)
+
+    def check_writable(self, command: str) -> None:
+        """Refuse to write to promptstate's read-only sample store (exit code 2).
+
+        Every writer calls it first; a caller that writes elsewhere before it reaches the store
+        (``rollback apply``) calls it up front, so that nothing is written at all.
+
+        Raises:
+            BaselineError: this is (inside) the sample store; the message names ``command``
+                and how to make a store of one's own.
+        """
+        from analysis.evals._discovery import StoreLocation, check_writable
+
+        check_writable(StoreLocation(self.root, ""), command)
+
+    @property
+    def is_sample(self) -> bool:
+        """Whether this is promptstate's bundled, read-only sample store."""
+        from analysis.evals._discovery import is_sample_store
+
+        return is_sample_store(self.root)
 
     def suite(self, name: str) -> Suite:
         """Open an existing suite; the error lists the suites the store holds."""
         check_suite_name(name)
         path = self.root / name
         if not (path / "suite.yaml").is_file():
-            known = ", ".join(self.suite_names()) or "none"
+            known = ", ".join(self.suite_names()) or "none"  # a store that is no folder: refused
             raise BaselineError(
                 f"{path}: no suite {name!r} in store {self.root} (suites: {known}); create it "
                 f"with `promptstate baseline init {name} --config suite.yaml --store {self.root}`"
@@ -157,8 +195,15 @@ class BaselineStore:
         reason: str = "",
         at: datetime | None = None,
     ) -> Suite:
-        """Create a suite (idempotent when the config is identical)."""
+        """Create a suite (idempotent when the config is identical).
+
+        Raises:
+            BaselineError: a bad name; the store path is a file; the store is promptstate's
+                read-only sample; a suite of that name with another config (exit code 2).
+        """
         check_suite_name(name)
+        self._check_folder(may_create=True)
+        self.check_writable("baseline init")
         path = self.root / name
         cfg_path = path / "suite.yaml"
         if cfg_path.is_file():  # checked before the lock too: a refusal creates nothing
@@ -198,6 +243,7 @@ class BaselineStore:
         at: datetime | None = None,
     ) -> SyncReport:
         """Apply the ledger's reverts to the named suites (default: every suite)."""
+        self.check_writable("baseline sync")
         names = list(suites) if suites else list(self.suite_names())
         opened = [self.suite(name) for name in names]  # every name checked before any write
         items: list[SyncItem] = []
@@ -223,14 +269,30 @@ class BaselineStore:
 
     def store_option(self) -> str:
         """`` --store DIR`` (shell-quoted) for commands printed to the user (empty for the
-        relative default ``baselines``)."""
+        relative default ``baselines``).
+
+        For promptstate's read-only sample store it is `` --store PATH``: advice never names
+        the sample (following it would rewrite the shipped files); :meth:`advice` says how to
+        make a store of one's own.
+        """
         import shlex
 
+        if self.is_sample:
+            return " --store PATH"
         return (
             ""
             if str(self.root) in (DEFAULT_STORE, f"{DEFAULT_STORE}/")
             else f" --store {shlex.quote(str(self.root))}"
         )
+
+    def advice(self) -> str:
+        """``""``, or for the read-only sample store the sentence saying how to make a store of
+        one's own (``baseline init SUITE --store PATH``) to append to advice."""
+        from analysis.evals._discovery import SAMPLE_ADVICE
+
+        if not self.is_sample:
+            return ""
+        return f" (this is promptstate's read-only sample store: {SAMPLE_ADVICE})"
 
 
 class Suite(SuiteReader):
@@ -307,15 +369,27 @@ class Suite(SuiteReader):
         return entries
 
     def _prepare_results(
-        self, results: EvalResults | pl.DataFrame | str | Path, grader: str | None
+        self,
+        results: EvalResults | pl.DataFrame | str | Path,
+        grader: str | None,
+        results_format: str = "auto",
+        *,
+        revision: str | None = None,
     ) -> EvalResults:
+        import dataclasses
+
         from analysis.evals.results import EvalResults, load_results
 
         cfg = self.config
-        res = results if isinstance(results, EvalResults) else load_results(results)
+        res = (
+            results
+            if isinstance(results, EvalResults)
+            else load_results(results, results_format=results_format)
+        )
         res.check_metrics(
             [m.name for m in cfg.metrics], [m.name for m in cfg.metrics if m.kind == "binary"]
         )
+        res.check_revision(revision)
         got = grader or res.grader
         if got is not None and got != cfg.grader:
             raise ResultsError(
@@ -323,7 +397,9 @@ class Suite(SuiteReader):
                 f"{cfg.grader!r}; scores of different graders are not comparable"
             )
         keep = ["example_id", "sample", *(m.name for m in cfg.metrics)]
-        return EvalResults(res.source, res.table.select(keep), tuple(keep[2:]), cfg.grader)
+        return dataclasses.replace(
+            res, table=res.table.select(keep), metrics=tuple(keep[2:]), grader=cfg.grader
+        )
 
     def _next_version(self, state: State) -> str:
         taken = set(state.named)
@@ -397,12 +473,16 @@ class Suite(SuiteReader):
         grader: str | None = None,
         at: datetime | None = None,
         expect_reference: str | None = None,
+        ledger: Ledger | str | Path | None = None,
+        results_format: str = "auto",
     ) -> tuple[BaselineVersion, Reference]:
         """Anchor a new version from eval results of ``revision``.
 
         The new version becomes the reference (journal action ``anchor`` for the first one,
-        ``reanchor`` afterwards) unless the reference is pinned: then the version is stored and
-        the reference stays (the journal entry records that).
+        ``reanchor`` afterwards) unless the reference is pinned, or the ledger records that
+        ``revision`` was rolled back and it is not live again: then the version is stored and
+        the reference stays (the journal entry records that; for a rolled-back revision a
+        :class:`ReferenceKeptWarning` says why and how to pin it anyway).
 
         Args:
             revision: The revision that produced the results.
@@ -413,13 +493,20 @@ class Suite(SuiteReader):
             at: Creation time (default now).
             expect_reference: Refuse (``BaselineError``) unless the reference is still this
                 version — compare-and-swap for ``gate --anchor-on-pass``.
+            ledger: Rollout ledger (object or path) telling whether ``revision`` was rolled
+                back (default: the ledger recorded in the suite's ``suite.yaml``, when it
+                exists; with none the revision is not checked).
+            results_format: Format of a results file: ``auto``, ``table``, ``promptfoo`` or
+                ``inspect`` (see :func:`~analysis.evals.results.load_results`).
 
         Returns:
             The new version and the reference after the action.
         """
         if not revision:
             raise BaselineError("anchor: --revision is required (the revision that was evaluated)")
-        res = self._prepare_results(results, grader)
+        self.store.check_writable("baseline anchor")
+        res = self._prepare_results(results, grader, results_format, revision=revision)
+        rolled_back = self._rolled_back(revision, ledger)
         who = resolve_actor(actor)
         when = at or datetime.now(UTC)
         with locked(self.path):
@@ -433,7 +520,7 @@ class Suite(SuiteReader):
             meta = self._create_version(
                 state, revision, res, actor=who, reason=reason, at=when, parent=current.version
             )
-            if current.pinned:
+            if current.pinned or rolled_back:
                 ref, action = current, "anchor"
             else:
                 ref = Reference(meta.id, revision, False)
@@ -446,9 +533,28 @@ class Suite(SuiteReader):
                 "revision": revision,
                 "created": True,
                 "scores_sha256": meta.scores_sha256,
+                "meta": meta_record(meta),
             }
             self._commit(state, [record], actor=who, at=when)
-            return meta, ref
+        if rolled_back and not current.pinned:
+            warnings.warn(
+                f"{self.name}: {meta.id} stored, but the reference stays "
+                f"{current.version or 'unset'}: {rolled_back}; a rolled-back revision's baseline "
+                f"never becomes the reference by anchoring — to grade against it anyway, run "
+                f"`promptstate baseline pin {self.name} --version {meta.id}"
+                f"{self.store.store_option()}` (the gate then refuses it as stale unless "
+                "--no-stale-check)",
+                ReferenceKeptWarning,
+                stacklevel=2,
+            )
+        return meta, ref
+
+    def _rolled_back(self, revision: str, ledger: Ledger | str | Path | None) -> str:
+        """Why ``revision`` must not become the reference: the ledger rolled it back and it is
+        not live (``""`` when it may, or when no ledger is given or recorded)."""
+        from analysis.evals._staleness import rollback_of
+
+        return rollback_of(self, revision, ledger)
 
     def pin(
         self,
@@ -459,6 +565,7 @@ class Suite(SuiteReader):
         at: datetime | None = None,
     ) -> Reference:
         """Pin the reference (to ``version``, default the current reference), verified first."""
+        self.store.check_writable("baseline pin")
         with locked(self.path):
             state = self._recover()
             current = state.reference
@@ -489,6 +596,7 @@ class Suite(SuiteReader):
         self, *, actor: str | None = None, reason: str = "", at: datetime | None = None
     ) -> Reference:
         """Unpin the reference (it stays where it is; the next anchor moves it)."""
+        self.store.check_writable("baseline unpin")
         with locked(self.path):
             state = self._recover()
             current = state.reference
@@ -521,7 +629,14 @@ class Suite(SuiteReader):
         Policy ``pin`` (default: the suite's ``on_revert``): the newest version anchored to
         ``restored`` becomes the pinned reference. Policy ``reanchor``: ``results`` (fresh eval
         results of ``restored``) are anchored as a new version that becomes the reference.
+
+        Raises:
+            BaselineError: ``reverted`` and ``restored`` are the same revision; ``ledger_key``
+                is not ``"<transition index ≥ 0>:<reverted>"``; the policy cannot be applied
+                (exit code 2, nothing written).
         """
+        self.store.check_writable("baseline revert")
+        check_revert_request(self.name, reverted, restored, ledger_key)
         pol: Policy = policy or self.config.on_revert
         opt = self.store.store_option()
         if pol == "reanchor" and results is None:
@@ -530,7 +645,11 @@ class Suite(SuiteReader):
                 f"`promptstate baseline revert {self.name} --reverted {reverted} --restored "
                 f"{restored} --policy reanchor --results FILE{opt}`"
             )
-        res = self._prepare_results(results, grader) if results is not None else None
+        res = (
+            self._prepare_results(results, grader, revision=restored)
+            if results is not None
+            else None
+        )
         who = resolve_actor(actor)
         when = at or datetime.now(UTC)
         with locked(self.path):
@@ -583,6 +702,7 @@ class Suite(SuiteReader):
                 "revision": restored,
                 "created": True,
                 "scores_sha256": meta.scores_sha256,
+                "meta": meta_record(meta),
             }
             self._commit(state, [record], actor=who, at=when)
             return ref
@@ -602,6 +722,7 @@ class Suite(SuiteReader):
         journal; the scores of every version the sync pins are verified), one append of every
         new entry: linear in the number of transitions.
         """
+        self.store.check_writable("baseline sync")
         cfg = self.config
         reverts = ledger.reverts(prompt=cfg.prompt)
         with locked(self.path):

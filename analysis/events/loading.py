@@ -12,6 +12,10 @@ What validation does, and reports in :class:`LoadReport`:
 
 * missing required columns, a column map naming absent columns, a ``ts`` that is not a timestamp
   (or ISO-8601 text), null unit ids / timestamps / event ids → :class:`EventsError`;
+* the unit column is the ledger's: the experiment's ``unit`` (``user_id`` by default); with a
+  ledger and no experiment, the unit its experiments declare (:func:`default_unit`). In a column
+  map, ``user_id`` names the unit column whatever the unit is called (:func:`unit_column_map`):
+  ``user_id=account`` with the unit ``account`` reads the ``account`` column;
 * naive timestamps are read as UTC, other time zones converted to UTC — and the report says so;
 * duplicate ``event_id`` rows: counted, one row per id kept (the earliest ``ts``), reported;
 * tags: counts per experiment × arm; with a ledger, events of experiments it does not define are
@@ -21,7 +25,7 @@ What validation does, and reports in :class:`LoadReport`:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,7 +46,9 @@ __all__ = [
     "LoadReport",
     "check_tags",
     "collect",
+    "default_unit",
     "load_events",
+    "unit_column_map",
 ]
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("event_id", "ts", "user_id", "experiment_id", "arm")
@@ -192,7 +198,7 @@ def load_events(
     *,
     columns: Mapping[str, str] | None = None,
     ledger: Ledger | None = None,
-    unit: str = "user_id",
+    unit: str | None = None,
 ) -> Events:
     """Load and validate an event export.
 
@@ -201,9 +207,13 @@ def load_events(
             hive-partitioned Parquet, CSV or NDJSON), a pandas/polars/pyarrow/DuckDB object, a
             PySpark DataFrame, a narwhals frame, or an :class:`Events` (returned re-checked
             against ``ledger``).
-        columns: Canonical name → the export's column name, e.g. ``{"user_id": "account"}``.
+        columns: Canonical name → the export's column name, e.g. ``{"user_id": "account"}``;
+            ``user_id`` names the unit column whatever the unit is called
+            (:func:`unit_column_map`).
         ledger: When given, experiment and arm tags are checked against it.
-        unit: The randomization unit column (required, never null); default ``user_id``.
+        unit: The randomization unit column (required, never null). ``None`` or ``user_id``
+            (the canonical name) with a ledger: the ledger's unit (:func:`default_unit`);
+            without a ledger: ``user_id``.
 
     Returns:
         The validated :class:`Events`.
@@ -226,16 +236,16 @@ def load_events(
             return replace(source, report=check_tags(source.report, ledger))
         return source
     frame, kind, where, text = _open(source)
-    frame, renamed = _rename(frame, columns or {}, where)
+    if ledger is not None and unit in (None, "user_id"):
+        present = (*frame.collect_schema().names(), *(columns or {}))
+        unit = default_unit(ledger, present)
+    unit = unit or "user_id"
+    frame, renamed = _rename(frame, unit_column_map(columns, unit), where)
     required = tuple(unit if c == "user_id" else c for c in REQUIRED_COLUMNS)
     names = frame.collect_schema().names()
     missing = [c for c in required if c not in names]
     if missing:
-        hint = ", ".join(f"{c}=<your column>" for c in missing)
-        raise EventsError(
-            f"{where}: required column(s) {', '.join(missing)} missing; the export has: "
-            f"{', '.join(names)}. Map yours with columns={{...}} or --column {hint}"
-        )
+        raise EventsError(_missing_message(where, missing, names, unit))
     _check_key_types(frame, where, unit)
     frame, timestamps = _normalise_types(frame, where)
     report, duplicates = _scan(frame, where, unit, renamed, timestamps, names, parse_all=text)
@@ -245,6 +255,58 @@ def load_events(
     if ledger is not None:
         events = replace(events, report=check_tags(report, ledger))
     return events
+
+
+def default_unit(ledger: Ledger, present: Sequence[str] = ()) -> str:
+    """The unit column of a run over the whole ledger (no experiment named).
+
+    ``user_id`` when no experiment declares another unit (or one of them declares
+    ``user_id``); the one unit the experiments declare; of several, the first (by name) that is
+    in ``present`` (the export's columns and the column map's keys), else the first by name.
+
+    >>> from analysis.ledger import parse_ledger
+    >>> led = parse_ledger({"version": 1, "prompts": {"p": {"revisions": {"a": {}, "b": {}}}},
+    ...     "experiments": {"e": {"prompt": "p", "unit": "account",
+    ...                           "arms": {"control": "a", "treatment": "b"}}}})
+    >>> default_unit(led)
+    'account'
+    """
+    units = sorted({e.unit for e in ledger.experiments.values()})
+    if not units or "user_id" in units:
+        return "user_id"
+    return next((u for u in units if u in present), units[0])
+
+
+def unit_column_map(columns: Mapping[str, str] | None, unit: str) -> dict[str, str]:
+    """The column map with its ``user_id`` entry read as the unit column's.
+
+    ``user_id`` is the canonical name of the unit column (README, "Inputs"), so a map
+    ``user_id=account`` keeps meaning "my unit is the column ``account``" when the ledger's
+    unit is called ``account`` (or anything else). An entry for the unit's own name wins.
+
+    >>> unit_column_map({"user_id": "acct", "ts": "time"}, "account")
+    {'ts': 'time', 'account': 'acct'}
+    >>> unit_column_map({"user_id": "account"}, "user_id")
+    {'user_id': 'account'}
+    """
+    mapping = dict(columns or {})
+    if unit != "user_id" and "user_id" in mapping:
+        theirs = mapping.pop("user_id")
+        mapping.setdefault(unit, theirs)
+    return mapping
+
+
+def _missing_message(where: str, missing: Sequence[str], names: Sequence[str], unit: str) -> str:
+    """The error for required columns the export lacks: which, what it has, how to map them."""
+    hint = " ".join(f"--column {c}=<your column>" for c in missing)
+    why = ""
+    if unit in missing:
+        why = f" ({unit!r} is the unit column: the experiment's unit in the ledger)"
+    return (
+        f"{where}: required column(s) {', '.join(missing)} missing{why}; the export has: "
+        f"{', '.join(names)}. Map yours with {hint} (or a --columns FILE map; "
+        "columns={...} in Python)"
+    )
 
 
 def check_tags(report: LoadReport, ledger: Ledger) -> LoadReport:
@@ -337,7 +399,8 @@ def _rename(
         if theirs not in names:
             raise EventsError(
                 f"{where}: column map names {theirs!r} for {canonical!r}, but the export has no "
-                f"such column; it has: {', '.join(names)}"
+                f"such column; it has: {', '.join(names)}. Fix --column {canonical}=<your "
+                "column> (or the --columns file)"
             )
         if canonical in names and canonical not in columns.values():
             raise EventsError(
@@ -501,7 +564,11 @@ def _scan(
         timestamps=timestamps,
         renamed=dict(renamed),
         tags=dict(sorted(tags.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1])))),
-        missing_optional=tuple(c for c in CANONICAL_COLUMNS if c not in names and c not in renamed),
+        missing_optional=tuple(
+            c
+            for c in CANONICAL_COLUMNS
+            if c not in names and c not in renamed and not (c == "user_id" and unit != c)
+        ),
         unit=unit,
     )
     return report, list(duplicates)

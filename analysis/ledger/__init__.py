@@ -11,6 +11,8 @@ Modules:
   comments kept).
 - :mod:`~analysis.ledger.recording` — recording one transition as it happens (built from
   arguments, appended with the writer).
+- :mod:`~analysis.ledger.declaring` — an empty ledger (``ledger init``); declaring a revision
+  or a consumer without a transition.
 - :mod:`~analysis.ledger.overview` — the phases and the state tuple of every revision at once.
 """
 
@@ -43,6 +45,10 @@ _EXPORTS: dict[str, str] = {
     "render_append": ".writer",
     "RecordResult": ".recording",
     "record_transition": ".recording",
+    "DeclareResult": ".declaring",
+    "declare_consumer": ".declaring",
+    "declare_revision": ".declaring",
+    "init_ledger": ".declaring",
     "LedgerOverview": ".overview",
     "ledger_overview": ".overview",
 }
@@ -52,6 +58,7 @@ __all__ = [
     "ID_RULE",
     "AppendResult",
     "Consumer",
+    "DeclareResult",
     "Experiment",
     "Ledger",
     "LedgerOverview",
@@ -64,6 +71,9 @@ __all__ = [
     "Transition",
     "append_transition",
     "declare_and_append",
+    "declare_consumer",
+    "declare_revision",
+    "init_ledger",
     "ledger_lock",
     "ledger_overview",
     "load_ledger",
@@ -77,6 +87,12 @@ __all__ = [
 __getattr__, __dir__ = attach(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
+    from analysis.ledger.declaring import (
+        DeclareResult,
+        declare_consumer,
+        declare_revision,
+        init_ledger,
+    )
     from analysis.ledger.loading import load_ledger, parse_ledger
     from analysis.ledger.model import (
         ACTIONS,

@@ -3,12 +3,20 @@
 Private to :mod:`analysis.ledger`. :func:`analysis.ledger.loading.parse_ledger` validates a
 parsed file against :class:`_LedgerIn`; cross-references, time order and allocations are
 checked afterwards, when the typed :class:`~analysis.ledger.model.Ledger` is built.
+
+Types are **strict**, so the loader accepts exactly what the JSON Schema (``promptstate ledger
+schema``) says: text is text (never a number, a boolean or bytes), a share is a number (an
+integer or a float, never a boolean or quoted text such as ``'0.8'``), ``version`` is the
+integer ``1`` (not ``true`` or ``1.0``), and ``at`` is an ISO 8601 time with a zone written as
+text — or a ``datetime`` when a caller passes data parsed by a YAML loader that makes
+timestamps ``datetime`` objects — never an epoch number (``1793491200`` or ``'1793491200'``).
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -26,8 +34,12 @@ __all__ = [
 Action = Literal["deploy", "start", "ramp", "rollback", "promote", "stop"]
 
 
+#: The start of an ISO 8601 date-time: a date, ``T`` (or a space), hours and minutes.
+_ISO_START = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class _RevisionIn(_Strict):
@@ -36,6 +48,7 @@ class _RevisionIn(_Strict):
     model_config = ConfigDict(
         extra="forbid",
         frozen=True,
+        strict=True,
         json_schema_extra={
             "not": {
                 "required": ["text", "text_file"],
@@ -91,6 +104,30 @@ class _TransitionIn(_Strict):
     reason: str | None = None
     actor: str | None = None
 
+    @field_validator("at", mode="before")
+    @classmethod
+    def _time(cls, value: Any) -> Any:
+        """ISO 8601 text (or a ``datetime``); an epoch number, quoted or not, is refused."""
+        if isinstance(value, datetime):
+            return value
+        if not isinstance(value, str):
+            raise ValueError(
+                f"expected a time written as ISO 8601 text with a zone, e.g. "
+                f"2026-11-02T09:00:00Z, not {_kind(value)} {value!r}"
+                + ("; an epoch number is not a time" if _is_number(value) else "")
+            )
+        if not _ISO_START.match(value.strip()):
+            raise ValueError(
+                f"{value!r} is not an ISO 8601 time; write it as 2026-11-02T09:00:00Z (UTC) or "
+                "with an offset, e.g. 2026-11-02T10:00:00+01:00"
+            )
+        try:
+            return datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a valid ISO 8601 time; write it as 2026-11-02T09:00:00Z"
+            ) from None
+
     @field_validator("at")
     @classmethod
     def _aware(cls, value: datetime) -> datetime:
@@ -102,8 +139,38 @@ class _TransitionIn(_Strict):
 
 
 class _LedgerIn(_Strict):
-    version: Literal[1]
-    prompts: dict[str, _PromptIn] = Field(min_length=1)
+    version: Literal[1] = Field(json_schema_extra={"type": "integer"})
+    prompts: dict[str, _PromptIn]
     experiments: dict[str, _ExperimentIn] = Field(default_factory=dict)
     consumers: dict[str, _ConsumerIn] = Field(default_factory=dict)
     transitions: list[_TransitionIn] = Field(default_factory=list)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, value: Any) -> Any:
+        if type(value) is not int:  # `true` and `1.0` equal 1 in Python; the schema says integer
+            raise ValueError(
+                f"expected the integer 1 (the only schema version), not {_kind(value)} {value!r}"
+            )
+        return value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _kind(value: Any) -> str:
+    """What a parsed value is, for messages: ``a boolean``, ``text``, ``a number``..."""
+    if isinstance(value, bool):
+        return "the boolean"
+    if _is_number(value):
+        return "the number"
+    if isinstance(value, str):
+        return "the text"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "an empty value"
+    return f"a {type(value).__name__}"

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from analysis import _yaml
 from analysis.errors import LedgerError
-from analysis.ledger._schema import _LedgerIn, _RevisionIn, _TransitionIn
+from analysis.ledger._schema import _kind, _LedgerIn, _RevisionIn, _TransitionIn
 from analysis.ledger.model import (
     ID_RULE,
     Consumer,
@@ -54,6 +54,11 @@ def load_ledger(path: str | Path) -> Ledger:
 def parse_ledger(data: Any, *, path: Path | None = None) -> Ledger:
     """Validate an already-parsed ledger mapping (see :func:`load_ledger`)."""
     where = str(path) if path is not None else "ledger"
+    if data is None:  # an empty YAML file
+        raise LedgerError(
+            f"{where}: the ledger is empty; delete it and create it with `promptstate ledger "
+            "init`, which writes a valid empty ledger"
+        )
     if not isinstance(data, dict):
         raise LedgerError(f"{where}: the ledger must be a mapping with version, prompts, ...")
     try:
@@ -64,18 +69,78 @@ def parse_ledger(data: Any, *, path: Path | None = None) -> Ledger:
 
 
 def _format_validation(where: str, exc: ValidationError) -> str:
-    messages = []
-    for err in exc.errors()[:5]:
-        loc = _loc(err["loc"])
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown field; remove it or check its spelling"
-        elif err["type"] == "missing":
-            msg = "required field is missing"
-        messages.append(f"{loc}: {msg}")
-    more = len(exc.errors()) - 5
+    errors = exc.errors()
+    messages = [f"{_loc(err['loc'])}: {_message(err)}" for err in errors[:5]]
+    more = len(errors) - 5
     tail = f" (and {more} more)" if more > 0 else ""
     return f"{where}: " + "; ".join(messages) + tail
+
+
+#: What an entry that is too short must hold, by the last key of its location.
+_TOO_SHORT = {
+    "revisions": "a prompt holds at least one revision; declare one (`promptstate ledger record "
+    "revision --prompt P --revision R --text-file FILE`) or remove the prompt",
+    "arms": "an experiment has at least two arms (arm: revision), e.g. {control: r41, "
+    "treatment: r42}; add the missing arm",
+    "accepts": "a consumer accepts at least one contract version, e.g. accepts: [v3]",
+}
+
+
+def _message(err: Any) -> str:
+    """One refusal in the ledger's words: what is wrong with the value and what to do (never
+    pydantic's own phrasing)."""
+    kind, value, loc = err["type"], err.get("input"), err["loc"]
+    got = f"{_kind(value)} {_short(value)}"
+    if kind == "extra_forbidden":
+        return "unknown field; remove it or check its spelling"
+    if kind == "missing":
+        return "required field is missing; add it"
+    if kind == "value_error":
+        return str(err["msg"]).removeprefix("Value error, ")
+    if kind == "string_type":
+        hint = ""
+        if isinstance(value, bool | int | float):
+            hint = "; quote it if you mean the text"
+        return f"expected text, not {got}{hint}"
+    if kind in ("float_type", "float_parsing", "int_type"):
+        hint = "; write the number without quotes" if isinstance(value, str) else ""
+        if isinstance(value, bool):
+            hint = "; a share is a number in [0, 1], e.g. 0.9"
+        return f"expected a number, not {got}{hint}"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return f"expected a mapping (key: value, ...), not {got}"
+    if kind == "list_type":
+        example = ", e.g. [v3, v4]" if loc and loc[-1] == "accepts" else ""
+        return f"expected a list{example}, not {got}"
+    if kind == "literal_error" and loc and loc[-1] == "action":
+        return (
+            f"{_short(value)} is not an action; use one of deploy, start, ramp, rollback, "
+            "promote or stop"
+        )
+    if kind == "literal_error" and loc == ("version",):
+        return f"expected 1 (the only schema version), not {got}"
+    if kind == "literal_error":
+        return f"expected {err.get('ctx', {}).get('expected', 'another value')}, not {got}"
+    if kind == "too_short":
+        return _TOO_SHORT.get(str(loc[-1]) if loc else "", "must not be empty")
+    if kind == "string_pattern_mismatch" and loc and loc[-1] == "text_sha256":
+        return (
+            f"expected 64 lowercase hex digits (the SHA-256 of the text), not {got}; or remove "
+            "it (a `text` or `text_file` is hashed for you)"
+        )
+    return f"{err['msg']} (got {got})"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _real(path: Path) -> Path:
+    """The file a path names, symbolic links resolved (as the writer resolves them)."""
+    import os
+
+    return Path(os.path.realpath(path))
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:
@@ -185,7 +250,9 @@ class _Builder:
             return digest
         if r.text_file is None:
             return r.text_sha256
-        base = self.path.parent if self.path is not None else Path.cwd()
+        # relative to the real ledger file: the same text whether the ledger is read through a
+        # symbolic link or at its target
+        base = _real(self.path).parent if self.path is not None else Path.cwd()
         text_path = base / r.text_file
         try:
             data = _yaml.read_bytes(text_path, what="prompt text", error=LedgerError)
@@ -267,13 +334,21 @@ class _Builder:
         self._forbid(entry, t, ("experiment", "allocation", "to", "arm"))
         if t.prompt is None or t.revision is None:
             raise self.fail(entry, "deploy needs `prompt` and `revision`")
+        declaring = (
+            "or let `promptstate ledger record deploy` declare it: give it the revision's text "
+            "with --text-file FILE or --text TEXT"
+        )
         if t.prompt not in prompts:
-            raise self.fail(entry, f"prompt {t.prompt!r} is not defined under prompts")
+            raise self.fail(
+                entry,
+                f"prompt {t.prompt!r} is not defined under prompts; declare it with its first "
+                f"revision, {declaring}",
+            )
         if t.revision not in prompts[t.prompt].revisions:
             raise self.fail(
                 entry,
                 f"revision {t.revision!r} is not a revision of prompt {t.prompt!r}; declare it "
-                f"under prompts.{t.prompt}.revisions first",
+                f"under prompts.{t.prompt}.revisions first, {declaring}",
             )
         if t.prompt in running:
             raise self.fail(

@@ -10,10 +10,13 @@ existing file are kept. A transition that breaks a rule raises :class:`LedgerErr
 the file byte for byte as it was.
 
 Revisions, experiments and consumers are *declared* in the ledger's header (``prompts``,
-``experiments``, ``consumers``), which is edited by hand and checked with ``promptstate ledger
-validate``. Two exceptions, the common cases: a ``deploy`` of a new revision may declare it in
-the same write (``text`` or ``text_file``, ``contract``, ``parent``), and so may the ``start``
-of a new experiment (``arms``, ``control``, ``unit``).
+``experiments``, ``consumers``). A record declares what it names, in the same write, when the
+header does not have it yet: a ``deploy`` given the new revision's ``text`` or ``text_file``
+(``contract``, ``parent``) declares the revision — and its prompt, when that is new too; a
+``start`` given ``arms`` (``control``, ``unit``) declares the experiment, and the arms'
+revisions that ``declare_revisions`` describes. :mod:`analysis.ledger.declaring` declares a
+revision or a consumer alone, and creates an empty ledger, so a ledger can be kept by commands
+only, from nothing.
 """
 
 from __future__ import annotations
@@ -22,17 +25,16 @@ import hashlib
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from analysis import _yaml
 from analysis.errors import SCHEMA_VERSION, LedgerError
-from analysis.ledger.loading import load_ledger
+from analysis.ledger.loading import parse_ledger
 from analysis.ledger.model import ACTIONS, ID_RULE, Ledger, Transition, valid_id
 from analysis.ledger.writer import (
-    Declarations,
     append_transition,
     declare_and_append,
     ledger_lock,
@@ -115,6 +117,7 @@ def record_transition(
     arms: Mapping[str, str] | None = None,
     control: str | None = None,
     unit: str | None = None,
+    declare_revisions: Mapping[str, Mapping[str, Any]] | None = None,
     dry_run: bool = False,
 ) -> RecordResult:
     """Append one transition to a ledger file, validated against the whole ledger.
@@ -127,15 +130,16 @@ def record_transition(
     a ``deploy`` given ``text``, ``text_file``, ``contract`` or ``parent`` declares its revision
     under ``prompts.<prompt>.revisions`` in the same write when the header does not have it yet
     (``text`` inline, or ``text_file`` stored relative to the ledger, either with its
-    ``text_sha256``), and when it does,
+    ``text_sha256``; the prompt too when it is new), and when it does,
     checks that they agree with the declaration (a changed text is a new revision). Likewise a
     ``start`` given ``arms`` (``control``, ``unit``) declares its experiment under
     ``experiments`` (its prompt: ``prompt``, else the arms' revisions' prompt), or checks them
-    against the declaration.
+    against the declaration; ``declare_revisions`` declares arm revisions the header lacks.
 
     Args:
-        ledger: The ledger file (YAML or JSON); it must exist (start from a header with
-            ``version``, ``prompts`` and, if any, ``experiments``).
+        ledger: The ledger file (YAML or JSON); it must exist (``promptstate ledger init``
+            creates an empty one), so a mistyped path never starts a second ledger. A symbolic
+            link is followed: the target is written and the link stays.
         action: ``deploy``, ``start``, ``ramp``, ``promote``, ``stop`` or ``rollback``.
         at: When it took effect: an aware ``datetime`` or ISO 8601 text with a zone. Default:
             now in UTC, rounded up to the whole second — read under the ledger's lock, so
@@ -159,6 +163,9 @@ def record_transition(
         arms: ``start`` only: the experiment's arm → revision map.
         control: ``start`` only: its control arm (default ``control``, else the first arm).
         unit: ``start`` only: its randomisation unit column (default ``user_id``).
+        declare_revisions: ``start`` only: revision id → its fields (``text`` or
+            ``text_file``, ``contract``, ``parent``) for revisions of ``arms`` the header does
+            not declare yet; declared under the experiment's prompt in the same write.
         dry_run: Validate and render, but write nothing.
 
     Returns:
@@ -187,39 +194,30 @@ def record_transition(
     wanted = _declaration_fields(path, action, prompt, revision, declaring)
     design = {"arms": arms, "control": control, "unit": unit}
     wanted_exp = _experiment_fields(path, action, experiment, design)
-    if not path.is_file():
-        what = "it is a directory; pass the ledger file" if path.is_dir() else "file not found"
-        raise LedgerError(
-            f"{path}: cannot record in the ledger: {what} (start from a header with version, "
-            "prompts and experiments; see docs/ledger.md)"
-        )
-    with ledger_lock(path):
+    arm_revisions = _arm_revision_fields(path, action, arms, declare_revisions)
+    require_ledger(path)
+    with ledger_lock(path) as real:
         # `now` is read under the lock: a concurrent recorder that took the lock first wrote an
         # earlier or equal time, so time order holds for both
         entry = build_entry(path, action, _now() if when is None else when, **fields)
-        revisions: Declarations | None = None
-        experiments: dict[str, dict[str, Any]] | None = None
-        declared: tuple[str, ...] = ()
-        if wanted is not None or wanted_exp is not None:
-            current = load_ledger(path)
-            if wanted is not None and prompt is not None and revision is not None:  # deploy
-                revisions = _new_revision(current, path, prompt, revision, wanted)
-                if revisions is not None:
-                    declared += (f"prompts.{prompt}.revisions.{revision}",)
-            if wanted_exp is not None and experiment is not None:  # start
-                experiments = _new_experiment(current, path, experiment, prompt, wanted_exp)
-                if experiments is not None:
-                    declared += (f"experiments.{experiment}",)
-        if not declared:
-            result = append_transition(path, entry, dry_run=dry_run, locked=True)
+        new = _Declared()
+        if wanted is not None and prompt is not None and revision is not None:  # deploy
+            _deployed_revision(load_current(path, real), path, prompt, revision, wanted, new)
+        if wanted_exp is not None and experiment is not None:  # start
+            current = load_current(path, real)
+            _new_experiment(current, path, experiment, prompt, wanted_exp, arm_revisions, new)
+        if not new.names:
+            result = append_transition(path, entry, dry_run=dry_run, locked=True, resolved=real)
         else:
             result = declare_and_append(
                 path,
                 entry,
-                revisions=revisions,
-                experiments=experiments,
+                revisions=new.revisions,
+                experiments=new.experiments,
+                prompts=new.prompts,
                 dry_run=dry_run,
                 locked=True,
+                resolved=real,
             )
     return RecordResult(
         path=path,
@@ -227,8 +225,65 @@ def record_transition(
         transition=result.ledger.transitions[-1],
         written=result.written,
         ledger=result.ledger,
-        diff=result.diff(),
-        declared=declared,
+        diff=unified_diff(path, result.before, result.after),
+        declared=tuple(new.names),
+    )
+
+
+@dataclass
+class _Declared:
+    """What one record declares in the header (filled while the request is checked)."""
+
+    revisions: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    experiments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    prompts: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+
+    def revision(self, prompt: str, revision: str, fields: Mapping[str, Any], *, new: bool) -> None:
+        if new and prompt not in self.prompts:
+            self.prompts.append(prompt)
+            self.names.append(f"prompts.{prompt}")
+        self.revisions.setdefault(prompt, {})[revision] = dict(fields)
+        self.names.append(f"prompts.{prompt}.revisions.{revision}")
+
+
+def load_current(path: Path, real: Path) -> Ledger:
+    """The ledger at ``real`` (the resolved ``path``), validated; messages name ``path``."""
+    text = _yaml.read_text(real, what="ledger", error=LedgerError)
+    is_json = real.suffix.lower() == ".json"
+    data = _yaml.parse(text, where=str(path), is_json=is_json, error=LedgerError)
+    return parse_ledger(data, path=path)
+
+
+def require_ledger(path: Path) -> None:
+    """Refuse a ledger path that is not an existing file, naming ``ledger init``.
+
+    A record never creates the ledger: a mistyped path must not start a second one.
+    """
+    if path.is_file():
+        return
+    if path.is_dir():
+        raise LedgerError(
+            f"{path}: cannot record in the ledger: it is a directory; pass the ledger file "
+            "(nothing was written)"
+        )
+    raise LedgerError(
+        f"{path}: cannot record in the ledger: file not found; check the path, or create the "
+        f"ledger with `promptstate ledger init {path}` (nothing was written)"
+    )
+
+
+def unified_diff(path: Path, before: str, after: str) -> str:
+    """A unified diff of a ledger's text, named by the path as given."""
+    import difflib
+
+    return "".join(
+        difflib.unified_diff(
+            before.splitlines(keepends=True),
+            after.splitlines(keepends=True),
+            fromfile=f"{path} (before)",
+            tofile=f"{path} (after)",
+        )
     )
 
 
@@ -252,6 +307,20 @@ def _declaration_fields(
         )
     if prompt is None or revision is None:
         raise LedgerError(f"{where}: deploy needs `prompt` and `revision`; nothing was written")
+    return revision_fields(path, where, given)
+
+
+def revision_fields(path: Path, where: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    """A revision's declared fields from ``text``/``text_file``/``contract``/``parent``
+    (``None`` values left out): checked, the text hashed, ``text_file`` made relative to the
+    real ledger's folder. ``where`` starts every message."""
+    given = {k: v for k, v in given.items() if v is not None}
+    unknown = sorted(set(given) - {"text", "text_file", "contract", "parent"})
+    if unknown:
+        raise LedgerError(
+            f"{where}: unknown revision field(s) {', '.join(unknown)}; a revision is declared "
+            "with text or text_file, contract and parent (nothing was written)"
+        )
     out: dict[str, Any] = {}
     if "parent" in given:
         if not valid_id(given["parent"]):
@@ -286,26 +355,35 @@ def _declaration_fields(
     if "text_file" in given:
         text = Path(given["text_file"])
         data = _yaml.read_bytes(text, what="prompt text", error=LedgerError)
-        relative = os.path.relpath(text.absolute(), path.absolute().parent)
+        # relative to the real ledger (read through a link, the ledger is at its target)
+        relative = os.path.relpath(text.absolute(), Path(os.path.realpath(path)).parent)
         out["text_file"] = Path(relative).as_posix()
         out["text_sha256"] = hashlib.sha256(data).hexdigest()
     return out
 
 
-def _new_revision(
-    ledger: Ledger, path: Path, prompt: str, revision: str, wanted: Mapping[str, Any]
-) -> Declarations | None:
-    """``{prompt: {revision: fields}}`` when the ledger lacks the revision; ``None`` when it has
-    it and the fields agree with its declaration (the caller holds the lock)."""
-    declared = ledger.revisions.get(revision)
-    if declared is None:
-        if prompt not in ledger.prompts:
-            known = ", ".join(sorted(ledger.prompts))
-            raise LedgerError(
-                f"{path}: new deploy transition: prompt {prompt!r} is not defined (the ledger "
-                f"defines: {known}); declare it in the header first (nothing was written)"
-            )
-        return {prompt: {revision: dict(wanted)}}
+def _deployed_revision(
+    ledger: Ledger,
+    path: Path,
+    prompt: str,
+    revision: str,
+    wanted: Mapping[str, Any],
+    new: _Declared,
+) -> None:
+    """Declare the deployed revision (and its prompt, when new too) when the ledger lacks it;
+    else check ``wanted`` against its declaration (the caller holds the lock)."""
+    if revision not in ledger.revisions:
+        new.revision(prompt, revision, wanted, new=prompt not in ledger.prompts)
+        return
+    check_declared_revision(ledger, path, revision, wanted)
+
+
+def check_declared_revision(
+    ledger: Ledger, path: Path, revision: str, wanted: Mapping[str, Any]
+) -> None:
+    """Refuse ``wanted`` fields that differ from the declared revision's (a changed text or
+    contract is a new revision)."""
+    declared = ledger.revisions[revision]
     have = {
         "parent": declared.parent,
         "contract": declared.contract,
@@ -319,7 +397,6 @@ def _new_revision(
                 f"{key} {have[key]!r}, not {wanted[key]!r}; a changed {what} is a new revision — "
                 "deploy it under a new revision id (nothing was written)"
             )
-    return None
 
 
 def build_entry(
@@ -410,15 +487,46 @@ def _experiment_fields(
     return out
 
 
+def _arm_revision_fields(
+    path: Path,
+    action: str,
+    arms: Mapping[str, str] | None,
+    declare: Mapping[str, Mapping[str, Any]] | None,
+) -> dict[str, dict[str, Any]]:
+    """Checked fields of the arm revisions to declare with a ``start`` (revision -> fields)."""
+    if not declare:
+        return {}
+    where = f"{path}: new {action} transition"
+    if action != "start" or arms is None:
+        raise LedgerError(
+            f"{where}: revision declarations (--revision-text, --revision-text-file, "
+            "--revision-contract, --revision-parent) apply to a start that declares its "
+            "experiment with --arms; remove them (nothing was written)"
+        )
+    out: dict[str, dict[str, Any]] = {}
+    for revision, fields in declare.items():
+        if revision not in arms.values():
+            raise LedgerError(
+                f"{where}: revision {revision!r} is declared but no arm serves it (arms: "
+                f"{', '.join(f'{a}={r}' for a, r in arms.items())}); name it in --arms or drop "
+                "its declaration (nothing was written)"
+            )
+        out[revision] = revision_fields(path, f"{where}: revision {revision!r}", fields)
+    return out
+
+
 def _new_experiment(
     ledger: Ledger,
     path: Path,
     experiment: str,
     prompt: str | None,
     wanted: Mapping[str, Any],
-) -> dict[str, dict[str, Any]] | None:
-    """``{experiment: fields}`` when the ledger lacks the experiment; ``None`` when it has it and
-    the fields agree with its declaration (the caller holds the lock)."""
+    arm_revisions: Mapping[str, Mapping[str, Any]],
+    new: _Declared,
+) -> None:
+    """Declare the experiment when the ledger lacks it (with the arm revisions it lacks and
+    ``arm_revisions`` describes); else check ``wanted`` against its declaration (the caller
+    holds the lock)."""
     declared = ledger.experiments.get(experiment)
     if declared is not None:
         have = {"arms": dict(declared.arms), "control": declared.control, "unit": declared.unit}
@@ -429,27 +537,45 @@ def _new_experiment(
                     f"{have[key]!r}, not {wanted[key]!r}; a different design is a new "
                     "experiment — start it under a new experiment id (nothing was written)"
                 )
-        return None
-    arms = wanted.get("arms")
+        for revision, described in arm_revisions.items():
+            check_declared_revision(ledger, path, revision, described)
+        return
+    arms: Mapping[str, str] | None = wanted.get("arms")
     if arms is None:
         raise LedgerError(
             f"{path}: new start transition: experiment {experiment!r} is not declared; give its "
             "`arms` (ARM=REVISION ...) to declare it, or declare it under experiments (nothing "
             "was written)"
         )
+    where = f"{path}: new start transition: experiments.{experiment}"
+    known = [ledger.revisions[r] for r in arms.values() if r in ledger.revisions]
     if prompt is None:
-        first = ledger.revisions.get(next(iter(arms.values())))
-        if first is None:
-            known = ", ".join(sorted(ledger.revisions))
+        if not known:
             raise LedgerError(
-                f"{path}: new start transition: revision {next(iter(arms.values()))!r} of "
-                f"`arms` is not declared (the ledger declares: {known}); declare it first "
-                "(e.g. record its deploy with --text-file) (nothing was written)"
+                f"{where}: none of the arms' revisions is declared, so the experiment's prompt "
+                "is unknown; name it with --prompt (nothing was written)"
             )
-        prompt = first.prompt
+        prompt = known[0].prompt
+    for arm, revision in arms.items():
+        if revision in ledger.revisions:
+            if revision in arm_revisions:
+                check_declared_revision(ledger, path, revision, arm_revisions[revision])
+            continue
+        if revision not in arm_revisions:
+            raise LedgerError(
+                f"{where}.arms.{arm}: revision {revision!r} is not declared; declare it in this "
+                f"command with --revision-text-file {revision}=FILE (or --revision-text "
+                f"{revision}=TEXT; --revision-contract {revision}=VERSION optional), or first "
+                f"with `promptstate ledger record revision --prompt {prompt} --revision "
+                f"{revision} --text-file FILE` (nothing was written)"
+            )
+        if revision not in new.revisions.get(prompt, {}):
+            fresh = prompt not in ledger.prompts
+            new.revision(prompt, revision, arm_revisions[revision], new=fresh)
     fields: dict[str, Any] = {"prompt": prompt}
     fields.update((k, wanted[k]) for k in ("unit", "arms", "control") if k in wanted)
-    return {experiment: fields}
+    new.experiments[experiment] = fields
+    new.names.append(f"experiments.{experiment}")
 
 
 def _allocation(where: str, value: Any) -> dict[str, float]:

@@ -2,10 +2,20 @@
 
 The only writer of ledger files. The model:
 
-* **lock** — every writer holds the lock of ``.<ledger name>.lock`` (a sibling file, not the
-  ledger itself, so the lock survives the rename) for the whole read-check-write cycle; callers
-  that must decide *whether* to write from the ledger's content (idempotency) take the lock
-  with :func:`ledger_lock` and call :func:`append_transition` with ``locked=True``.
+* **the real file** — the ledger's path is resolved once (symbolic links followed) and every
+  step happens at the real file: the lock, the read, the temporary file and the rename, which
+  replaces the target, never the link. A writer given the link and one given the target
+  serialize on the same lock, and the link stays a link.
+* **lock** — every writer holds the lock ``.promptstate/<ledger name>.lock`` in the real
+  ledger's folder (one hidden folder, whatever the number of ledgers; not the ledger itself, so
+  the lock survives the rename) for the whole read-check-write cycle; callers that must decide
+  *whether* to write from the ledger's content (idempotency) take the lock with
+  :func:`ledger_lock` and call :func:`append_transition` with ``locked=True``. Lock files are
+  never deleted (a writer may hold one at any time; the operating system releases it when the
+  holder exits). A ``.<ledger name>.lock`` left next to the ledger by an older version is
+  taken too while it exists, so an older writer still serializes with this one.
+* **line endings** — a ledger written with CRLF line endings keeps them: added lines get the
+  file's line ending.
 * **format** — in the usual layout (``transitions`` is the last top-level key and holds at
   least one entry) the new entry is appended *as text* after the last transition, in its style
   (flow ``- {...}`` or block) and indentation: no existing byte changes, comments included,
@@ -35,7 +45,7 @@ import io
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -48,12 +58,18 @@ from analysis.ledger.loading import parse_ledger
 from analysis.ledger.model import Ledger
 
 __all__ = [
+    "LOCK_DIR",
     "AppendResult",
     "append_transition",
     "declare_and_append",
     "ledger_lock",
+    "lock_path",
+    "real_path",
     "render_append",
 ]
+
+#: The hidden folder, next to the real ledger, that holds the ledgers' lock files.
+LOCK_DIR = ".promptstate"
 
 #: New revisions to declare: prompt -> revision id -> its fields (``text_file``, ``contract``...).
 Declarations = Mapping[str, Mapping[str, Mapping[str, Any]]]
@@ -97,22 +113,55 @@ class AppendResult:
         )
 
 
-def lock_path(path: Path) -> Path:
-    """The lock file of a ledger: ``.<name>.lock`` next to it."""
-    return path.with_name(f".{path.name}.lock")
+def real_path(path: str | Path) -> Path:
+    """The file a ledger path names: symbolic links resolved, absolute.
+
+    Every write resolves the path once and works at the result, so a ledger reached through a
+    link is written at its target and the link stays a link.
+    """
+    return Path(os.path.realpath(path))
+
+
+def lock_path(path: str | Path) -> Path:
+    """The lock file of a ledger: ``.promptstate/<name>.lock`` in the real ledger's folder."""
+    real = real_path(path)
+    return real.parent / LOCK_DIR / f"{real.name}.lock"
+
+
+def _legacy_lock_path(real: Path) -> Path:
+    """Where versions before the ``.promptstate`` folder kept the lock: next to the ledger."""
+    return real.with_name(f".{real.name}.lock")
 
 
 @contextlib.contextmanager
-def ledger_lock(path: str | Path) -> Iterator[None]:
-    """Hold the exclusive write lock of a ledger file (blocks until it is free)."""
-    target = lock_path(Path(path))
+def ledger_lock(path: str | Path) -> Iterator[Path]:
+    """Hold the exclusive write lock of a ledger file (blocks until it is free).
+
+    The path is resolved once (symbolic links followed); the lock is that of the real file, so
+    writers given a link and its target exclude each other.
+
+    Yields:
+        The real path of the ledger: write it, not ``path`` (see :func:`append_transition`).
+    """
+    real = real_path(path)
+    with _lock_real(path, real):
+        yield real
+
+
+@contextlib.contextmanager
+def _lock_real(path: str | Path, real: Path) -> Iterator[None]:
+    target = real.parent / LOCK_DIR / f"{real.name}.lock"
     with contextlib.ExitStack() as stack:
         try:
+            target.parent.mkdir(exist_ok=True)
             stack.enter_context(file_lock(target))
+            legacy = _legacy_lock_path(real)
+            if legacy.is_file():  # an older version's writer takes this one: exclude it too
+                stack.enter_context(file_lock(legacy))
         except OSError as exc:
             raise LedgerError(
                 f"{path}: cannot create the lock file {target} ({exc.strerror}); the ledger's "
-                "directory must be writable"
+                "folder must be writable"
             ) from None
         yield
 
@@ -129,6 +178,7 @@ def append_transition(
     *,
     dry_run: bool = False,
     locked: bool = False,
+    resolved: Path | None = None,
 ) -> AppendResult:
     """Append ``transition`` (ledger form, e.g. ``Transition.to_dict()``) to a ledger file.
 
@@ -137,6 +187,8 @@ def append_transition(
         transition: The entry to append; ``at`` may be a ``datetime`` or ISO text.
         dry_run: Validate and render, but leave the file untouched.
         locked: The caller already holds :func:`ledger_lock` (otherwise it is taken here).
+        resolved: The real path :func:`ledger_lock` yielded, so the path is resolved once for
+            the lock and the write (default: ``path`` resolved here); messages name ``path``.
 
     Returns:
         An :class:`AppendResult` with the validated new ledger.
@@ -149,53 +201,65 @@ def append_transition(
     entry = dict(transition)
     if isinstance(entry.get("at"), datetime):
         entry["at"] = _iso(entry["at"])
+    real = resolved if resolved is not None else real_path(path)
     if locked:
-        return _append(path, entry, dry_run=dry_run)
-    with ledger_lock(path):
-        return _append(path, entry, dry_run=dry_run)
+        return _append(path, real, entry, dry_run=dry_run)
+    with _lock_real(path, real):
+        return _append(path, real, entry, dry_run=dry_run)
 
 
 def declare_and_append(
     path: str | Path,
-    transition: Mapping[str, Any],
+    transition: Mapping[str, Any] | None,
     *,
     revisions: Declarations | None = None,
     experiments: Mapping[str, Mapping[str, Any]] | None = None,
+    consumers: Mapping[str, Mapping[str, Any]] | None = None,
+    prompts: Collection[str] = (),
     dry_run: bool = False,
     locked: bool = False,
+    resolved: Path | None = None,
 ) -> AppendResult:
-    """Declare new revisions and experiments in the ledger's header and append ``transition``.
+    """Declare new revisions, experiments and consumers in the ledger's header and append
+    ``transition`` (``None``: declare only).
 
     One write, with every guarantee of :func:`append_transition` (lock, validation of the whole
     result before it lands, atomic rename). Revisions are added at the end of their prompt's
     ``revisions``, experiments at the end of ``experiments`` (created before ``transitions``
-    when missing), through ``ruamel.yaml``'s round trip: comments, key order, flow style and
-    quoting kept; a new entry is flow ``{...}`` when the entry before it is. JSON is rewritten
-    with its indentation. ``reformatted_lines`` counts existing lines whose text changed.
+    when missing), consumers at the end of ``consumers``, a prompt named in ``prompts`` as a
+    new entry of ``prompts`` holding its new revisions, through ``ruamel.yaml``'s round trip:
+    comments, key order, flow style and quoting kept; a new entry is flow ``{...}`` when the
+    entry before it is. JSON is rewritten with its indentation. ``reformatted_lines`` counts
+    existing lines whose text changed.
 
     Args:
         path: The ledger (``.yaml``/``.yml`` or ``.json``).
-        transition: The entry to append (ledger form).
+        transition: The entry to append (ledger form); ``None`` appends none.
         revisions: ``{prompt: {revision id: {field: value}}}``, fields as in the file
             (``text_file``, ``text_sha256``, ``contract``, ``parent``, ...).
         experiments: ``{experiment id: {field: value}}`` (``prompt``, ``arms``, ``unit``,
             ``control``).
+        consumers: ``{consumer id: {field: value}}`` (``prompt``, ``accepts``).
+        prompts: Prompts to declare (new entries of ``prompts``); each must have revisions in
+            ``revisions``. A prompt of ``revisions`` not named here must be declared already.
         dry_run: Validate and render, but leave the file untouched.
         locked: The caller already holds :func:`ledger_lock`.
+        resolved: The real path :func:`ledger_lock` yielded (default: ``path`` resolved here).
 
     Raises:
         LedgerError: the file cannot be read, a prompt is not declared, an id is declared
             already, or the result is invalid (the file is unchanged).
     """
     path = Path(path)
-    entry = dict(transition)
-    if isinstance(entry.get("at"), datetime):
+    entry = None if transition is None else dict(transition)
+    if entry is not None and isinstance(entry.get("at"), datetime):
         entry["at"] = _iso(entry["at"])
-    new = _New(revisions or {}, experiments or {})
+    new = _New(revisions or {}, experiments or {}, consumers or {}, tuple(prompts))
+    real = resolved if resolved is not None else real_path(path)
     if locked:
-        return _append(path, entry, dry_run=dry_run, declarations=new)
-    with ledger_lock(path):
-        return _append(path, entry, dry_run=dry_run, declarations=new)
+        return _append(path, real, entry, dry_run=dry_run, declarations=new)
+    with _lock_real(path, real):
+        return _append(path, real, entry, dry_run=dry_run, declarations=new)
 
 
 @dataclass(frozen=True)
@@ -204,31 +268,50 @@ class _New:
 
     revisions: Declarations
     experiments: Mapping[str, Mapping[str, Any]]
+    consumers: Mapping[str, Mapping[str, Any]]
+    prompts: tuple[str, ...] = ()
 
 
 def _append(
-    path: Path, entry: dict[str, Any], *, dry_run: bool, declarations: _New | None = None
+    path: Path,
+    real: Path,
+    entry: dict[str, Any] | None,
+    *,
+    dry_run: bool,
+    declarations: _New | None = None,
 ) -> AppendResult:
-    before = _yaml.read_text(path, what="ledger", error=LedgerError)
+    """Render, validate and (unless ``dry_run``) write; ``path`` names the ledger in messages,
+    ``real`` (its resolved path) is read and replaced."""
+    before = _yaml.read_text(real, what="ledger", error=LedgerError)
+    if not before.strip():
+        raise LedgerError(
+            f"{path}: the ledger is empty; delete it and create it with `promptstate ledger "
+            "init` (nothing was written)"
+        )
     base = before if declarations is None else _declare(path, before, declarations)
-    rendered = _render(path, base, entry)
-    if base is not before:
-        rendered = _Rendered(rendered.text, _changed_lines(before, rendered.text), rendered.data)
+    if entry is None:
+        rendered = _Rendered(base, _changed_lines(before, base))
+    else:
+        rendered = _render(path, base, entry)
+        if base is not before:
+            changed = _changed_lines(before, rendered.text)
+            rendered = _Rendered(rendered.text, changed, rendered.data)
     after = rendered.text
     if dry_run:
         data = rendered.data if rendered.data is not None else _parse(path, after)
         ledger = _validate(path, data)
-        return AppendResult(path, entry, False, before, after, ledger, rendered.reformatted)
-    _remove_stray_temporaries(path)
-    mode = path.stat().st_mode & 0o7777
-    with atomic_path(path) as tmp:
-        tmp.write_text(after, encoding="utf-8")
+        return AppendResult(path, entry or {}, False, before, after, ledger, rendered.reformatted)
+    _remove_stray_temporaries(real)
+    mode = real.stat().st_mode & 0o7777
+    with atomic_path(real) as tmp:
+        # bytes as they are: `write_text` would translate line endings on some platforms
+        tmp.write_bytes(after.encode("utf-8"))
         os.chmod(tmp, mode)
         # validate exactly the bytes that will land: read the temporary file back
         landed = _yaml.read_text(tmp, what="ledger", error=LedgerError)
         data = rendered.data if landed == after and rendered.data is not None else None
         ledger = _validate(path, data if data is not None else _parse(path, landed))
-    return AppendResult(path, entry, True, before, after, ledger, rendered.reformatted)
+    return AppendResult(path, entry or {}, True, before, after, ledger, rendered.reformatted)
 
 
 @dataclass(frozen=True)
@@ -239,14 +322,33 @@ class _Rendered:
 
 
 def _render(path: Path, text: str, entry: Mapping[str, Any]) -> _Rendered:
+    newline = _newline(text)
     if path.suffix.lower() == ".json":
-        after, changed = _render_json(path, text, entry)
-        return _Rendered(after, changed)
-    appended = _append_as_text(path, text, entry)
+        after, _ = _render_json(path, _lf(text), entry)
+        after = _with_newline(after, newline)
+        return _Rendered(after, _changed_lines(text, after))
+    appended = _append_as_text(path, text, entry, newline)
     if appended is not None:
         return appended
-    after, changed = _render_yaml(path, text, entry)
-    return _Rendered(after, changed)
+    after, _ = _render_yaml(path, _lf(text), entry)
+    after = _with_newline(after, newline)
+    return _Rendered(after, _changed_lines(text, after))
+
+
+def _newline(text: str) -> str:
+    """The line ending of ``text``: CRLF when its last line break is one, else LF."""
+    end = text.rfind("\n")
+    return "\r\n" if end > 0 and text[end - 1] == "\r" else "\n"
+
+
+def _lf(text: str) -> str:
+    """``text`` with CRLF line breaks as LF (what the round-trip writers read and write)."""
+    return text.replace("\r\n", "\n")
+
+
+def _with_newline(text: str, newline: str) -> str:
+    """LF text with ``newline`` line breaks."""
+    return text if newline == "\n" else _lf(text).replace("\n", newline)
 
 
 def _parse(path: Path, text: str) -> Any:
@@ -299,7 +401,9 @@ class _NotPlain(Exception):
     """A value that cannot be written on one line of flow YAML."""
 
 
-def _append_as_text(path: Path, text: str, entry: Mapping[str, Any]) -> _Rendered | None:
+def _append_as_text(
+    path: Path, text: str, entry: Mapping[str, Any], newline: str = "\n"
+) -> _Rendered | None:
     """Append the entry as new lines at the end of the file, touching no existing byte.
 
     Applies when the last entry of the file is a transition (``transitions`` is the last
@@ -317,13 +421,13 @@ def _append_as_text(path: Path, text: str, entry: Mapping[str, Any]) -> _Rendere
         return None
     dash, key, flow = style
     try:
-        rendered = _render_entry(entry, dash, key, flow=flow)
+        rendered = _render_entry(entry, dash, key, flow=flow).replace("\n", newline)
     except _NotPlain:
         return None
     # at the very end: text after the last entry (blank lines, comments) keeps its meaning too
     # (a `|+` block scalar keeps its trailing blank lines), and the new line at the items'
-    # column closes whatever the last entry left open
-    after = (text if text.endswith("\n") or not text else text + "\n") + rendered
+    # column closes whatever the last entry left open; in the file's line ending
+    after = (text if text.endswith("\n") or not text else text + newline) + rendered
     try:
         new = _yaml.parse(after, where=str(path), error=LedgerError)
     except LedgerError:
@@ -438,8 +542,8 @@ def _render_yaml(path: Path, text: str, entry: Mapping[str, Any]) -> tuple[str, 
     if not isinstance(data, CommentedMap):
         raise LedgerError(f"{path}: the ledger must be a mapping with version, prompts, ...")
     transitions = data.get("transitions")
-    if transitions is None:
-        transitions = CommentedSeq()
+    if transitions is None or (isinstance(transitions, CommentedSeq) and not transitions):
+        transitions = CommentedSeq()  # `transitions: []` (a new ledger) grows as a block list
         data["transitions"] = transitions
     if not isinstance(transitions, CommentedSeq):
         raise LedgerError(f"{path}: `transitions` must be a list")
@@ -473,6 +577,12 @@ def _yaml_value(key: str, value: Any) -> Any:
         inner = CommentedMap(value)
         inner.fa.set_flow_style()
         return inner
+    if isinstance(value, list | tuple):
+        from ruamel.yaml.comments import CommentedSeq
+
+        items = CommentedSeq(_yaml_value("", item) for item in value)
+        items.fa.set_flow_style()
+        return items
     if isinstance(value, str) and not _reads_back(value):
         from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
@@ -490,12 +600,15 @@ def _reads_back(text: str) -> bool:
 
 
 def _declare(path: Path, text: str, new: _New) -> str:
-    """The ledger text with new revisions and experiments declared."""
+    """The ledger text with new prompts, revisions, experiments and consumers declared."""
+    newline = _newline(text)
+    text = _lf(text)
     is_json = path.suffix.lower() == ".json"
     if is_json:
         data = _yaml.parse(text, where=str(path), is_json=True, error=LedgerError)
-        revisions_of, experiments_of = _revisions_json, _experiments_json
+        mapping: Any = dict
     else:
+        from ruamel.yaml.comments import CommentedMap
         from ruamel.yaml.error import YAMLError
 
         _yaml.parse(text, where=str(path), error=LedgerError)  # the reader's rules and messages
@@ -504,13 +617,20 @@ def _declare(path: Path, text: str, new: _New) -> str:
             data = yaml.load(text)
         except YAMLError as exc:
             raise LedgerError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
-        revisions_of, experiments_of = _revisions_yaml, _experiments_yaml
+        mapping = CommentedMap
+    if not isinstance(data, mapping):
+        raise LedgerError(f"{path}: the ledger must be a mapping with version, prompts, ...")
     targets: list[tuple[str, Any, Mapping[str, Mapping[str, Any]]]] = [
-        (f"prompts.{prompt}.revisions", revisions_of(path, data, prompt), revisions)
+        (
+            f"prompts.{prompt}.revisions",
+            _revisions_of(path, data, prompt, mapping, create=prompt in new.prompts),
+            revisions,
+        )
         for prompt, revisions in new.revisions.items()
     ]
-    if new.experiments:
-        targets.append(("experiments", experiments_of(path, data), new.experiments))
+    for key, entries in (("experiments", new.experiments), ("consumers", new.consumers)):
+        if entries:
+            targets.append((key, _section(path, data, key, mapping), entries))
     for where, target, entries in targets:
         for name, fields in entries.items():
             if name in target:
@@ -520,66 +640,51 @@ def _declare(path: Path, text: str, new: _New) -> str:
                 )
             target[name] = _declaration(path, target, fields)
     if is_json:
-        return json.dumps(data, indent=_json_indent(text), ensure_ascii=False) + (
+        out = json.dumps(data, indent=_json_indent(text), ensure_ascii=False) + (
             "\n" if text.endswith("\n") else ""
         )
-    out = io.StringIO()
-    yaml.dump(data, out)
-    return out.getvalue()
+        return _with_newline(out, newline)
+    buffer = io.StringIO()
+    yaml.dump(data, buffer)
+    return _with_newline(buffer.getvalue(), newline)
 
 
-def _experiments_json(path: Path, data: Any) -> Any:
-    if not isinstance(data, dict):
-        raise LedgerError(f"{path}: the ledger must be a mapping with version, prompts, ...")
-    if "experiments" not in data:  # keep `transitions` last
-        items = list(data.items())
-        at = next((i for i, (k, _) in enumerate(items) if k == "transitions"), len(items))
-        items.insert(at, ("experiments", {}))
-        data.clear()
-        data.update(items)
-    if not isinstance(data["experiments"], dict):
-        raise LedgerError(f"{path}: `experiments` must be a mapping (experiment id -> experiment)")
-    return data["experiments"]
-
-
-def _experiments_yaml(path: Path, data: Any) -> Any:
-    from ruamel.yaml.comments import CommentedMap
-
-    if not isinstance(data, CommentedMap):
-        raise LedgerError(f"{path}: the ledger must be a mapping with version, prompts, ...")
-    if data.get("experiments") is None:
-        keys = list(data)
-        at = keys.index("transitions") if "transitions" in keys else len(keys)
-        if "experiments" in keys:  # `experiments:` with no value
-            data["experiments"] = CommentedMap()
+def _section(path: Path, data: Any, key: str, mapping: Any) -> Any:
+    """The top-level mapping ``key`` (``prompts``, ``experiments``, ``consumers``), created
+    before ``transitions`` when missing; an empty one (``{}``, a new ledger's) as a block."""
+    if data.get(key) is None or (isinstance(data[key], mapping) and not data[key]):
+        if key in data:  # `key:` with no value, or `key: {}`
+            data[key] = mapping()
+        elif mapping is dict:  # keep `transitions` last
+            items = list(data.items())
+            at = next((i for i, (k, _) in enumerate(items) if k == "transitions"), len(items))
+            items.insert(at, (key, {}))
+            data.clear()
+            data.update(items)
         else:
-            data.insert(at, "experiments", CommentedMap())
-    if not isinstance(data["experiments"], CommentedMap):
-        raise LedgerError(f"{path}: `experiments` must be a mapping (experiment id -> experiment)")
-    return data["experiments"]
+            keys = list(data)
+            at = keys.index("transitions") if "transitions" in keys else len(keys)
+            data.insert(at, key, mapping())
+    if not isinstance(data[key], mapping):
+        raise LedgerError(f"{path}: `{key}` must be a mapping (id -> entry)")
+    return data[key]
 
 
-def _revisions_json(path: Path, data: Any, prompt: str) -> Any:
-    prompts = data.get("prompts") if isinstance(data, dict) else None
-    entry = prompts.get(prompt) if isinstance(prompts, dict) else None
-    if not isinstance(entry, dict) or not isinstance(entry.get("revisions"), dict):
+def _revisions_of(path: Path, data: Any, prompt: str, mapping: Any, *, create: bool) -> Any:
+    """The ``revisions`` mapping of ``prompt``; a new prompt entry when ``create``."""
+    prompts: Any = _section(path, data, "prompts", mapping) if create else data.get("prompts")
+    entry: Any = prompts.get(prompt) if isinstance(prompts, mapping) else None
+    if entry is None and create:
+        entry = mapping()
+        entry["revisions"] = mapping()
+        prompts[prompt] = entry
+        return entry["revisions"]
+    revisions: Any = entry.get("revisions") if isinstance(entry, mapping) else None
+    if not isinstance(revisions, mapping):
         raise LedgerError(
-            f"{path}: prompts.{prompt}: the prompt is not declared (with its revisions); add it "
-            "to the header first (nothing was written)"
-        )
-    return entry["revisions"]
-
-
-def _revisions_yaml(path: Path, data: Any, prompt: str) -> Any:
-    from ruamel.yaml.comments import CommentedMap
-
-    prompts = data.get("prompts") if isinstance(data, CommentedMap) else None
-    entry = prompts.get(prompt) if isinstance(prompts, CommentedMap) else None
-    revisions = entry.get("revisions") if isinstance(entry, CommentedMap) else None
-    if not isinstance(revisions, CommentedMap):
-        raise LedgerError(
-            f"{path}: prompts.{prompt}: the prompt is not declared (with its revisions); add it "
-            "to the header first (nothing was written)"
+            f"{path}: prompts.{prompt}: the prompt is not declared (with its revisions); "
+            "declare it with its first revision (`promptstate ledger record revision --prompt "
+            f"{prompt} --revision R --text-file FILE`) (nothing was written)"
         )
     return revisions
 

@@ -288,7 +288,8 @@ def _crossover_alerts(
         if kind == "ramp":
             out.append(
                 f"{head}; the ramp of {x} from {old:g} to {new:g} moves at most "
-                f"{r.max_share:.1%} of its units ({test}): {fix}"
+                f"{r.max_share:.1%} of its units ({test}): {fix}; the moved units are still "
+                "kept in the clean estimates, which may be biased"
             )
         else:
             out.append(

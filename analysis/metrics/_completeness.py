@@ -2,7 +2,7 @@
 
 Three checks on the events tagged with the experiment in its exposure phases, each phase checked
 over its *window* ``[max(start, since), min(end, cutoff))`` with ``cutoff = until − late_hours``
-(``until`` defaults to the newest event of the export):
+on a fresh window, else ``until`` (``until`` defaults to the newest event of the export):
 
 - **coverage / gap** — hourly event counts (whole clock hours inside the window), overall and
   per arm with a positive allocation. A run of at least ``gap_hours`` empty hours is a finding
@@ -23,8 +23,14 @@ over its *window* ``[max(start, since), min(end, cutoff))`` with ``cutoff = unti
   ``P(X ≤ n_a) < alpha / m``, with ``m`` the number of phase × day × arm cells tested
   (Bonferroni: at most ``alpha`` false volume alarms per experiment and run). The estimand is
   the arm's share of new units against its allocation.
-- **late data** — events at or after ``cutoff`` are left out of everything (they may still be
-  arriving); the count left out is noted.
+- **late data** — when the window is *fresh* (its end ``until`` lies within ``fresh_hours``,
+  default 24, of the run time ``now``), events at or after ``cutoff`` are left out of everything
+  (they may still be arriving) and the count left out is noted. A window that ended longer ago
+  is complete: nothing is cut (``cutoff = until``), and a note says so. The run time is the
+  clock unless given (``now=``, ``--now``, or a :func:`run_clock` block).
+
+An experiment whose exposure ended at or before ``since`` has nothing in the window: no
+``coverage`` finding, a note that it is shown as ended (:attr:`Window.ended`).
 
 Data work (lazy narwhals aggregates: counts per phase × hour × arm, per phase × day × first arm)
 is in :func:`completeness_frames`; the statistics run on the collected rows in
@@ -34,7 +40,9 @@ is in :func:`completeness_frames`; the statistics run on the collected rows in
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -49,14 +57,23 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "COMPLETENESS_KINDS",
+    "DEFAULT_FRESH_HOURS",
     "CompletenessRow",
+    "RunClock",
     "Window",
     "check_completeness_options",
+    "check_fresh_hours",
     "completeness_frames",
     "completeness_rows",
+    "effective_clock",
+    "is_fresh",
     "parse_time",
     "resolve_window",
+    "run_clock",
 ]
+
+#: Default of ``fresh_hours``: late data is left out only when the window ends this close to now.
+DEFAULT_FRESH_HOURS = 24.0
 
 #: The kinds of completeness findings.
 COMPLETENESS_KINDS = ("coverage", "gap", "volume")
@@ -94,10 +111,17 @@ class Window:
         since: Events before it are left out (``None``: from the start).
         until: The window's end (exclusive) as asked, or just after the newest event of the
             export (+1 µs).
-        cutoff: ``until − late_hours``: events at or after it are left out.
-        late_hours: Hours before ``until`` left out as possibly incomplete.
+        cutoff: ``until − late_hours`` when the window is fresh, else ``until``: events at or
+            after it are left out.
+        late_hours: Hours before ``until`` left out as possibly incomplete (when fresh).
         late_events: Events of the export in ``[cutoff, until)``.
         until_given: Whether ``until`` was given (else: the newest event).
+        fresh_hours: The window is *fresh* when ``until`` lies within this many hours of the
+            run time ``now``; only then is late data left out.
+        now: The run time freshness was judged at (``None``: not judged, an empty export).
+        trimmed: Whether late data was left out (``late_hours > 0`` and the window is fresh).
+        ended: When the experiment's last exposure phase ended, if that is at or before
+            ``since`` (nothing of the experiment in the window: it is shown as ended, no alert).
     """
 
     since: datetime | None
@@ -106,21 +130,49 @@ class Window:
     late_hours: float
     late_events: int
     until_given: bool
+    fresh_hours: float = DEFAULT_FRESH_HOURS
+    now: datetime | None = None
+    trimmed: bool = True
+    ended: datetime | None = None
+
+    @property
+    def age_hours(self) -> float | None:
+        """Hours from the window's end to the run time (``None`` when either is unknown)."""
+        if self.until is None or self.now is None:
+            return None
+        return (self.now - self.until) / _HOUR
 
     def notes(self) -> list[str]:
         """What the reader should know about the window."""
         if self.cutoff is None or self.until is None:
             return []
         source = "" if self.until_given else " (the newest event)"
-        out = [
-            f"late data: {self.late_events} event(s) in the last {self.late_hours:g} h before "
-            f"{self.until.isoformat()}{source} left out (from {self.cutoff.isoformat()}; "
-            "set late_hours / --late-hours to change)"
-            if self.late_hours > 0
-            else f"events up to {self.until.isoformat()}{source} analysed (no late-data margin)"
-        ]
+        if self.late_hours > 0 and self.trimmed:
+            first = (
+                f"late data: {self.late_events} event(s) in the last {self.late_hours:g} h "
+                f"before {self.until.isoformat()}{source} left out (from "
+                f"{self.cutoff.isoformat()}; set late_hours / --late-hours to change)"
+            )
+        elif self.late_hours > 0:
+            age = self.age_hours
+            first = (
+                f"late data: nothing left out: the window's end {self.until.isoformat()}{source} "
+                f"is {age if age is not None else float('nan'):.3g} h before the run time "
+                f"{self.now.isoformat() if self.now else '?'}, more than fresh_hours="
+                f"{self.fresh_hours:g}, so no more events are expected (late_hours applies to "
+                "fresh windows only; set --fresh-hours / --now to change)"
+            )
+        else:
+            first = f"events up to {self.until.isoformat()}{source} analysed (no late-data margin)"
+        out = [first]
         if self.since is not None:
             out.append(f"events before {self.since.isoformat()} left out (since)")
+        if self.ended is not None and self.since is not None:
+            out.append(
+                f"the experiment ended at {self.ended.isoformat()}, before since "
+                f"{self.since.isoformat()}: nothing of it is in the window; shown as ended "
+                "(no completeness alert)"
+            )
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -131,7 +183,78 @@ class Window:
             "cutoff": None if self.cutoff is None else self.cutoff.isoformat(),
             "late_hours": self.late_hours,
             "late_events": self.late_events,
+            "fresh_hours": self.fresh_hours,
+            "now": None if self.now is None else self.now.isoformat(),
+            "trimmed": self.trimmed,
+            "ended": None if self.ended is None else self.ended.isoformat(),
         }
+
+
+class RunClock(NamedTuple):
+    """The run time and freshness horizon an analysis judges late data by (:func:`run_clock`).
+
+    Attributes:
+        fresh_hours: A window ending within this many hours of ``now`` is fresh.
+        now: The run time (``None``: the clock, read when a window is resolved; a
+            :func:`run_clock` block reads it once, on entry).
+    """
+
+    fresh_hours: float = DEFAULT_FRESH_HOURS
+    now: datetime | None = None
+
+
+_CLOCK: ContextVar[RunClock | None] = ContextVar("promptstate_run_clock", default=None)
+
+
+@contextmanager
+def run_clock(
+    fresh_hours: float = DEFAULT_FRESH_HOURS, now: datetime | str | None = None
+) -> Iterator[RunClock]:
+    """Judge late data by ``fresh_hours`` and the run time ``now`` inside the block.
+
+    The default for every :func:`resolve_window` in the block that is not given ``fresh_hours``
+    / ``now`` itself (``promptstate analyze/report --fresh-hours H --now T`` set it around the
+    whole run, so that the one- and the several-experiment paths see the same run time).
+
+    Raises:
+        PromptstateError: ``fresh_hours`` is not a number of hours >= 0, or ``now`` is not
+            ISO-8601.
+    """
+    check_fresh_hours(fresh_hours)
+    # the clock is read once, here: every window of the block is judged at the same instant
+    clock = RunClock(fresh_hours, parse_time(now, "now") or datetime.now(UTC))
+    token = _CLOCK.set(clock)
+    try:
+        yield clock
+    finally:
+        _CLOCK.reset(token)
+
+
+def check_fresh_hours(fresh_hours: float) -> None:
+    """Raise :class:`PromptstateError` unless ``fresh_hours`` is a number of hours >= 0."""
+    if not (fresh_hours >= 0 and math.isfinite(fresh_hours)):
+        raise PromptstateError(
+            f"fresh_hours={fresh_hours}: must be a number of hours >= 0, e.g. 24 (late data is "
+            "left out only when the window ends within this many hours of the run time)"
+        )
+
+
+def is_fresh(until: datetime, fresh_hours: float, now: datetime) -> bool:
+    """Whether a window ending at ``until`` may still receive events at run time ``now``: it
+    ends within ``fresh_hours`` of ``now`` (or after it)."""
+    return now - until <= timedelta(hours=fresh_hours)
+
+
+def effective_clock(
+    fresh_hours: float | None = None, now: datetime | str | None = None
+) -> RunClock:
+    """``fresh_hours`` and ``now`` as given, else the :func:`run_clock` block's, else 24 h and
+    the clock (UTC)."""
+    ambient = _CLOCK.get() or RunClock()
+    hours = ambient.fresh_hours if fresh_hours is None else fresh_hours
+    check_fresh_hours(hours)
+    at = parse_time(now, "now") if now is not None else ambient.now
+    return RunClock(hours, at if at is not None else datetime.now(UTC))
 
 
 def parse_time(value: datetime | str | None, name: str) -> datetime | None:
@@ -173,12 +296,21 @@ def resolve_window(
     since: datetime | str | None,
     until: datetime | str | None,
     late_hours: float,
+    *,
+    fresh_hours: float | None = None,
+    now: datetime | str | None = None,
 ) -> Window:
     """The window of one analysis: ``until`` (default: the newest event), its late-data cutoff
     and the count of events left out as late (one or two small collects of ``ts`` only).
 
+    Late data is left out only when the window is fresh: ``until`` within ``fresh_hours``
+    (default: the :func:`run_clock` block's, else 24) of the run time ``now`` (default: the
+    block's, else the clock). A finished export's newest hours are complete: nothing is cut,
+    and a note says why.
+
     Raises:
-        PromptstateError: a time is not ISO-8601, or ``until`` is not after ``since``.
+        PromptstateError: a time is not ISO-8601, ``until`` is not after ``since``, or
+            ``fresh_hours`` is negative.
     """
     import narwhals as nw
 
@@ -188,6 +320,8 @@ def resolve_window(
         raise PromptstateError(
             f"until ({stop.isoformat()}) must be after since ({start.isoformat()})"
         )
+    clock = effective_clock(fresh_hours, now)
+    ended = _ended_before(res.phases, start)
     ts = res.frame.select("ts")
     given = stop is not None
     if stop is None:
@@ -195,13 +329,27 @@ def resolve_window(
         # just after the newest event, so that the window [since, until) includes it
         stop = None if newest is None else _aware(newest) + timedelta(microseconds=1)
     if stop is None:  # an empty export: nothing to cut
-        return Window(start, None, None, late_hours, 0, given)
-    cutoff = stop - timedelta(hours=late_hours)
+        return Window(start, None, None, late_hours, 0, given, clock.fresh_hours, clock.now,
+                      False, ended)  # fmt: skip
+    assert clock.now is not None
+    trimmed = late_hours > 0 and is_fresh(stop, clock.fresh_hours, clock.now)
+    cutoff = stop - timedelta(hours=late_hours) if trimmed else stop
     late = 0
-    if late_hours > 0:
+    if trimmed:
         cond = (nw.col("ts") >= nw.lit(cutoff)) & (nw.col("ts") < nw.lit(stop))
         late = int(ts.filter(cond).select(nw.len()).collect().rows()[0][0] or 0)
-    return Window(start, stop, cutoff, late_hours, late, given)
+    return Window(
+        start, stop, cutoff, late_hours, late, given, clock.fresh_hours, clock.now, trimmed, ended
+    )
+
+
+def _ended_before(phases: Sequence[Phase], since: datetime | None) -> datetime | None:
+    """The end of the last exposure phase when every exposure phase ended at or before
+    ``since`` (``None`` otherwise, or without ``since``)."""
+    exposure = [p for p in phases if p.kind == "exposure" and p.start is not None]
+    if since is None or not exposure or any(p.end is None or p.end > since for p in exposure):
+        return None
+    return max(p.end for p in exposure if p.end is not None)
 
 
 def _aware(value: Any) -> datetime:
@@ -312,7 +460,7 @@ def completeness_rows(
         cells = [r for r in enrolled if r["phase"] == p.id]
         out += _volume_rows(p, cells, drop_threshold, cell_alpha)
     exposure = [p for p in phases if p.kind == "exposure" and p.start is not None]
-    if exposure and not covered and window.cutoff is not None:
+    if exposure and not covered and window.cutoff is not None and window.ended is None:
         out.append(_nothing_in_window(exposure, window))
     return sorted(out, key=lambda r: (r.phase, r.start, r.kind, r.arm or ""))
 
@@ -379,7 +527,9 @@ def _gap_rows(
             what = (
                 "no events at all"
                 if hours == n_bins
-                else ("the export starts late" if i == 0 else "the export stops early")
+                else "the export starts late"
+                if i == 0
+                else _stops_early(phase, arm, hi)
                 if kind == "coverage"
                 else f"{hours} empty hour(s)"
             )
@@ -397,6 +547,25 @@ def _gap_rows(
                 )
             )
     return out
+
+
+def _stops_early(phase: Phase, arm: str | None, hi: datetime) -> str:
+    """Why a phase's events stop before its window's end: the export, or — while the ledger
+    says the phase still runs at ``hi`` — just as likely an unrecorded rollback or stop."""
+    if phase.end is not None and phase.end < hi:  # pragma: no cover - hi is min(end, cutoff)
+        return "the export stops early"
+    if arm is None:
+        return (
+            "the export stops early, or the experiment was rolled back or stopped without a "
+            "ledger entry (its arm tags stop while the ledger says it runs): check the export's "
+            "newest events, and record a rollback with `promptstate ledger record rollback`"
+        )
+    return (
+        f"arm {arm}'s tags stop while the ledger says the phase runs: an unrecorded rollback "
+        "(events served by the control revision only) or the arm's logging stopping, more "
+        "likely than the export stopping early; record a rollback with `promptstate ledger "
+        "record rollback`, or fix the logging"
+    )
 
 
 def _empty_runs(series: Sequence[int], min_run: int) -> list[tuple[int, int]]:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from analysis.metrics import aggregation as agg
 from analysis.metrics._context import _Context
 from analysis.metrics._stratified import Scope
-from analysis.metrics.definitions import Quantile
+from analysis.metrics.definitions import Quantile, Ratio
 from analysis.metrics.recovery import (
     GROUPS,
     REFERENCE,
@@ -31,9 +31,10 @@ from analysis.metrics.results import (
     EffectRow,
     ExclusionRow,
     ExplainRow,
+    ExposureDayRow,
     MissingRow,
 )
-from analysis.stats.combine import combine_strata
+from analysis.stats.combine import combine_time_strata
 from analysis.stats.effect import ArmEstimate, EffectResult, compare
 from analysis.stats.moments import Moments
 from analysis.stats.multiplicity import adjust_pvalues
@@ -50,6 +51,7 @@ __all__ = [
     "effect_rows",
     "exclusion_rows",
     "explain_rows",
+    "exposure_day_rows",
     "missing_rows",
     "quantile_bounds",
     "quantile_estimates",
@@ -74,9 +76,11 @@ def effect_row(
     unadjusted: EffectResult | None = None,
     covariate: str = "none",
     strata: int = 1,
+    fresh: EffectResult | None = None,
 ) -> EffectRow:
     """The row of metric ``i`` × ``arm`` (p-value not yet adjusted); ``unadjusted`` is the
-    same comparison without regression adjustment (default: ``r`` itself)."""
+    same comparison without regression adjustment (default: ``r`` itself), ``fresh`` the
+    fresh-cohort estimate (``effect_fresh*``; NaN without)."""
     m = ctx.metrics[i]
     alpha, opt = ctx.options["alpha"], ctx.options
     u = r if unadjusted is None else unadjusted
@@ -117,6 +121,9 @@ def effect_row(
         effect_unadjusted_ci_lower=u.effect_ci_lower,
         effect_unadjusted_ci_upper=u.effect_ci_upper,
         strata=strata,
+        effect_fresh=fresh.effect if fresh is not None else math.nan,
+        effect_fresh_ci_lower=fresh.effect_ci_lower if fresh is not None else math.nan,
+        effect_fresh_ci_upper=fresh.effect_ci_upper if fresh is not None else math.nan,
     )
 
 
@@ -124,15 +131,15 @@ def effect_rows(
     ctx: _Context,
     collected: Mapping[str, list[dict[str, Any]]],
     qest: Mapping[QuantileKey, QuantileEstimate],
-    strat: Mapping[tuple[int, str, str], StratifiedResult],
-    scopes: Mapping[tuple[int, str], Scope],
+    strat: Mapping[tuple[int, str, str, str], StratifiedResult],
+    scopes: Mapping[tuple[int, str, str], Scope],
 ) -> list[EffectRow]:
     """Clean per phase, clean combined and naive pooled effects of every metric × arm, with
     p-values adjusted within each analysis × phase, in table order.
 
     Moment metrics' clean rows come from the stratified estimates ``strat`` (see
-    :mod:`analysis.metrics._stratified`); quantiles are compared per phase and combined over
-    enrollment cohorts (inverse-variance weights), without adjustment.
+    :mod:`analysis.metrics._stratified`); quantiles are compared per phase and combined over the
+    phases as time strata (design weights, conservative SE), without adjustment.
     """
     M, alpha, ctrl = ctx.metrics, ctx.options["alpha"], ctx.control
     naive_m = agg.read_moments(collected["naive"], ["arm"], M, use_covariates=False)
@@ -156,17 +163,19 @@ def effect_rows(
                         qget("phase", (p, ctrl), i), qget("phase", (p, a), i), alpha=alpha
                     )
                     rows.append(effect_row(ctx, "clean", str(p), i, a, r))
+            turns = {int(r["phase"]): int(r["n"]) for r in collected.get("phase_turns", [])}
             for a in ctx.arms:
                 strata = []
                 for p in ctx.exposure:
-                    qc, qt = qget("cohort", (p, ctrl), i), qget("cohort", (p, a), i)
+                    qc, qt = qget("phase", (p, ctrl), i), qget("phase", (p, a), i)
                     strata.append(
                         (
                             ArmEstimate(qc.n, qc.value, qc.value, qc.se * qc.se),
                             ArmEstimate(qt.n, qt.value, qt.value, qt.se * qt.se),
                         )
                     )
-                r = combine_strata(strata, alpha=alpha)
+                weights = [float(turns.get(p, 0)) for p in ctx.exposure]
+                r = combine_time_strata(strata, weights, alpha=alpha)
                 rows.append(effect_row(ctx, "clean", "combined", i, a, r, strata=len(ctx.exposure)))
                 r = quantile_effect(qget("naive", (ctrl,), i), qget("naive", (a,), i), alpha=alpha)
                 rows.append(effect_row(ctx, "naive", "pooled", i, a, r))
@@ -174,12 +183,13 @@ def effect_rows(
         m = metric
         f = m.statistic(agg.prefix(i))
         for label in [*(str(p) for p in ctx.exposure), "combined"]:
-            scope = scopes[(i, label)]
+            scope = scopes[(i, label, "d")]
             cov = "none"
             if scope.adjust:
                 cov = "pre_period" if m.pre_period else str(m.covariate)
             for a in ctx.arms:
-                sr = strat[(i, label, a)]
+                sr = strat[(i, label, "d", a)]
+                fr = strat[(i, label, "f", a)]
                 rows.append(
                     effect_row(
                         ctx,
@@ -191,6 +201,7 @@ def effect_rows(
                         unadjusted=sr.unadjusted,
                         covariate=cov,
                         strata=len(scope.weights),
+                        fresh=fr.adjusted,
                     )
                 )
         for a in ctx.arms:
@@ -312,14 +323,27 @@ def exclusion_rows(rows: list[dict[str, Any]]) -> list[ExclusionRow]:
     return out
 
 
+def _pre_missing(rows: Sequence[Mapping[str, Any]]) -> dict[int, tuple[int, int]]:
+    """Metric index -> (pre-period events with NaN/±inf, units) from the ``pre_missing:*`` rows."""
+    out: dict[int, tuple[int, int]] = {}
+    for r in rows:
+        for k, v in r.items():
+            if k.startswith("pre|"):
+                i = int(k[4:])
+                out[i] = (int(v or 0), int(r.get(f"preu|{i}") or 0))
+    return out
+
+
 def missing_rows(
-    ctx: _Context, rows: list[dict[str, Any]]
+    ctx: _Context, rows: list[dict[str, Any]], pre_rows: Sequence[Mapping[str, Any]] = ()
 ) -> tuple[list[MissingRow], list[str], list[str]]:
     """NaN, ±inf and null values per metric in the clean events: rows, notes and alerts
-    (share of clean events above ``missing_threshold``)."""
+    (share of clean events above ``missing_threshold``); NaN and ±inf values of the pre-period
+    windows (``pre_rows``, left out of the covariate) are counted and noted too."""
     if not rows:
         return [], [], []
     r = rows[0]
+    pre = _pre_missing(pre_rows)
     total = int(r["events"] or 0)
     threshold = ctx.options["missing_threshold"]
     out: list[MissingRow] = []
@@ -330,9 +354,17 @@ def missing_rows(
         share = bad / total if total else 0.0
         kinds = {k: int(r[f"{i}|{k}"] or 0) for k in ("nan", "inf", "null")}
         units = int(r[f"units|{i}"] or 0)
+        pre_events, pre_units = pre.get(i, (0, 0))
         out.append(
-            MissingRow(m.label, bad, share, kinds["nan"], kinds["inf"], kinds["null"], units)
+            MissingRow(
+                m.label, bad, share, kinds["nan"], kinds["inf"], kinds["null"], units, pre_events
+            )
         )
+        if pre_events:
+            notes.append(
+                f"{m.label}: {pre_events} pre-period events ({pre_units} units) had NaN or "
+                "±inf values and were left out of the regression adjustment's covariate"
+            )
         if not bad:
             continue
         what = ", ".join(f"{v} {k}" for k, v in kinds.items() if v)
@@ -347,6 +379,57 @@ def missing_rows(
                 f"{', '.join(m.columns)}"
             )
     return out, notes, alerts_
+
+
+# -- effect by days since first exposure ------------------------------------------------------
+
+
+def exposure_day_rows(ctx: _Context, rows: list[dict[str, Any]]) -> list[ExposureDayRow]:
+    """Per moment metric × arm × day since first exposure: the design-weighted effect over
+    the exposure phases of the fresh units (:func:`~analysis.metrics._plan.exposure_day_plan`)."""
+    if not rows:
+        return []
+    from scipy import stats as st
+
+    M, ctrl, alpha = ctx.metrics, ctx.control, ctx.options["alpha"]
+    mom = agg.read_moments(rows, ["phase", "day", "arm"], M, use_covariates=False)
+    days = sorted({int(k[1]) for k in mom if k[1] is not None and int(k[1]) >= 0})
+    z = float(st.norm.ppf(1 - alpha / 2))
+    out: list[ExposureDayRow] = []
+    for i, m in agg.moment_metrics(M):
+        names = agg.variables(m, i, use_covariates=False)
+        f = m.statistic(agg.prefix(i))
+        empty = Moments.empty(names)
+        for a in ctx.arms:
+            for d in days:
+                parts: list[tuple[float, EffectResult]] = []
+                n_c = n_t = 0
+                for p in ctx.exposure:
+                    c = mom.get((p, d, ctrl), {}).get(i, empty)
+                    t = mom.get((p, d, a), {}).get(i, empty)
+                    n_c, n_t = n_c + c.n, n_t + t.n
+                    r = compare(c, t, f, alpha=alpha)
+                    if math.isfinite(r.effect) and math.isfinite(r.se):
+                        parts.append((_design_total(m, i, (c, t)), r))
+                total = sum(w for w, _ in parts)
+                if not parts or total <= 0:
+                    continue
+                effect = sum(w * r.effect for w, r in parts) / total
+                se = math.sqrt(sum((w / total) ** 2 * r.se**2 for w, r in parts))
+                out.append(
+                    ExposureDayRow(
+                        m.label, a, d, n_c, n_t, effect, se, effect - z * se, effect + z * se
+                    )
+                )
+    return out
+
+
+def _design_total(m: Any, i: int, arms: Sequence[Moments]) -> float:
+    """Clean turns (a ratio's denominator) or units of a cell, over the arms."""
+    if isinstance(m, Ratio):
+        x = f"{agg.prefix(i)}x"
+        return float(sum(a.sums[a.index(x)] for a in arms if a.n))
+    return float(sum(a.n for a in arms))
 
 
 # -- explain ----------------------------------------------------------------------------------
@@ -389,6 +472,56 @@ def explain_rows(ctx: _Context, rows: list[dict[str, Any]]) -> list[ExplainRow]:
 # -- recovery ---------------------------------------------------------------------------------
 
 
+#: A recovery bin is merged with the next ones until both sides hold this many units (or the
+#: interval's half-width is within the margin): thin bins give intervals too wide to read.
+RECOVERY_MIN_UNITS = 200
+
+
+def _recovered(effect: float, pvalue: float, margin: float, alpha: float, sign: float) -> bool:
+    """Whether a bin counts as recovered: within ±margin and not significantly different, or —
+    for a metric with a direction (``sign`` +1 higher / −1 lower is better) — not worse by the
+    margin and not significantly worse (an improvement beyond the margin is recovered)."""
+    if not (math.isfinite(effect) and math.isfinite(margin)):
+        return False
+    significant = pvalue < alpha
+    if sign == 0.0:
+        return bool(abs(effect) < margin and not significant)
+    better = sign * effect
+    return bool(better > -margin and not (significant and better < 0))
+
+
+def _merged_bins(
+    pairs: Sequence[tuple[int, Moments, Moments]],
+    f: Any,
+    alpha: float,
+    margin: float,
+    min_units: int,
+) -> list[tuple[int, Moments, Moments]]:
+    """Consecutive bins ``(bin, reference, group)`` merged until each span's group and
+    reference hold ``min_units`` units or the difference's half-width (statistic ``f``) is
+    within ``margin``: ``(first bin, reference, group)`` per span. A short remainder at the end
+    is merged into the span before it."""
+    out: list[tuple[int, Moments, Moments]] = []
+    acc: tuple[int, Moments, Moments] | None = None
+    for b, c, t in pairs:
+        acc = (b, c, t) if acc is None else (acc[0], acc[1] + c, acc[2] + t)
+        if acc[2].n == 0:
+            continue
+        r = compare(acc[1], acc[2], f, alpha=alpha)
+        half = (r.effect_ci_upper - r.effect_ci_lower) / 2
+        enough = acc[1].n >= min_units and acc[2].n >= min_units
+        if enough or (math.isfinite(half) and half <= margin):
+            out.append(acc)
+            acc = None
+    if acc is not None and acc[2].n:
+        if out:
+            first, c0, t0 = out.pop()
+            out.append((first, c0 + acc[1], t0 + acc[2]))
+        else:
+            out.append(acc)
+    return out
+
+
 def recovery_rows(
     ctx: _Context, after_phase: Phase | None, collected: Mapping[str, list[dict[str, Any]]]
 ) -> tuple[list[RecoveryRow], list[RecoverySummaryRow]]:
@@ -418,18 +551,24 @@ def recovery_rows(
         else:
             ref_value = f.value(ref_all) if ref_all.n else float("nan")
             margin = abs(ref_value) * float(margins)
+        sign = {"higher": 1.0, "lower": -1.0}.get(getattr(m, "direction", None) or "", 0.0)
         for g in GROUPS:
             grp_rows: list[RecoveryRow] = []
-            for b in [None, *bins]:
-                if b is None:
-                    c, t = ref_all, overall.get((g,), {}).get(i, empty)
-                else:
-                    c = by_bin.get((REFERENCE, b), {}).get(i, empty)
-                    t = by_bin.get((g, b), {}).get(i, empty)
+            pairs = [
+                (
+                    b,
+                    by_bin.get((REFERENCE, b), {}).get(i, empty),
+                    by_bin.get((g, b), {}).get(i, empty),
+                )
+                for b in bins
+            ]
+            min_units = int(opt.get("recovery_min_units", RECOVERY_MIN_UNITS))
+            spans = _merged_bins(pairs, f, alpha, margin, min_units)
+            for b, c, t in [(None, ref_all, overall.get((g,), {}).get(i, empty)), *spans]:
                 if t.n == 0:
                     continue
                 r = compare(c, t, f, alpha=alpha)
-                within = bool(abs(r.effect) < margin and not r.pvalue < alpha)
+                within = _recovered(r.effect, r.pvalue, margin, alpha, sign)
                 hours = 0.0 if b is None else b * bin_h
                 grp_rows.append(
                     RecoveryRow(

@@ -6,15 +6,15 @@ given, :func:`infer_metrics` proposes one metric per measured column and says wh
 and which columns it left out, so that the choice is visible and can be overridden
 (``metrics=[...]`` in the API, ``--metrics FILE`` on the command line):
 
-- a **boolean** column ``x`` → ``Proportion("x")``: the share of units with at least one true
-  value;
+- a **boolean** column ``x`` → ``Ratio("x")``: the per-turn rate, the share of turns with
+  ``x`` true, ``Σ_u #{e: x} / Σ_u #{e: x not null}``;
 - a **numeric** column ``x`` (integers, floats, decimals) → ``Ratio("x")``: the per-turn mean
   ``Σ_u Σ_e x / Σ_u #{e: x not null}`` over the units of an arm;
 - **left out**: the export's canonical columns (``event_id``, ``ts``, ``user_id``, ...), the
-  split's own columns (``phase``, ``served_revision``, ``contamination``), the experiment's unit,
-  columns named in the column map, columns whose name marks an id (``id``, ``*_id``, ``*Id``,
-  ``uuid``, ``*_key``, ``*_hash``), the hive partition keys of a folder or glob export
-  (``chunk=003/``), and columns that are neither numeric nor boolean (text, timestamps,
+  split's own columns (``phase``, ``served_revision``, ``contamination``, ``ramp_moved``), the
+  experiment's unit, columns named in the column map, columns whose name marks an id (``id``,
+  ``*_id``, ``*Id``, ``uuid``, ``*_key``, ``*_hash``), the hive partition keys of a folder or
+  glob export (``chunk=003/``), and columns that are neither numeric nor boolean (text, timestamps,
   lists, ...).
 
 Why a per-turn :class:`~analysis.metrics.definitions.Ratio` and not a per-unit
@@ -27,11 +27,21 @@ the independent observation: a ratio of unit totals whose variance is the delta 
 units, so the analysis unit (the randomization unit) does not change. Nulls, NaN and infinities
 are left out of the turn count as well as the sum.
 
-The kind is decided by **dtype only** (no scan): an integer column holding only 0 and 1 is a
-numeric column here, and becomes a per-turn rate ``Ratio`` (the share of turns with 1) rather
-than a per-unit ``Proportion``; cast it to boolean in the export, or name the metric, to get the
-other. Inferred metrics have no ``direction``: they are estimated and shown, and never make
-``analyze`` report a regression.
+Why a per-turn rate and not the share of units with any true value (``Proportion``) for
+booleans: the share of units with *any* true grows with the number of turns a unit has, so a
+revision that changes how many turns users take moves it even when each turn is as likely to be
+true — it mixes engagement with the rate. The per-turn rate does not, it is the "rate" a
+dashboard shows, and it is what an integer 0/1 column of the same data gives: the estimand no
+longer depends on whether the export stores the flag as a boolean or as 0/1 (the kind is decided
+by **dtype only**, no scan). A per-unit outcome ("did the user convert") is a
+``Proportion("x")`` named in a metrics file.
+
+Inferred metrics have no ``direction``: they are estimated and shown, and never make ``analyze``
+report a regression (nothing can alert on them). The note says so and shows how to give
+directions: a metrics file (``--metrics FILE``, docs/metrics.md) such as::
+
+    metrics:
+      - {type: ratio, numerator: score, direction: higher}
 """
 
 from __future__ import annotations
@@ -45,7 +55,7 @@ import narwhals as nw
 
 from analysis.errors import PromptstateError
 from analysis.events.loading import CANONICAL_COLUMNS
-from analysis.metrics.definitions import Metric, Proportion, Ratio
+from analysis.metrics.definitions import Metric, Ratio
 
 if TYPE_CHECKING:  # pragma: no cover
     from analysis.events.labelling import SplitResult
@@ -60,7 +70,7 @@ __all__ = [
 ]
 
 #: Columns :func:`~analysis.events.labelling.split` adds to the export.
-SPLIT_COLUMNS: tuple[str, ...] = ("phase", "served_revision", "contamination")
+SPLIT_COLUMNS: tuple[str, ...] = ("phase", "served_revision", "contamination", "ramp_moved")
 
 #: Column names that mark an identifier (case-insensitive; camelCase ``userId`` too).
 _ID_NAME = re.compile(r"(^|[_\-. ])(id|ids|uuid|guid|key|hash)$", re.IGNORECASE)
@@ -82,10 +92,12 @@ class InferredMetrics(NamedTuple):
     """Metrics inferred from an export's schema, and what was left out.
 
     Attributes:
-        metrics: One metric per measured column, in the export's column order: ``Proportion``
-            for booleans, a per-turn ``Ratio`` for numbers; no direction.
-        note: One line saying which metrics were inferred and which columns were left out (and
-            why), ending with how to choose them instead.
+        metrics: One metric per measured column, in the export's column order: a per-turn
+            ``Ratio`` (booleans: the share of turns with a true value; numbers: the mean per
+            turn); no direction.
+        note: One line saying which metrics were inferred with each one's estimand, which
+            columns were left out (and why), that inferred metrics cannot alert (no direction),
+            and how to give metrics with directions instead.
         left_out: ``(column, reason)`` of every column that is not a metric.
     """
 
@@ -104,14 +116,14 @@ def infer_metrics(
     """Infer metrics from an export's column types (the schema only: nothing is scanned).
 
     Estimands of the inferred metrics (``u`` runs over the units of an arm, ``e`` over a unit's
-    events): a boolean column ``x`` gives ``Proportion("x")``, ``P_u[any_e x]``, the share of
-    units with at least one true value; a numeric column ``x`` gives ``Ratio("x")``,
-    ``Σ_u Σ_e x / Σ_u #{e: x finite}``, the per-turn mean, with the unit as the independent
+    events): a numeric column ``x`` gives ``Ratio("x")``, ``Σ_u Σ_e x / Σ_u #{e: x finite}``,
+    the per-turn mean, and a boolean column the same per-turn ratio of its 0/1 values, the
+    share of turns with ``x`` true (like an integer 0/1 column); the unit is the independent
     observation (delta method over unit totals). Why a per-turn ratio rather than a per-unit
-    total (``Mean``): a schema does not say whether a column adds up over turns; the per-turn
-    mean means something for every numeric column and is what a dashboard shows, while the unit
-    stays the analysis unit. Kinds are decided by dtype only: an integer 0/1 column is numeric
-    (a per-turn rate), not a proportion.
+    total (``Mean``) or the share of units with any true (``Proportion``): a schema does not say
+    whether a column adds up over turns, and a per-unit "any" grows with the number of turns;
+    the per-turn number means something for every column and is what a dashboard shows, while
+    the unit stays the analysis unit. Inferred metrics have no direction: they cannot alert.
 
     Args:
         events: A :class:`~analysis.events.labelling.SplitResult` (its unit, unit key and column
@@ -135,7 +147,7 @@ def infer_metrics(
         >>> inf = infer_metrics({"event_id": nw.String(), "ok": nw.Boolean(),
         ...                      "score": nw.Float64(), "session_id": nw.Int64()})
         >>> [f"{type(m).__name__}({m.column})" for m in inf.metrics]
-        ['Proportion(ok)', 'Ratio(score)']
+        ['Ratio(ok)', 'Ratio(score)']
         >>> inf.left_out
         (('event_id', 'canonical column'), ('session_id', 'id column'))
     """
@@ -143,15 +155,15 @@ def infer_metrics(
     for c, why in (exclude or {}).items():
         reserved.setdefault(c, why)
     metrics: list[Metric] = []
+    kinds: dict[str, str] = {}
     left_out: list[tuple[str, str]] = []
     for name, dtype in schema.items():
         reason = reserved.get(name) or _reason(name, dtype)
         if reason is not None:
             left_out.append((name, reason))
-        elif dtype == nw.Boolean:
-            metrics.append(Proportion(name))
-        else:
+        else:  # booleans too: the per-turn rate (see the module doc)
             metrics.append(Ratio(name))
+            kinds[name] = "rate" if _is_boolean(dtype) else "mean"
     if not metrics:
         listed = "; ".join(f"{c} ({r})" for c, r in left_out) or "none"
         raise PromptstateError(
@@ -159,7 +171,7 @@ def infer_metrics(
             f"that is not an id); the columns: {listed}. Name your metrics with --metrics FILE "
             "(command line, see docs/metrics.md) or metrics=[...] (Python)"
         )
-    return InferredMetrics(tuple(metrics), _note(metrics, left_out), tuple(left_out))
+    return InferredMetrics(tuple(metrics), _note(metrics, kinds, left_out), tuple(left_out))
 
 
 def check_metric_columns(
@@ -308,14 +320,34 @@ def _reason(name: str, dtype: Any) -> str | None:
     return f"{dtype}, not numeric or boolean"
 
 
-def _note(metrics: Sequence[Metric], left_out: Sequence[tuple[str, str]]) -> str:
-    """The one-line note: inferred metrics, left-out columns grouped by reason, how to choose."""
-    shown = ", ".join(f"{type(m).__name__}({m.column!r})" for m in metrics)
+def _is_boolean(dtype: Any) -> bool:
+    return bool((dtype() if isinstance(dtype, type) else dtype) == nw.Boolean)
+
+
+def _note(
+    metrics: Sequence[Metric], kinds: Mapping[str, str], left_out: Sequence[tuple[str, str]]
+) -> str:
+    """The one-line note: inferred metrics with their estimands, left-out columns grouped by
+    reason, that they cannot alert, and how to give directions."""
+    shown = ", ".join(
+        f"{type(m).__name__}({m.column!r}): "
+        + (
+            f"per-turn rate, the share of turns with {m.column} true"
+            if kinds.get(m.column) == "rate"
+            else f"per-turn mean of {m.column}"
+        )
+        for m in metrics
+    )
     groups: dict[str, list[str]] = {}
     for col, reason in left_out:
         groups.setdefault(reason, []).append(col)
     parts = [f"{', '.join(cols)} ({reason})" for reason, cols in groups.items()]
-    out = f"inferred metrics from the export's columns: {shown} (no direction)"
+    out = f"inferred metrics from the export's columns: {shown}"
     if parts:
         out += f"; left out: {'; '.join(parts)}"
-    return out + " — pass --metrics FILE / metrics=[...] to choose"
+    first = metrics[0].column if metrics else "score"
+    return out + (
+        ". Inferred metrics have no direction, so no regression can alert on them: pass "
+        "--metrics FILE / metrics=[...] with a direction per metric, e.g. a metrics.yaml of "
+        f"`metrics: [{{type: ratio, numerator: {first}, direction: higher}}]` (docs/metrics.md)"
+    )

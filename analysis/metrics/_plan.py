@@ -41,6 +41,7 @@ __all__ = [
     "build_frames",
     "build_plan",
     "explain_plan",
+    "exposure_day_plan",
     "influence_plan",
     "outer_quantile_plans",
     "read_columns",
@@ -50,7 +51,7 @@ __all__ = [
     "winsorized",
 ]
 
-#: View name -> (events, group keys) of the quantile metrics (``phase``, ``cohort``, ``naive``).
+#: View name -> (events, group keys) of the quantile metrics (``phase``, ``naive``).
 QuantileViews = Mapping[str, tuple[nw.LazyFrame[Any], list[str]]]
 
 
@@ -96,7 +97,15 @@ class Plan:
 
 #: Columns of the labelled events a run reads besides the unit and the metrics' columns (the
 #: last two where the export has them).
-BASE_COLUMNS = ("ts", "experiment_id", "arm", "phase", "contamination", "served_revision")
+BASE_COLUMNS = (
+    "ts",
+    "experiment_id",
+    "arm",
+    "phase",
+    "contamination",
+    "served_revision",
+    "ramp_moved",
+)
 OPTIONAL_COLUMNS = ("conversation_id", "response_revision_id")
 
 
@@ -121,7 +130,15 @@ def build_frames(
     f = keyed.select(*sorted(keep))
     in_exposure = nw.col("phase").is_in(list(ctx.exposure))
     tagged = f.filter((nw.col("experiment_id") == exp_id) & ~nw.col("arm").is_null())
-    clean = f.filter((nw.col("contamination") == "clean") & in_exposure)
+    if ctx.options.get("moved_units", "keep") == "exclude":
+        # the estimates of before: ramp-moved units left out, their conversations' turns of
+        # the other units not told apart (prior_conversation counted as clean)
+        usable = nw.col("contamination").is_in(["clean", "prior_conversation"]) & ~nw.col(
+            "ramp_moved"
+        )
+    else:
+        usable = nw.col("contamination") == "clean"
+    clean = f.filter(usable & in_exposure)
     enrolled = tagged.filter(
         in_exposure & ~nw.col("contamination").is_in(["outside_window", "after_end"])
     )
@@ -189,8 +206,12 @@ def build_plan(ctx: _Context, fr: Frames) -> Plan:
     clean_cohort = fr.clean.join(fr.enroll.select(unit, "cohort"), on=unit, how="inner")
     plan: dict[str, nw.LazyFrame[Any]] = {}
     starts = [b for _, b in ctx.strata]
-    strata = fr.clean.with_columns(agg.stratum_expr(starts).alias("stratum"))
-    keys = ["phase", "stratum", "arm"]
+    # fresh: the unit was first enrolled in the stratum's phase (the fresh-cohort estimate)
+    strata = clean_cohort.with_columns(
+        agg.stratum_expr(starts).alias("stratum"),
+        (nw.col("cohort") == nw.col("phase")).fill_null(value=False).alias("fresh"),
+    ).drop("cohort")
+    keys = ["phase", "stratum", "arm", "fresh"]
     # computed once (read again by the influence pass): on polars collected in a streaming pass
     # (a few rows per enrolled unit); elsewhere lazy, on the engine's persisted events
     units = agg.unit_level(strata, keys, unit, M, covariates=cov)
@@ -198,6 +219,11 @@ def build_plan(ctx: _Context, fr: Frames) -> Plan:
         units = _engines.small(units)
     plan["strata"] = agg.group_moments(units, keys, M)
     plan["missing"] = agg.missing_counts(fr.clean, unit, M)
+    exposure_day = exposure_day_plan(ctx, fr)
+    if exposure_day is not None:
+        plan["exposure_day"] = exposure_day
+    for k, frame in enumerate(agg.pre_missing(fr.frame, fr.enroll, unit, M)):
+        plan[f"pre_missing:{k}"] = frame
     plan["naive"] = agg.group_moments(
         agg.unit_level(fr.tagged, ["arm"], unit, M, use_covariates=False),
         ["arm"],
@@ -221,9 +247,11 @@ def build_plan(ctx: _Context, fr: Frames) -> Plan:
     if ctx.options["explain"]:
         plan["explain"] = explain_plan(ctx, fr.tagged)
     after_phase = recovery_plan(ctx, fr.frame, plan, conversation=fr.conversation)
+    # quantiles: per phase (each unit in the arm it had there), combined over the phases as
+    # time strata with their shares of the clean turns
+    plan["phase_turns"] = fr.clean.group_by("phase").agg(nw.len().alias("n"))
     quantile_views = {
         "phase": (fr.clean, ["phase", "arm"]),
-        "cohort": (clean_cohort, ["cohort", "arm"]),
         "naive": (fr.tagged, ["arm"]),
     }
     for name, (ev, keys) in quantile_views.items():
@@ -231,6 +259,24 @@ def build_plan(ctx: _Context, fr: Frames) -> Plan:
         if q is not None:
             plan[f"q:{name}"] = q
     return Plan(frames=plan, quantile_views=quantile_views, after_phase=after_phase, units=units)
+
+
+def exposure_day_plan(ctx: _Context, fr: Frames) -> nw.LazyFrame[Any] | None:
+    """Moments per exposure phase × day since the unit's first exposure × arm, over the clean
+    events of *fresh* units (first enrolled in the event's phase; each unit is fresh in one
+    phase only, so the phases' units are disjoint). Days are whole days of whole minutes."""
+    starts = [p.start for p in ctx.phases if p.kind == "exposure" and p.start is not None]
+    if not starts or not agg.moment_metrics(ctx.metrics):
+        return None
+    unit = ctx.unit
+    ev = fr.clean.join(fr.enroll.select(unit, "first_ts", "cohort"), on=unit, how="inner")
+    ev = ev.filter(nw.col("cohort") == nw.col("phase"))
+    ev = _engines.with_minutes_since(ev, "ts", starts[0], "__m")
+    ev = _engines.with_minutes_since(ev, "first_ts", starts[0], "__f")
+    ev = ev.with_columns(((nw.col("__m") - nw.col("__f")) // 1440).cast(nw.Int32).alias("day"))
+    keys = ["phase", "day", "arm"]
+    units = agg.unit_level(ev, keys, unit, ctx.metrics, use_covariates=False)
+    return agg.group_moments(units, keys, ctx.metrics, use_covariates=False)
 
 
 def small_frame(data: Mapping[str, Sequence[Any]], like: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
@@ -259,12 +305,31 @@ def influence_plan(
     units: nw.LazyFrame[Any],
     constants: Mapping[str, Sequence[Any]],
     terms: Mapping[str, Sequence[str]],
-) -> list[nw.LazyFrame[Any]]:
-    """The second pass of the stratified estimates: per phase × arm and per arm, the units and
-    the sums of products of their influence functions (see
+    presence: Mapping[str, tuple[int | None, bool]],
+    products: Sequence[tuple[str, str]],
+) -> nw.LazyFrame[Any]:
+    """The second pass of the stratified estimates: one row of sums over units of products of
+    their per-unit influence functions (one cluster per unit; see
     :func:`~analysis.metrics.aggregation.influence_sums`)."""
-    per_phase, overall = agg.influence_sums(units, constants, ctx.unit, terms, by="phase")
-    return [per_phase, overall]
+    conds: dict[str, nw.Expr] = {}
+    for name, (phase, fresh_only) in presence.items():
+        cond = nw.lit(value=True) if phase is None else nw.col("phase") == phase
+        conds[name] = cond & nw.col("fresh") if fresh_only else cond
+    keyed = units.with_columns(
+        (nw.col("stratum").cast(nw.Int32) * 2 + nw.col("fresh").cast(nw.Int32))
+        .cast(nw.Int32)
+        .alias("skey")
+    )
+    return agg.influence_sums(
+        keyed,
+        constants,
+        ctx.unit,
+        terms,
+        arms=(ctx.control, *ctx.arms),
+        presence=conds,
+        products=products,
+        key="skey",
+    )
 
 
 def explain_plan(ctx: _Context, tagged: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
@@ -274,11 +339,11 @@ def explain_plan(ctx: _Context, tagged: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
     The events are reduced once, per label × arm × unit; each step's per-unit variables are
     then sums (indicators of a :class:`~analysis.metrics.definitions.Proportion`: maxima) over
     the step's labels of that small table — the same numbers as grouping the step's events,
-    without seven passes over them.
+    without eight passes over them.
     """
     unit, M = ctx.unit, ctx.metrics
     per_label = agg.unit_level(tagged, ["contamination", "arm"], unit, M, use_covariates=False)
-    if per_label.implementation.is_polars():  # read seven times below: computed once
+    if per_label.implementation.is_polars():  # read eight times below: computed once
         per_label = _engines.small(per_label)
     reduce: list[nw.Expr] = []
     for i, m in agg.moment_metrics(M):

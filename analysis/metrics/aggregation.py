@@ -19,7 +19,9 @@ quantile function, so that polars, DuckDB and Spark return the same value.
 
 The stratified clean analysis adds a second pass (:func:`influence_sums`): with small per-stratum
 constants from the first pass, each unit's influence-function values are computed in the engine,
-summed over the strata the unit appears in, and only their per-arm sums of products reach Python.
+summed per unit over the strata it appears in (one cluster per unit, also for a ramp-moved unit
+that was control in one stratum and treatment in another), and only sums of products reach
+Python.
 :func:`stratum_expr` numbers the time strata; :func:`missing_counts` counts NaN, ±inf and null
 metric values.
 """
@@ -46,6 +48,7 @@ __all__ = [
     "missing_counts",
     "moment_metrics",
     "pre_exposure",
+    "pre_missing",
     "prefix",
     "quantiles",
     "ranked",
@@ -209,6 +212,47 @@ def pre_exposure(
     return out
 
 
+def pre_missing(
+    events: nw.LazyFrame[Any],
+    first_exposure: nw.LazyFrame[Any],
+    unit: str,
+    metrics: Sequence[Metric],
+) -> list[nw.LazyFrame[Any]]:
+    """Per group of pre-period metrics with the same ``cuped_days``, one row: events of the
+    pre-period windows (:func:`pre_exposure`) with a NaN or ±inf value in a column the metric
+    reads (``pre|<i>``; left out of the covariate) and the units with one (``preu|<i>``).
+    Nulls are not counted: a pre-period turn without a rating is ordinary."""
+    cuped = [(i, m) for i, m in moment_metrics(metrics) if m.pre_period]
+    by_days: dict[float, list[tuple[int, MomentMetric]]] = {}
+    for i, m in cuped:
+        by_days.setdefault(m.cuped_days, []).append((i, m))
+    joined = events.join(first_exposure.select(unit, "first_ts"), on=unit, how="inner")
+    out: list[nw.LazyFrame[Any]] = []
+    for days, group in by_days.items():
+        window = joined.filter(
+            (nw.col("ts") < nw.col("first_ts"))
+            & (nw.col("ts") >= nw.col("first_ts") - timedelta(days=days))
+        )
+        aggs = []
+        for i, m in group:
+            bad: nw.Expr = nw.lit(value=False)
+            for c in m.columns:
+                v = nw.col(c).cast(nw.Float64)
+                bad = bad | (~v.is_null() & ~v.is_finite()).fill_null(value=False)
+            aggs.append(bad.cast(nw.Int64).sum().alias(f"pre|{i}"))
+        per_unit = window.group_by(unit).agg(*aggs)
+        out.append(
+            per_unit.select(
+                *(nw.col(f"pre|{i}").sum() for i, _ in group),
+                *(
+                    (nw.col(f"pre|{i}") > 0).cast(nw.Int64).sum().alias(f"preu|{i}")
+                    for i, _ in group
+                ),
+            )
+        )
+    return out
+
+
 def ranked(events: nw.LazyFrame[Any], keys: Sequence[str], metric: Quantile) -> nw.LazyFrame[Any]:
     """The events with a value of ``metric``, ranked within their ``keys`` group (lazy).
 
@@ -326,29 +370,29 @@ def stratum_expr(starts: Sequence[datetime]) -> nw.Expr:
 
 
 def with_constants(
-    units: nw.LazyFrame[Any], constants: Mapping[str, Sequence[Any]]
+    units: nw.LazyFrame[Any], constants: Mapping[str, Sequence[Any]], key: str = "stratum"
 ) -> nw.LazyFrame[Any]:
-    """``units`` with the columns of the small table ``constants`` (keys ``stratum``, ``arm``)
-    looked up by ``stratum`` × ``arm``; null where the table has no row.
+    """``units`` with the columns of the small table ``constants`` (keys ``key``, ``arm``)
+    looked up by ``key`` × ``arm``; null where the table has no row.
 
     On polars a left join with the table; on other engines (a DuckDB relation cannot be joined
     with a table of another connection) one ``replace_strict`` per arm and column.
     """
-    strata, arms = list(constants["stratum"]), list(constants["arm"])
-    cols = [c for c in constants if c not in ("stratum", "arm")]
+    strata, arms = list(constants[key]), list(constants["arm"])
+    cols = [c for c in constants if c not in (key, "arm")]
     if units.implementation.is_polars():
         import polars as pl
 
         table = pl.DataFrame({k: list(v) for k, v in constants.items()}).with_columns(
-            pl.col("stratum").cast(pl.Int32), pl.col("arm").cast(pl.String)
+            pl.col(key).cast(pl.Int32), pl.col("arm").cast(pl.String)
         )
-        return units.join(nw.from_native(table.lazy()), on=["stratum", "arm"], how="left")
+        return units.join(nw.from_native(table.lazy()), on=[key, "arm"], how="left")
     exprs = []
     for c in cols:
         expr: nw.Expr = nw.lit(None, dtype=nw.Float64)
         for a in dict.fromkeys(arms):
             idx = [j for j, x in enumerate(arms) if x == a]
-            mapped = nw.col("stratum").replace_strict(
+            mapped = nw.col(key).replace_strict(
                 [strata[j] for j in idx],
                 [float(constants[c][j]) for j in idx],
                 default=None,
@@ -365,27 +409,37 @@ def influence_sums(
     unit: str,
     terms: Mapping[str, Sequence[str]],
     *,
-    by: str,
-) -> tuple[nw.LazyFrame[Any], nw.LazyFrame[Any]]:
-    """Per arm (and per ``by``, e.g. the phase): units and sums of products of their influence.
+    arms: Sequence[str],
+    presence: Mapping[str, nw.Expr],
+    products: Sequence[tuple[str, str]],
+    key: str = "stratum",
+) -> nw.LazyFrame[Any]:
+    """Sums over units of products of their influence functions, one cluster per unit.
+
+    Each row of ``units`` (one unit in one stratum, in the arm it had there) gets, for every
+    influence component ``c`` of ``terms``, ``ψ_c = Σ_v k|c|v · v − o|c`` from the constants
+    of its ``key`` × ``arm``. The rows are summed *per unit* into ``u|<arm>|<c>`` — the unit's
+    influence on arm ``arm``'s estimates (zero for an arm it never had) — so a unit that was
+    control in one stratum and treatment in another is one cluster with both parts.
 
     Args:
-        units: Per stratum × unit aggregates (:func:`unit_level` with keys ``by``, ``stratum``,
-            ``arm``).
-        constants: Columns of a small table, one row per ``stratum`` × ``arm``: for each
-            influence component ``c`` of ``terms``, the coefficient ``k|<c>|<var>`` of each of
-            its variables and the offset ``o|<c>`` (:func:`with_constants`). Strata × arms
-            without a row contribute nothing.
+        units: Per stratum × unit aggregates holding ``key``, ``arm`` and the variables.
+        constants: Columns of a small table, one row per ``key`` × ``arm``: for each component
+            ``c``, ``k|<c>|<var>`` and the offset ``o|<c>``; rows without an entry contribute 0.
         unit: The unit column.
-        terms: Component name -> the unit-level variables it reads. Names starting with ``p|``
-            are summed per ``by`` × unit (scope ``by``), the others per unit (all strata).
-        by: The column of the narrower scope.
+        terms: Component name -> the unit-level variables it reads.
+        arms: The arms (control first).
+        presence: Name -> a row-level condition; ``n|<arm>|<name>`` counts the units with a row
+            in ``arm`` that meets it, and ``b|<arm>|<arm2>|<name>`` (for every pair of arms) the
+            units with rows in both.
+        products: Pairs of per-unit columns (``u|<arm>|<c>``) whose products are summed, as
+            ``x|<first>|<second>``.
+        key: The constants' key column of ``units``.
 
     Returns:
-        ``(per_by, overall)``: per ``by`` × ``arm`` (resp. per ``arm``): ``n`` (distinct units),
-        ``s|<c>`` and ``c|<c>|<d>`` (sums of products) of the scope's components.
+        One row: ``n|…``, ``b|…``, ``s|<arm>|<c>`` (sums, zero by construction) and ``x|…``.
     """
-    rows = with_constants(units, constants)
+    rows = with_constants(units, constants, key)
     psi: list[nw.Expr] = []
     for comp, names in terms.items():
         expr = -nw.col(f"o|{comp}").fill_null(0.0)
@@ -393,23 +447,35 @@ def influence_sums(
             k = nw.col(f"k|{comp}|{v}").fill_null(0.0)
             expr = expr + k * nw.col(v).cast(nw.Float64).fill_null(0.0)
         psi.append(expr.alias(f"psi|{comp}"))
-    rows = rows.select(unit, "arm", by, *psi)
-    narrow = [c for c in terms if c.startswith("p|")]
-    wide = [c for c in terms if not c.startswith("p|")]
-
-    def reduce(keys: list[str], comps: list[str]) -> nw.LazyFrame[Any]:
-        per_unit = rows.group_by([unit, *keys]).agg(
-            *(nw.col(f"psi|{c}").sum().alias(f"u|{c}") for c in comps)
-        )
-        aggs: list[nw.Expr] = [nw.len().alias("n")]
-        for a, ca in enumerate(comps):
-            aggs.append(nw.col(f"u|{ca}").sum().alias(f"s|{ca}"))
-            for cb in comps[a:]:
-                prod = nw.col(f"u|{ca}") * nw.col(f"u|{cb}")
-                aggs.append(prod.sum().alias(f"c|{ca}|{cb}"))
-        return per_unit.group_by(keys).agg(*aggs)
-
-    return reduce(["arm", by], narrow), reduce(["arm"], wide)
+    flags = [(nw.col("arm") == a) & cond for a in arms for cond in presence.values()]
+    flag_names = [f"p|{a}|{name}" for a in arms for name in presence]
+    rows = rows.select(
+        unit,
+        "arm",
+        *psi,
+        *(f.cast(nw.Int64).alias(n) for f, n in zip(flags, flag_names, strict=True)),
+    )
+    per_unit = rows.group_by(unit).agg(
+        *(
+            nw.when(nw.col("arm") == a)
+            .then(nw.col(f"psi|{c}"))
+            .otherwise(0.0)
+            .sum()
+            .alias(f"u|{a}|{c}")
+            for a in arms
+            for c in terms
+        ),
+        *(nw.col(n).max() for n in flag_names),
+    )
+    out: list[nw.Expr] = [nw.col(n).sum().alias(f"n{n[1:]}") for n in flag_names]
+    for name in presence:
+        for x, a in enumerate(arms):
+            for b in arms[x + 1 :]:
+                both = nw.col(f"p|{a}|{name}") * nw.col(f"p|{b}|{name}")
+                out.append(both.sum().alias(f"b|{a}|{b}|{name}"))
+    out += [nw.col(f"u|{a}|{c}").sum().alias(f"s|{a}|{c}") for a in arms for c in terms]
+    out += [(nw.col(p) * nw.col(q)).sum().alias(f"x|{p}|{q}") for p, q in dict.fromkeys(products)]
+    return per_unit.select(*out)
 
 
 def missing_counts(

@@ -14,7 +14,7 @@ What :func:`analyze` computes for every metric and treatment arm (estimands):
   times. Regression adjustment (CUPED) on each unit's pre-period value of the metric and an
   indicator of pre-period events is on by default when units have pre-period events; the
   unadjusted estimate is in ``effect_unadjusted*``. Quantiles: per phase, and combined over
-  enrollment cohorts with inverse-variance weights (:mod:`analysis.stats.combine`), unadjusted.
+  the phases as time strata (:func:`analysis.stats.combine.combine_time_strata`), unadjusted.
 - **naive, pooled** — what a dashboard shows: arm tags at face value, every tagged event
   (including stale tags after the end, crossover units, served mismatches, stale cache hits,
   carryover), one window, no CUPED.
@@ -70,6 +70,7 @@ from analysis.metrics.results import (
     EffectRow,
     ExclusionRow,
     ExplainRow,
+    ExposureDayRow,
     MissingRow,
     SRMRow,
 )
@@ -82,7 +83,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from analysis.events.labelling import SplitResult
     from analysis.stats.quantile import QuantileEstimate
 
-__all__ = ["analyze", "default_metrics"]
+__all__ = ["MOVED_UNITS", "analyze", "default_metrics"]
+
+#: What ``analyze(moved_units=...)`` accepts.
+MOVED_UNITS = ("keep", "exclude")
+
+#: Significance level of the phase-equality test and of the default-versus-fresh note.
+JOINT_ALPHA = 0.01
 
 
 def default_metrics() -> tuple[Metric, ...]:
@@ -109,11 +116,17 @@ def _check_options(
     bin_hours: float,
     block_hours: float | None,
     missing_threshold: float,
+    moved_units: str = "keep",
 ) -> None:
-    if block_hours is not None and not (block_hours > 0 and math.isfinite(block_hours)):
+    if block_hours is not None and not (block_hours >= 0 and math.isfinite(block_hours)):
         raise PromptstateError(
-            f"block_hours={block_hours}: must be a positive number of hours, or None for "
-            "whole phases"
+            f"block_hours={block_hours}: must be a positive number of hours, or 0 / None for "
+            "one stratum per exposure phase"
+        )
+    if moved_units not in MOVED_UNITS:
+        raise PromptstateError(
+            f"moved_units={moved_units!r}: use one of {', '.join(MOVED_UNITS)} (keep: ramp-moved "
+            "units count in the arm they had in each phase; exclude: left out, as before issue 21)"
         )
     if not 0 <= missing_threshold <= 1:
         raise PromptstateError(
@@ -149,6 +162,7 @@ def analyze(
     recovery_margin: float | Mapping[str, float] = 0.05,
     block_hours: float | None = 6.0,
     missing_threshold: float = 0.01,
+    moved_units: str = "keep",
     materialize: bool | None = None,
     since: datetime | str | None = None,
     until: datetime | str | None = None,
@@ -157,6 +171,8 @@ def analyze(
     drop_threshold: float = 0.3,
     completeness_alpha: float = 0.001,
     completeness: bool = True,
+    fresh_hours: float | None = None,
+    now: datetime | str | None = None,
 ) -> AnalysisResult:
     """Clean per-arm effects per phase and combined, naive vs clean, SRM, recovery.
 
@@ -194,9 +210,12 @@ def analyze(
             absolute margins by metric name.
         block_hours: Length of the time strata of the clean estimates inside each exposure
             phase (aligned to the phase's start; a trailing block shorter than half joins the
-            previous one). ``None``: one stratum per exposure phase.
+            previous one). ``None`` or ``0``: one stratum per exposure phase.
         missing_threshold: Alert when a metric's NaN/inf/null values exceed this share of the
             clean events (they are always counted, noted and left out of that metric).
+        moved_units: ``keep`` (default): ramp-moved units (the split's ``ramp_moved``) count,
+            in each time stratum, in the arm they had in that phase; ``exclude``: they are left
+            out and ``prior_conversation`` turns count as clean — the estimates of before.
         materialize: Compute the labelled events once and aggregate from that, rather than
             repeating the labelling in each collect (default ``None``: on; polars and DuckDB
             write a temporary Parquet file, PySpark persists the frame for the analysis); see
@@ -212,6 +231,11 @@ def analyze(
             significant.
         completeness_alpha: Significance level of the gap and volume tests.
         completeness: Run the completeness checks (the late-data cutoff applies regardless).
+        fresh_hours: Leave out late data only when ``until`` lies within this many hours of
+            the run time (default: the :func:`~analysis.metrics._completeness.run_clock`
+            block's, else 24); an older window is complete and nothing is left out (noted).
+        now: The run time ``fresh_hours`` is measured from (ISO-8601 text or datetime;
+            default: the block's, else the clock).
 
     Returns:
         An :class:`AnalysisResult`.
@@ -221,7 +245,11 @@ def analyze(
     """
     from analysis.events.labelling import SplitResult, materialized, split
 
-    _check_options(alpha, multiplicity, power, recovery_bin_hours, block_hours, missing_threshold)
+    _check_options(
+        alpha, multiplicity, power, recovery_bin_hours, block_hours, missing_threshold, moved_units
+    )
+    if block_hours == 0:
+        block_hours = None  # one stratum per exposure phase, as the CLI's --block-hours 0
     _completeness.check_completeness_options(
         late_hours, gap_hours, drop_threshold, completeness_alpha
     )
@@ -244,7 +272,9 @@ def analyze(
     lean = materialized(res, materialize, _plan.read_columns(metrics))
     with lean as labelled, np.errstate(all="ignore"):
         # the window on the materialised events: its collects do not repeat the labelling
-        window = _completeness.resolve_window(labelled, since, until, late_hours)
+        window = _completeness.resolve_window(
+            labelled, since, until, late_hours, fresh_hours=fresh_hours, now=now
+        )
         return _run(_completeness.apply_window(labelled, window), metrics, options, window)
 
 
@@ -283,6 +313,7 @@ _OPTION_NAMES = (
     "recovery_margin",
     "block_hours",
     "missing_threshold",
+    "moved_units",
 )
 
 
@@ -322,15 +353,18 @@ def _run(
         if options["completeness"]
         else []
     )
-    # second pass: per-unit influence functions of the stratified estimates, summed per arm
+    # second pass: per-unit influence functions of the stratified estimates, one cluster per
+    # unit (a ramp-moved unit is control in one stratum and treatment in another)
     prep = _stratified.prepare(ctx, collected["strata"])
-    per_phase: list[dict[str, Any]] = []
-    overall: list[dict[str, Any]] = []
-    if prep.constants["stratum"]:
-        per_phase, overall = agg.collect_all(
-            _plan.influence_plan(ctx, plan.units, prep.constants, prep.terms)
+    row: dict[str, Any] = {}
+    if prep.constants["skey"]:
+        plan2 = _plan.influence_plan(
+            ctx, plan.units, prep.constants, prep.terms, prep.presence, prep.products
         )
-    strat = _stratified.scope_effects(ctx, prep, per_phase, overall)
+        got = agg.collect_all([plan2])[0]
+        row = got[0] if got else {}
+    strat = _stratified.scope_effects(ctx, prep, row)
+    joint = _stratified.joint_tests(ctx, prep, row, strat)
     qest = _quantile_estimates(ctx, fr.frame, plan.quantile_views, collected)
 
     effects = _estimates.effect_rows(ctx, collected, qest, strat, prep.scopes)
@@ -343,11 +377,16 @@ def _run(
     srm = list(checks.srm)
     exclusions = _estimates.exclusion_rows(collected["excl"])
     alerts = list(checks.alerts)
-    missing, missing_notes, missing_alerts = _estimates.missing_rows(ctx, collected["missing"])
+    pre_rows = [r for k, v in collected.items() if k.startswith("pre_missing:") for r in v]
+    missing, missing_notes, missing_alerts = _estimates.missing_rows(
+        ctx, collected["missing"], pre_rows
+    )
     alerts += missing_alerts
     notes += missing_notes
     notes += prep.notes
     notes += _strata_notes(ctx)
+    notes += _joint_notes(ctx, joint)
+    notes += _moved_notes(ctx, checks)
     explain_rows = _estimates.explain_rows(ctx, collected.get("explain", []))
     recovery_rows, summary = _estimates.recovery_rows(ctx, plan.after_phase, collected)
     return AnalysisResult(
@@ -401,7 +440,65 @@ def _run(
             title="NaN/inf/null metric values left out (clean events)",
             percent=("share",),
         ),
+        by_exposure_day=Table(
+            tuple(_estimates.exposure_day_rows(ctx, collected.get("exposure_day", []))),
+            ExposureDayRow._fields,
+            title="clean effect by days since first exposure (fresh units, descriptive)",
+        ),
+        phase_equality=Table(
+            tuple(joint.phase_equality),
+            _stratified.PhaseEqualityRow._fields,
+            title="are the per-phase clean effects equal? (Wald, clustered by unit)",
+        ),
     )
+
+
+def _joint_notes(ctx: _Context, joint: _stratified.JointTests) -> list[str]:
+    """Notes of the phase-equality tests and of the default-versus-fresh comparison (α 0.01;
+    the latter Holm-adjusted across metrics per arm)."""
+    from analysis.stats.multiplicity import adjust_pvalues
+
+    out: list[str] = []
+    for r in joint.phase_equality:
+        if math.isfinite(r.pvalue) and r.pvalue < JOINT_ALPHA:
+            each = ", ".join(
+                f"phase {p} {e:+.4g}" for p, e in zip(r.phases.split(", "), r.effects, strict=True)
+            )
+            out.append(
+                f"{r.metric} ({r.arm}): the per-phase clean effects differ ({each}; Wald "
+                f"p={r.pvalue:.2g} < {JOINT_ALPHA}): `combined` is a turn-weighted average that "
+                "depends on how long each phase ran"
+            )
+    labels = dict(agg.moment_metrics(ctx.metrics))
+    for a in ctx.arms:
+        keys = [k for k in joint.fresh_gap if k[1] == a and math.isfinite(joint.fresh_gap[k][2])]
+        adjusted = adjust_pvalues([joint.fresh_gap[k][2] for k in keys], "holm") if keys else []
+        for k, pa in zip(keys, adjusted, strict=True):
+            if pa < JOINT_ALPHA:
+                diff, se, _ = joint.fresh_gap[k]
+                out.append(
+                    f"{labels[k[0]].label} ({a}): the default and the fresh-cohort combined "
+                    f"effects differ by {diff:+.4g} (SE {se:.2g}, Holm-adjusted p={pa:.2g} < "
+                    f"{JOINT_ALPHA}): returning or moved units respond differently (memory, "
+                    "novelty, or the treatment changed who stays active)"
+                )
+    return out
+
+
+def _moved_notes(ctx: _Context, checks: Any) -> list[str]:
+    """What the estimates did with ramp-moved units, and the ramp cap's warning."""
+    moved = sum(r.moved for r in checks.crossover if r.kind == "ramp")
+    if not moved:
+        return []
+    if ctx.options.get("moved_units", "keep") == "exclude":
+        return [
+            f"{moved} ramp-moved units left out of the clean estimates (moved_units='exclude'): "
+            "an activity-selected slice of the shrinking arm; the estimates may be biased"
+        ]
+    return [
+        f"{moved} ramp-moved units kept: in each time stratum a unit counts in the arm it had "
+        "in that phase (variance clustered by unit)"
+    ]
 
 
 def _strata_notes(ctx: _Context) -> list[str]:
@@ -417,7 +514,8 @@ def _strata_notes(ctx: _Context) -> list[str]:
     if quantiles:
         out.append(
             f"{', '.join(quantiles)}: quantile metric(s), not regression-adjusted; combined over "
-            "enrollment cohorts (not time strata)"
+            "the exposure phases with their shares of the clean turns (SE: the conservative "
+            "sum of the phases' SEs, since units appear in several phases)"
         )
     return out
 

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from analysis import _render
 from analysis._table import Table
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "EffectRow",
     "ExclusionRow",
     "ExplainRow",
+    "ExposureDayRow",
     "MissingRow",
     "SRMRow",
 ]
@@ -61,6 +63,7 @@ SHOWN_COLUMNS: tuple[str, ...] = (
 
 #: The labels the explanation adds to the clean events, one step each, in this order.
 EXPLAIN_ORDER: tuple[str, ...] = (
+    "prior_conversation",
     "carryover",
     "stale_cache",
     "served_mismatch",
@@ -108,6 +111,11 @@ class EffectRow(NamedTuple):
         effect_unadjusted_ci_lower: Its lower confidence bound.
         effect_unadjusted_ci_upper: Its upper confidence bound.
         strata: Time strata the clean estimate combines (1 for one window).
+        effect_fresh: The fresh-cohort estimate (clean rows of moment metrics): each stratum
+            compares only units first enrolled in its phase, with the default's design weights
+            (regression-adjusted like ``effect``); NaN where not defined.
+        effect_fresh_ci_lower: Its lower confidence bound.
+        effect_fresh_ci_upper: Its upper confidence bound.
     """
 
     analysis: str
@@ -140,6 +148,9 @@ class EffectRow(NamedTuple):
     effect_unadjusted_ci_lower: float = float("nan")
     effect_unadjusted_ci_upper: float = float("nan")
     strata: int = 1
+    effect_fresh: float = float("nan")
+    effect_fresh_ci_lower: float = float("nan")
+    effect_fresh_ci_upper: float = float("nan")
 
 
 class MissingRow(NamedTuple):
@@ -153,6 +164,8 @@ class MissingRow(NamedTuple):
         inf: Events with +inf or −inf.
         null: Events with a null.
         units: Units with at least one such event.
+        pre_period: Events of the pre-period windows (regression adjustment) with a NaN or
+            ±inf value, left out of the covariate (nulls are not counted there).
     """
 
     metric: str
@@ -162,6 +175,7 @@ class MissingRow(NamedTuple):
     inf: int
     null: int
     units: int
+    pre_period: int = 0
 
 
 class SRMRow(NamedTuple):
@@ -237,6 +251,36 @@ class ExplainRow(NamedTuple):
     change: float
 
 
+class ExposureDayRow(NamedTuple):
+    """The clean effect on turns a given number of days after each unit's first exposure.
+
+    Fresh units only (first enrolled in the phase), compared within each exposure phase and
+    combined over the phases with the day's design weights (clean turns for ratio metrics,
+    units otherwise); descriptive (no multiplicity adjustment, later days hold fewer units).
+
+    Attributes:
+        metric: Metric name.
+        arm: Treatment arm.
+        day: Whole days since the unit's first exposure (0: its first 24 hours).
+        n_control: Control units with clean turns that day.
+        n_arm: Treatment units with clean turns that day.
+        effect: Arm − control (unadjusted).
+        se: Its standard error (phases hold disjoint units: ``Σ w² se²``).
+        effect_ci_lower: Lower bound (normal).
+        effect_ci_upper: Upper bound.
+    """
+
+    metric: str
+    arm: str
+    day: int
+    n_control: int
+    n_arm: int
+    effect: float
+    se: float
+    effect_ci_lower: float
+    effect_ci_upper: float
+
+
 @dataclass(frozen=True)
 class AnalysisResult:
     """The result of :func:`~analysis.metrics.analyzing.analyze`.
@@ -261,6 +305,10 @@ class AnalysisResult:
         completeness: Completeness and freshness findings — missing coverage, gaps, an arm's
             lost logging (:class:`~analysis.metrics._completeness.CompletenessRow`); each is an
             alert (exit code 1).
+        phase_equality: Per moment metric × arm, the Wald test that the per-phase clean
+            effects are equal (metric, arm, statistic, df, pvalue, phases, effects).
+        by_exposure_day: The clean effect by days since each unit's first exposure (fresh
+            units, within time strata; descriptive).
     """
 
     experiment: str
@@ -283,6 +331,18 @@ class AnalysisResult:
     completeness: Table = field(
         default_factory=lambda: Table(
             (), ("kind", "phase", "start", "end", "arm", "detail"), title="completeness"
+        )
+    )
+    phase_equality: Table = field(
+        default_factory=lambda: Table(
+            (),
+            ("metric", "arm", "statistic", "df", "pvalue", "phases", "effects"),
+            title="are the per-phase effects equal?",
+        )
+    )
+    by_exposure_day: Table = field(
+        default_factory=lambda: Table(
+            (), ExposureDayRow._fields, title="effect by days since first exposure"
         )
     )
 
@@ -409,6 +469,8 @@ class AnalysisResult:
             "recovery_summary": self.recovery_summary.to_records(),
             "missing": self.missing.to_records(),
             "crossover": self.crossover.to_records(),
+            "phase_equality": self.phase_equality.to_records(),
+            "by_exposure_day": self.by_exposure_day.to_records(),
         }
 
     def _tables(self) -> list[Table]:
@@ -419,6 +481,7 @@ class AnalysisResult:
                 self.effects,
                 self.srm,
                 self.crossover,
+                self.phase_equality,
                 self.exclusions,
                 self.missing,
                 self.explain,
@@ -436,9 +499,12 @@ class AnalysisResult:
 
     def to_markdown(self) -> str:
         """All tables as Markdown."""
-        parts = [f"### Experiment `{self.experiment}`", *(t.to_markdown() for t in self._tables())]
-        parts += [f"- **alert**: {a}" for a in self.all_alerts]
-        parts += [f"- note: {n}" for n in self.notes]
+        parts = [
+            f"### Experiment {_render.md_code(self.experiment)}",
+            *(t.to_markdown() for t in self._tables()),
+        ]
+        parts += [f"- **alert**: {_render.md_text(a)}" for a in self.all_alerts]
+        parts += [f"- note: {_render.md_text(n)}" for n in self.notes]
         return "\n\n".join(parts)
 
     def _repr_html_(self) -> str:

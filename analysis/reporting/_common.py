@@ -157,27 +157,42 @@ def _headline(
     counts: Sequence[ContaminationRow],
     exp: Any,
     metrics: Sequence[Metric],
+    phases: Sequence[Any] = (),
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> str:
+    """The report's one sentence; never an empty number: when the clean effect (or the naive
+    one) is missing, the sentence says why (:func:`analysis.reporting._gaps.missing_reason`)."""
     from analysis.events.labelling import CONTAMINATED
     from analysis.reporting._data import contaminated_share
+    from analysis.reporting._gaps import arm_events, missing_reason
 
     arm = exp.treatment_arms[0] if exp.treatment_arms else exp.control
+    arms = (exp.control, *exp.treatment_arms)
     revision = exp.arms.get(arm, arm)
-    name = metrics[0].label
+    name = metrics[0].label if metrics else "its metrics"
     parts = []
-    try:
-        clean = result.effect(name, analysis="clean", phase="combined", arm=arm)
+    clean = _effect_or_none(result, name, "clean", "combined", arm)
+    if clean is not None:
         parts.append(
             f"clean effect of {revision} on {name}: {_num(clean.effect)}{_rel(clean.rel_effect)} "
             f"[{_num(clean.effect_ci_lower)}, {_num(clean.effect_ci_upper)}]"
         )
-    except KeyError:
-        parts.append(f"no clean effect of {revision} on {name} could be estimated")
-    try:
-        naive = result.effect(name, analysis="naive", phase="pooled", arm=arm)
+    else:
+        why = missing_reason(counts, arms, phases, since, until)
+        parts.append(f"no clean effect of {revision} on {name}: {why}")
+    naive = _effect_or_none(result, name, "naive", "pooled", arm)
+    if naive is not None:
         parts.append(f"naive dashboard said {_num(naive.effect)}{_rel(naive.rel_effect)}")
-    except KeyError:
-        pass
+    elif clean is not None:
+        parts.append("no naive number")
+    tagged = sum(arm_events(counts, [arm]).values()) + sum(
+        r.n_events for r in counts if r.arm == arm and r.phase_kind == "after_end"
+    )
+    if not tagged:
+        if clean is not None:  # otherwise the reason above already says it
+            parts.append(f"no {arm} events in the window")
+        return "; ".join(parts)
     share = contaminated_share(counts, arm)
     by_label: dict[str, int] = {}
     for r in counts:
@@ -188,3 +203,18 @@ def _headline(
         text += f", mostly {max(sorted(by_label), key=lambda k: by_label[k])}"
     parts.append(text)
     return "; ".join(parts)
+
+
+def _effect_or_none(
+    result: AnalysisResult, metric: str, analysis: str, phase: str, arm: str
+) -> Any:
+    """The effect row, or ``None`` when there is none or its effect or interval is not a
+    number (an arm or a window without events)."""
+    try:
+        row = result.effect(metric, analysis=analysis, phase=phase, arm=arm)
+    except KeyError:
+        return None
+    values = (row.effect, row.effect_ci_lower, row.effect_ci_upper)
+    if not all(isinstance(v, float | int) and math.isfinite(v) for v in values):
+        return None
+    return row

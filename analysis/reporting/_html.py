@@ -13,11 +13,13 @@ from __future__ import annotations
 import html
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from analysis import _render
+from analysis._render import md_code, md_text
+from analysis.reporting import _captions
 from analysis.reporting.plots import PLOTS
 
 if TYPE_CHECKING:
@@ -55,8 +57,8 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
         "effects",
         "Naive vs clean effects",
         "Relative effect of each treatment arm per metric: clean per phase and combined across "
-        "phases (stratified by enrollment cohort), and the naive number a dashboard shows (arm "
-        "tags at face value, every tagged event, one window).",
+        "phases (compared within time strata of each phase), and the naive number a dashboard "
+        "shows (arm tags at face value, every tagged event, one window).",
     ),
     (
         "metric_by_time",
@@ -70,6 +72,15 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
         "Contamination by phase and label",
         "Events tagged with the experiment, by phase and the first contamination rule that "
         "matched. Only clean events enter the clean effects.",
+    ),
+    (
+        "exposure_days",
+        "Effect by days since first exposure",
+        "The clean effect of the first metric on fresh units (first enrolled in the phase), by "
+        "whole days since each unit's first exposure, compared within the exposure phases; the "
+        "dashed line is the combined clean effect. A slope means the effect fades or grows "
+        "with exposure (novelty, learning); later days hold fewer units. Descriptive: no "
+        "multiplicity adjustment.",
     ),
     (
         "recovery",
@@ -110,6 +121,7 @@ td{white-space:nowrap}th{vertical-align:bottom}
 th{background:#f5f5f5}td:first-child,th:first-child{text-align:left}
 caption{text-align:left;font-weight:600;padding:.2rem 0}
 nav a{margin-right:.8rem}.muted{color:#666;font-size:.85rem}
+#overview td{white-space:normal;overflow-wrap:anywhere}
 """
 
 _SCRIPT = """
@@ -155,10 +167,13 @@ def figure_svg(fig: Figure, prefix: str) -> str:
     return text.strip()
 
 
-def _figures(rep: Report, prefix: str = "") -> dict[str, str]:
+def _figures(
+    rep: Report, prefix: str = "", gaps: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Each plot as inline SVG, except those that ``gaps`` replaces by a line."""
     out = {}
     for name in PLOTS:
-        if name == "baselines" and not rep.baselines:
+        if (name == "baselines" and not rep.baselines) or name in (gaps or {}):
             continue
         out[name] = figure_svg(rep.figure(name), f"{prefix}fig-{name.replace('_', '-')}")
     return out
@@ -239,7 +254,12 @@ def _section_tables(rep: Report, name: str) -> list[str]:
                 res.explain.columns,
                 title="Naive − clean, label by label (pooled window)",
             ),
-            _render.to_html(res.srm.to_dicts(), res.srm.columns, title="Sample ratio per phase"),
+            _paragraph(_captions.explain_note(rep)),
+            _render.to_html(
+                _captions.srm_rows(rep),
+                _captions.srm_columns(),
+                title="Sample ratio per phase (newly enrolled units; mismatch when p < threshold)",
+            ),
         ]
     if name == "contamination":
         n = sum(r.n_events for r in rep.contamination)
@@ -261,18 +281,26 @@ def _section_tables(rep: Report, name: str) -> list[str]:
         ]
     if name == "recovery":
         if not len(res.recovery_summary):
+            from analysis.reporting._gaps import rolled_back
+
+            if rolled_back(rep.phases):
+                return []  # the section's line (plot_gaps) says why
             return ["<p class='muted'>The experiment was not rolled back.</p>"]
         return [
             _render.to_html(
-                res.recovery_summary.to_dicts(),
-                res.recovery_summary.columns,
+                _captions.recovery_rows(rep),
+                _captions.RECOVERY_COLUMNS,
                 title="When each exposed group is back within the margin",
             )
         ]
     if name == "cache":
+        from analysis.reporting._gaps import cache_gap
+
+        gap = cache_gap(rep)
         if not rep.cache:
-            return ["<p class='muted'>The export has no cache_hit or cost_usd column.</p>"]
-        return [_render.to_html(_cache_summary(rep), _CACHE_COLUMNS, percent=_CACHE_PCT)]
+            return []  # the section's line (plot_gaps) says why
+        table = _render.to_html(_cache_summary(rep), _CACHE_COLUMNS, percent=_CACHE_PCT)
+        return [_paragraph(gap), table]
     if name == "baselines":
         if not rep.baselines:
             return ["<p class='muted'>No baseline store (pass --store DIR).</p>"]
@@ -362,14 +390,17 @@ def page_html(title: str, body: str) -> str:
 def article_html(rep: Report, prefix: str = "", level: int = 1) -> str:
     """The report of one experiment as HTML (header, attention, sections, notes); element and
     figure ids start with ``prefix`` (several experiments on one page), headings at ``level``."""
+    from analysis.reporting._gaps import plot_gaps
+
     esc = html.escape
-    figures = _figures(rep, prefix)
+    gaps = plot_gaps(rep)
+    figures = _figures(rep, prefix, gaps)
     h1, h2 = f"h{level}", f"h{level + 1}"
     toc = (
         "".join(
             f"<a href='#{prefix}{name}'>{esc(title)}</a>"
             for name, title, _ in SECTIONS
-            if name in figures
+            if name in figures or name in gaps
         )
         + f"<a href='#{prefix}contracts'>Contracts</a><a href='#{prefix}notes'>Notes</a>"
     )
@@ -385,12 +416,15 @@ def article_html(rep: Report, prefix: str = "", level: int = 1) -> str:
             f"<section id='{prefix}completeness'><{h2}>Completeness and freshness</{h2}>"
             f"<p>{esc(_COMPLETENESS_TEXT)}</p>{table}</section>"
         )
-    for name, title, text in SECTIONS:
-        if name not in figures and name != "baselines":
+    for name, title, default in SECTIONS:
+        if name not in figures and name not in gaps and name != "baselines":
             continue
         fig = figures.get(name, "")
+        text = _caption(rep, name, default)
         body = (
-            f"<figure id='{prefix}plot-{name.replace('_', '-')}'>{fig}</figure>" if fig else ""
+            f"<figure id='{prefix}plot-{name.replace('_', '-')}'>{fig}</figure>"
+            if fig
+            else (f"<p class='muted plot-gap'>{esc(gaps[name])}</p>" if name in gaps else "")
         ) + "".join(_section_tables(rep, name))
         sections.append(
             f"<section id='{prefix}{name}'><{h2}>{esc(title)}</{h2}><p>{esc(text)}</p>{body}"
@@ -450,6 +484,21 @@ _COMPLETENESS_TEXT = (
 )
 
 
+def _caption(rep: Report, name: str, text: str) -> str:
+    """A section's caption for this report: the method as run, per-unit vs per-turn."""
+    if name == "effects":
+        return _captions.effects_caption(rep)
+    if name == "metric_by_time":
+        return " ".join(filter(None, [text, _captions.levels_note(rep, "here")]))
+    if name == "cache":
+        return " ".join(filter(None, [text, _captions.cache_cost_note(rep)]))
+    return text
+
+
+def _paragraph(text: str) -> str:
+    return f"<p class='muted'>{html.escape(text)}</p>" if text else ""
+
+
 def _utc(at: datetime | None) -> str:
     """``2026-11-02 09:00``: a phase boundary in UTC, short enough for the phases table."""
     return "" if at is None else f"{at.astimezone(UTC):%Y-%m-%d %H:%M}"
@@ -469,17 +518,25 @@ def render_summary_html(rep: Report) -> str:
 
 
 def render_markdown(rep: Report) -> str:
-    """``report.md``: headline, attention, key effects, contamination, recovery, baselines."""
+    """``report.md``: headline, attention, key effects, contamination, recovery, baselines.
+
+    Every data-derived string is escaped (:func:`analysis._render.md_text` for prose,
+    :func:`~analysis._render.md_code` for code spans; table cells by ``to_markdown``): no HTML
+    from a column name, a reason, a contract version or a note is rendered.
+    """
+    from analysis.reporting._gaps import plot_gaps
+
     res = rep.analysis
+    gaps = plot_gaps(rep)
     parts = [
-        f"## promptstate report: `{rep.experiment}` ({rep.prompt})",
+        f"## promptstate report: {md_code(rep.experiment)} ({md_text(rep.prompt)})",
         "",
-        f"**{rep.headline}**",
+        f"**{md_text(rep.headline)}**",
         "",
     ]
     if rep.attention:
         parts += ["**Needs attention**", ""]
-        parts += [f"- `{a.kind}`: {a.message}" for a in rep.attention]
+        parts += [f"- {md_code(a.kind)}: {md_text(a.message)}" for a in rep.attention]
     else:
         parts.append("Nothing needs attention.")
     if len(res.completeness):
@@ -495,7 +552,23 @@ def render_markdown(rep: Report) -> str:
         "",
         "### Effects (clean combined vs naive pooled)",
         "",
-        _render.to_markdown(_key_effects(rep), EFFECT_SHOWN, percent=("rel_effect",)),
+        md_text(_captions.effects_caption(rep)),
+        "",
+        _render.to_markdown(_key_effects_md(rep), EFFECT_MD, percent=("rel_effect",)),
+    ]
+    for note in (_captions.explain_note(rep), gaps.get("effects", "")):
+        if note:
+            parts += ["", md_text(note)]
+    if len(res.srm):
+        parts += [
+            "",
+            _render.to_markdown(
+                _captions.srm_rows(rep),
+                _captions.srm_columns(),
+                title="Sample ratio per phase (mismatch when p < threshold)",
+            ),
+        ]
+    parts += [
         "",
         "### Contamination",
         "",
@@ -503,13 +576,15 @@ def render_markdown(rep: Report) -> str:
             res.exclusions.to_dicts(), res.exclusions.columns, percent=("share_events",)
         ),
     ]
+    if len(res.recovery_summary) or "recovery" in gaps:
+        parts += ["", "### Recovery after the rollback"]
     if len(res.recovery_summary):
         parts += [
             "",
-            "### Recovery after the rollback",
-            "",
-            _render.to_markdown(res.recovery_summary.to_dicts(), res.recovery_summary.columns),
+            _render.to_markdown(_captions.recovery_rows(rep), _captions.RECOVERY_COLUMNS),
         ]
+    if "recovery" in gaps:
+        parts += ["", md_text(gaps["recovery"])]
     if rep.cache:
         parts += [
             "",
@@ -517,6 +592,10 @@ def render_markdown(rep: Report) -> str:
             "",
             _render.to_markdown(_cache_summary(rep), _CACHE_COLUMNS, percent=_CACHE_PCT),
         ]
+    from analysis.reporting._gaps import cache_gap
+
+    if cache_gap(rep):
+        parts += ["", md_text(cache_gap(rep))]
     if rep.baselines:
         parts += [
             "",
@@ -538,6 +617,19 @@ def render_markdown(rep: Report) -> str:
             ),
         ]
     if rep.notes:
-        parts += ["", "### Notes", "", *(f"- {n}" for n in rep.notes)]
+        parts += ["", "### Notes", "", *(f"- {md_text(n)}" for n in rep.notes)]
     parts += ["", "_Plots and every table: report.html; numbers: report.json._"]
     return "\n".join(parts) + "\n"
+
+
+#: report.md's key effects: :data:`EFFECT_SHOWN` with what each effect is measured on.
+EFFECT_MD = (*EFFECT_SHOWN[:2], "measured_on", *EFFECT_SHOWN[2:])
+
+
+def _key_effects_md(rep: Report) -> list[dict[str, Any]]:
+    """The key effects with ``measured_on`` (per user, per turn, ...), as in the HTML table."""
+    from analysis.reporting._data import measured_on
+
+    unit = rep.ledger.experiment(rep.experiment).unit
+    kinds = {m.label: measured_on(m, unit) for m in rep.metrics}
+    return [{**r, "measured_on": kinds.get(r["metric"], "")} for r in _key_effects(rep)]

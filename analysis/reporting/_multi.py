@@ -35,6 +35,8 @@ from analysis.metrics._experiments import (
     active_experiments,
     experiment_state,
     headline_effect,
+    left_out_note,
+    untagged_experiments,
 )
 
 if TYPE_CHECKING:
@@ -57,6 +59,8 @@ class MultiReport:
         since: Window start (``None``: unbounded).
         until: Window end (just after the newest event unless given).
         inactive: Experiments of the ledger without exposure in the window (left out).
+        extra_notes: The run's notes: experiments left out and why, experiments started within
+            late_hours of the window's end without events yet (not reported).
     """
 
     reports: tuple[Report, ...]
@@ -65,6 +69,7 @@ class MultiReport:
     since: datetime | None
     until: datetime | None
     inactive: tuple[str, ...] = ()
+    extra_notes: tuple[str, ...] = ()
 
     @property
     def experiments(self) -> tuple[str, ...]:
@@ -81,7 +86,9 @@ class MultiReport:
     def notes(self) -> tuple[str, ...]:
         """What the reader should know about the whole run (each section has its own notes)."""
         out = [f"experiments active in {_window(self.since, self.until)}: {self.experiment}"]
-        if self.inactive:
+        if self.extra_notes:
+            out += self.extra_notes
+        elif self.inactive:
             out.append(f"left out (no exposure in the window): {', '.join(self.inactive)}")
         return tuple(out)
 
@@ -101,7 +108,7 @@ class MultiReport:
         ``error``."""
         from analysis.reporting._common import Attention
 
-        out = [Attention("error", f"{e.experiment}: {e.message}") for e in sorted(self.errors)]
+        out = [Attention(e.kind, f"{e.experiment}: {e.message}") for e in sorted(self.errors)]
         for r in sorted(self.reports, key=lambda r: r.experiment):
             out += [Attention(a.kind, f"{r.experiment}: {a.message}") for a in r.attention]
         return tuple(out)
@@ -114,8 +121,12 @@ class MultiReport:
             f"{len(self.experiments)} experiment(s) active in {_window(self.since, self.until)}: "
             f"{need} need attention"
         )
-        if self.errors:
-            text += f", {len(self.errors)} could not be analysed"
+        failed = [e for e in self.errors if e.kind == "error"]
+        lagging = [e.experiment for e in self.errors if e.kind != "error"]
+        if failed:
+            text += f", {len(failed)} could not be analysed"
+        if lagging:
+            text += f", {len(lagging)} without events ({', '.join(lagging)})"
         return text
 
     def report(self, experiment: str) -> Report:
@@ -139,7 +150,7 @@ class MultiReport:
             OverviewRow(
                 r.experiment,
                 self.states.get(r.experiment, ""),
-                headline_effect(r.analysis),
+                _overview_headline(r),
                 len(r.attention),
                 r.exit_code,
             )
@@ -147,8 +158,12 @@ class MultiReport:
         ]
         rows += [
             OverviewRow(
-                e.experiment, self.states.get(e.experiment, ""), f"error: {e.message}", None, 2
-            )._replace(exit_code=e.exit_code)
+                e.experiment,
+                self.states.get(e.experiment, ""),
+                f"error: {e.message}" if e.kind == "error" else e.message,
+                None,
+                e.exit_code,
+            )
             for e in self.errors
         ]
         return tuple(sorted(rows))
@@ -190,18 +205,19 @@ class MultiReport:
     def to_markdown(self) -> str:
         """``report.md``: headline, overview, attention, then each experiment's report."""
         from analysis import _render
+        from analysis._render import md_code, md_text
         from analysis.reporting._html import render_markdown
 
         parts = [
             "## promptstate report: every active experiment",
             "",
-            f"**{self.headline}**",
+            f"**{md_text(self.headline)}**",
             "",
             _render.to_markdown(self._overview_rows(), OverviewRow._fields),
         ]
         if self.attention:
             parts += ["", "**Needs attention**", ""]
-            parts += [f"- `{a.kind}`: {a.message}" for a in self.attention]
+            parts += [f"- {md_code(a.kind)}: {md_text(a.message)}" for a in self.attention]
         for r in sorted(self.reports, key=lambda r: r.experiment):
             parts += ["", render_markdown(r).rstrip("\n")]
         return "\n".join(parts) + "\n"
@@ -219,7 +235,8 @@ class MultiReport:
             for r in sorted(self.reports, key=lambda r: r.experiment)
         )
         errors = "".join(
-            f"<li><span class='kind'>error</span> {esc(e.experiment)}: {esc(e.message)}</li>"
+            f"<li><span class='kind'>{esc(e.kind)}</span> {esc(e.experiment)}: "
+            f"{esc(e.message)}</li>"
             for e in sorted(self.errors)
         )
         body = (
@@ -270,6 +287,15 @@ class MultiReport:
         for path, text in zip(paths, texts, strict=True):
             atomic_write_text(path, text)
         return paths
+
+
+def _overview_headline(rep: Report) -> str:
+    """The overview's headline effect, never empty: without a clean number (an arm or a window
+    without events) the first clause of the report's headline, which says why."""
+    text = headline_effect(rep.analysis)
+    if "[, ]" in text or text.rstrip().endswith(":"):
+        return rep.headline.split("; ")[0]
+    return text
 
 
 def _window(since: datetime | None, until: datetime | None) -> str:
@@ -325,9 +351,19 @@ def report_experiments(
     metrics = report_kwargs.get("metrics")
     if isinstance(metrics, str | Path):  # read once
         report_kwargs["metrics"] = tuple(load_metrics(metrics))
+    sorted_out = untagged_experiments(
+        ledger,
+        chosen,
+        loaded.report.experiments,
+        until,
+        report_kwargs.get("late_hours", 2.0),
+        fresh_hours=report_kwargs.get("fresh_hours"),
+        now=report_kwargs.get("now"),
+        source=loaded.report.source,
+    )
     reports: list[Report] = []
-    errors: list[ExperimentError] = []
-    for exp in chosen:
+    errors: list[ExperimentError] = list(sorted_out.findings)
+    for exp in sorted_out.rest:
         try:
             rep = report_one(loaded, ledger, exp, since=since, until=until, **report_kwargs)
         except PromptstateError as exc:
@@ -340,5 +376,9 @@ def report_experiments(
         states={e: experiment_state(ledger, e) for e in chosen},
         since=since,
         until=until,
-        inactive=tuple(e for e in sorted(ledger.experiments) if e not in chosen),
+        inactive=(inactive := tuple(e for e in sorted(ledger.experiments) if e not in chosen)),
+        extra_notes=(
+            *((note,) if (note := left_out_note(ledger, inactive, since, until)) else ()),
+            *sorted_out.notes,
+        ),
     )

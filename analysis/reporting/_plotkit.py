@@ -5,6 +5,9 @@ Split out of :mod:`analysis.reporting.plots` (which re-exports :data:`PLOTS` and
 
 from __future__ import annotations
 
+import logging
+import warnings
+from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -17,7 +20,15 @@ if TYPE_CHECKING:
     from analysis.ledger import Phase
 
 #: The report's figures, by name, in the order the report shows them.
-PLOTS = ("metric_by_time", "contamination", "effects", "recovery", "cache", "baselines")
+PLOTS = (
+    "metric_by_time",
+    "contamination",
+    "effects",
+    "exposure_days",
+    "recovery",
+    "cache",
+    "baselines",
+)
 
 #: Matplotlib settings of every figure (applied with ``rc_context`` while building and saving).
 STYLE: dict[str, Any] = {
@@ -44,6 +55,7 @@ AFTER_END_COLOR = "#f3d9d6"
 LABEL_COLORS: dict[str, str] = {
     "clean": "#7fb77e",
     "carryover": "#f2c14e",
+    "prior_conversation": "#e8dab2",
     "stale_cache": "#f78154",
     "served_mismatch": "#b56576",
     "crossover": "#6d597a",
@@ -57,13 +69,52 @@ GROUP_COLORS: dict[str, str] = {
 }
 
 
+#: What matplotlib said while the figures were imported, built or saved (its logging warnings,
+#: e.g. "created a temporary cache directory", and its Python warnings): kept here for
+#: ``--debug``-style inspection instead of being printed on the report's stderr.
+MATPLOTLIB_MESSAGES: deque[str] = deque(maxlen=100)
+
+
+class _Collect(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        MATPLOTLIB_MESSAGES.append(record.getMessage())
+
+
+@contextmanager
+def quiet_matplotlib() -> Iterator[None]:
+    """Keep matplotlib's own messages off stderr while the report imports, draws and saves.
+
+    A scheduled report must not print "Matplotlib created a temporary cache directory ..." (a
+    cron job's unwritable ``HOME``), "Matplotlib is building the font cache ..." (a first run)
+    or a layout ``UserWarning`` on every run: they go to :data:`MATPLOTLIB_MESSAGES` instead.
+    Only drawing code runs inside the block, so every Python warning caught there is
+    matplotlib's (its ``warn_external`` points the warning at the caller, so the file name
+    cannot tell).
+    """
+    logger = logging.getLogger("matplotlib")
+    handler = _Collect(logging.WARNING)
+    saved = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+        MATPLOTLIB_MESSAGES.extend(f"{w.category.__name__}: {w.message}" for w in caught)
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = saved
+
+
 @contextmanager
 def style() -> Iterator[None]:
-    """The figures' matplotlib settings, restored on exit (no global state is left changed)."""
-    import matplotlib as mpl
+    """The figures' matplotlib settings, restored on exit (no global state is left changed);
+    matplotlib's own messages are kept off stderr (:func:`quiet_matplotlib`)."""
+    with quiet_matplotlib():
+        import matplotlib as mpl
 
-    with mpl.rc_context(STYLE):  # type: ignore[arg-type]
-        yield
+        with mpl.rc_context(STYLE):  # type: ignore[arg-type]
+            yield
 
 
 def _figure(width: float, height: float) -> Figure:

@@ -145,13 +145,16 @@ def _baselines(
             if reverted:
                 rv = reverted[-1]
                 done = f"{rv.transition_index}:{rv.reverted}" in applied
+                opt = (
+                    " --store PATH" if st.is_sample else f" --store {shlex.quote(str(store_path))}"
+                )
                 fix = (
-                    f"run `promptstate baseline sync {shlex.quote(name)} --ledger {ledger_arg} "
-                    f"--store {shlex.quote(str(store_path))}`"
+                    f"run `promptstate baseline sync {shlex.quote(name)} "
+                    f"--ledger {ledger_arg}{opt}`"
                     if not done
                     else f"run `promptstate baseline revert {name} --reverted {rv.reverted} "
-                    f"--restored {rv.restored}`"
-                )
+                    f"--restored {rv.restored}{opt}`"
+                ) + st.advice()
                 detail = (
                     f"reference {ref.version} is anchored to {ref.revision}, which the ledger "
                     f"rolled back to {rv.restored} at {rv.at.isoformat()}; {fix}"

@@ -124,6 +124,7 @@ class Report:
         arms: The experiment's arms (control first).
         inputs: What was read (paths as given; options).
         notes: What the reader should know.
+        columns: The labelled export's columns (which optional columns it has).
     """
 
     experiment: str
@@ -144,6 +145,7 @@ class Report:
     ledger: Ledger
     inputs: Mapping[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    columns: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -154,6 +156,14 @@ class Report:
     def exit_code(self) -> int:
         """0 when nothing needs attention, 1 otherwise (what ``promptstate report`` exits with)."""
         return 0 if self.ok else 1
+
+    @property
+    def exposure_metric(self) -> str:
+        """The metric of the effect-by-exposure-day figure: the first one with rows (the first
+        metric when none has)."""
+        names = [getattr(r, "metric", "") for r in self.analysis.by_exposure_day.rows]
+        first = next((m.label for m in self.metrics if m.label in names), None)
+        return first or (self.metrics[0].label if self.metrics else "")
 
     # -- figures ---------------------------------------------------------------------------
     def figure(self, name: str) -> Figure:
@@ -166,6 +176,10 @@ class Report:
             return plots.draw_contamination(self.contamination, self.experiment)
         if name == "effects":
             return plots.draw_effects(list(self.analysis.effects.rows))
+        if name == "exposure_days":
+            from analysis.reporting._plot_exposure import plot_effect_by_exposure_day
+
+            return plot_effect_by_exposure_day(self.analysis, self.exposure_metric)
         if name == "recovery":
             return plots.draw_recovery(list(self.analysis.recovery.rows))
         if name == "cache":
@@ -257,6 +271,9 @@ def report(
     completeness_alpha: float = 0.001,
     materialize: bool | None = None,
     out: str | Path | None = None,
+    fresh_hours: float | None = None,
+    now: datetime | str | None = None,
+    moved_units: str = "keep",
 ) -> Report: ...
 
 
@@ -282,6 +299,9 @@ def report(
     completeness_alpha: float = 0.001,
     materialize: bool | None = None,
     out: str | Path | None = None,
+    fresh_hours: float | None = None,
+    now: datetime | str | None = None,
+    moved_units: str = "keep",
 ) -> Report | MultiReport: ...
 
 
@@ -306,6 +326,9 @@ def report(
     completeness_alpha: float = 0.001,
     materialize: bool | None = None,
     out: str | Path | None = None,
+    fresh_hours: float | None = None,
+    now: datetime | str | None = None,
+    moved_units: str = "keep",
 ) -> Report | MultiReport:
     """Build the batch report of one experiment, or of every active one (and write it when
     ``out`` is given).
@@ -341,6 +364,12 @@ def report(
             a temporary Parquet file on polars and DuckDB, a persisted frame on PySpark; see
             :func:`analysis.events.labelling.materialized`).
         out: Directory to write ``report.html``, ``report.md``, ``report.json`` into.
+        fresh_hours: Leave out late data only when ``until`` lies within this many hours of
+            the run time (default: the ``run_clock`` block's, else 24).
+        now: The run time ``fresh_hours`` is measured from (default: the clock).
+        moved_units: ``keep`` (default) counts a ramp-moved unit in the arm it had in each
+            phase; ``exclude`` leaves such units out, as before 0.3 (see
+            :func:`analysis.metrics.analyze`).
 
     Returns:
         A :class:`Report` (one experiment) or a :class:`~analysis.reporting._multi.MultiReport`;
@@ -366,6 +395,7 @@ def report(
         "gap_hours": gap_hours,
         "drop_threshold": drop_threshold,
         "completeness_alpha": completeness_alpha,
+        "moved_units": moved_units,
     }
     check_completeness_options(late_hours, gap_hours, drop_threshold, completeness_alpha)
     start = _parse_time(since, "since")
@@ -394,7 +424,8 @@ def report(
             if len(led.experiments) > 1:
                 multi = report_experiments(
                     report, events, led, metrics=metrics, store=store, since=start,
-                    until=stop, columns=columns, materialize=materialize, **opts,
+                    until=stop, columns=columns, materialize=materialize, fresh_hours=fresh_hours,
+                    now=now, **opts,
                 )  # fmt: skip
                 if out is not None:
                     multi.write(out)
@@ -415,7 +446,9 @@ def report(
             f"{stop.isoformat() if stop else '…'}) after labelling (labels used the whole export)"
         )
     with materialized(res, materialize) as res:
-        window = resolve_window(res, start, stop, late_hours)  # on the materialised events
+        window = resolve_window(  # on the materialised events
+            res, start, stop, late_hours, fresh_hours=fresh_hours, now=now
+        )
         rep = _build(res, ms, store, use_sample, notes, events, ledger, window, opts)
     if out is not None:
         rep.write(out)
@@ -446,6 +479,8 @@ def _build(
         since=window.since,
         until=window.until,
         **opts,
+        fresh_hours=window.fresh_hours,  # the window's run time: the same cutoff
+        now=window.now,
         materialize=False,  # already materialised above
     )
     result = _canonical_result(result)
@@ -489,7 +524,7 @@ def _build(
     return Report(
         experiment=exp.id,
         prompt=exp.prompt,
-        headline=_headline(result, counts, exp, ms),
+        headline=_headline(result, counts, exp, ms, res.phases, window.since, window.until),
         attention=tuple(attention),
         analysis=result,
         contamination=counts,
@@ -505,6 +540,7 @@ def _build(
         ledger=led,
         inputs=inputs,
         notes=tuple(dict.fromkeys([*result.notes, *notes])),
+        columns=tuple(res.frame.collect_schema().names()),
     )
 
 

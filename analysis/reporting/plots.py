@@ -270,6 +270,9 @@ def draw_effects(rows: Sequence[Any]) -> Figure:
         if not ordered:
             _empty(ax, "no effects")
             return fig
+        if not any(math.isfinite(r.rel_effect) for r in ordered):
+            _empty(ax, "no effect could be estimated: an arm has no (clean) events")
+            return fig
         ys = list(range(n))[::-1]
         labels = []
         for y, r in zip(ys, ordered, strict=True):
@@ -323,16 +326,26 @@ def plot_recovery(result: AnalysisResult, metrics: Sequence[str] | None = None) 
 
 def _recovery_ylim(rows: Sequence[Any], margin: float) -> tuple[float, float]:
     """Y-limits that hold every plotted point, its whole interval and the ±margin band (5% pad)."""
+    band = (-margin, margin) if math.isfinite(margin) else ()
     values = [
         v
         for r in rows
         if math.isfinite(r.effect)
-        for v in (r.effect, r.effect_ci_lower, r.effect_ci_upper, -margin, margin)
+        for v in (r.effect, r.effect_ci_lower, r.effect_ci_upper, *band)
         if math.isfinite(v)
     ]
-    lo, hi = (min(values), max(values)) if values else (-margin, margin)
+    lo, hi = (min(values), max(values)) if values else (-1.0, 1.0)
     pad = 0.05 * (hi - lo) if hi > lo else max(abs(hi), 1.0) * 0.05
     return lo - pad, hi + pad
+
+
+def _no_recovery_reason(rows: Sequence[Any]) -> str:
+    """Why no exposed − never-exposed difference could be drawn (which side had no units)."""
+    if all(r.n_reference == 0 for r in rows):
+        return "no never-exposed units after the rollback:\nnothing to compare the exposed with"
+    if all(r.n_group == 0 for r in rows):
+        return "no exposed units after the rollback"
+    return "too few units per bin for a difference"
 
 
 def draw_recovery(rows: Sequence[Any], metrics: Sequence[str] | None = None) -> Figure:
@@ -351,11 +364,16 @@ def draw_recovery(rows: Sequence[Any], metrics: Sequence[str] | None = None) -> 
             if not mine:
                 _empty(ax, f"no recovery rows for {name}")
                 continue
+            if not any(math.isfinite(r.effect) for r in mine):
+                _empty(ax, _no_recovery_reason(mine))
+                ax.set_title(name)
+                continue
             width = max((r.hours_since_end for r in mine), default=0.0)
             steps = sorted({r.hours_since_end for r in mine})
             step = steps[1] - steps[0] if len(steps) > 1 else 1.0
             margin = mine[0].margin
-            ax.axhspan(-margin, margin, color="#e8f1e4", lw=0, zorder=0, label="±margin")
+            if math.isfinite(margin):
+                ax.axhspan(-margin, margin, color="#e8f1e4", lw=0, zorder=0, label="±margin")
             ax.axhline(0, color="#333333", lw=0.8)
             groups = list(dict.fromkeys(r.group for r in mine))
             for k, g in enumerate(groups):
@@ -438,13 +456,21 @@ def draw_cache(
     revisions = sorted({r.served_revision for r in rows})
     colors = {rev: ARM_COLORS[i % len(ARM_COLORS)] for i, rev in enumerate(revisions)}
     with style():
+        if not rows:  # one line, not one per panel
+            fig = _figure(9.0, 1.2)
+            _empty(fig.subplots(), "no prompt-cache data: needs a cache_hit and/or cost_usd "
+                   "column and events within the window of a boundary")  # fmt: skip
+            return fig
         ncol = max(len(bounds), 1)
         fig = _figure(9.0, 4.2)
         axes = fig.subplots(2, ncol, squeeze=False, sharey="row")
-        if not rows:
-            for ax in axes.flat:
-                _empty(ax, "no cache_hit / cost_usd columns")
-            return fig
+        for row, attr, column in ((0, "hit_rate", "cache_hit"), (1, "cost_mean", "cost_usd")):
+            if not any(math.isfinite(getattr(r, attr)) for r in rows):
+                for ax in axes[row]:
+                    ax.set_yticks([])
+                axes[row][0].text(0.02, 0.5, f"no {column} column (optional): this row stays "
+                                  "empty", transform=axes[row][0].transAxes, va="center",
+                                  color="#666666")  # fmt: skip
         for j, (at, action) in enumerate(bounds):
             top, bottom = axes[0][j], axes[1][j]
             for rev in revisions:

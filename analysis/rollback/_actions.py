@@ -23,7 +23,10 @@ not installed.
 **Secrets** — values of a kind's secret keys (a webhook's ``secret`` and ``headers``),
 passwords in URLs, and the value of every ``${VAR}`` whose name contains ``SECRET``,
 ``TOKEN``, ``PASSWORD``, ``PASSWD``, ``KEY``, ``AUTH`` or ``CREDENTIAL`` — are replaced by
-``***`` in everything shown or journalled (:meth:`ActionsConfig.redact`).
+``***`` in everything shown or journalled (:meth:`ActionsConfig.redact`). Every value
+substituted into a URL is a secret too, whatever the variable's name: a URL into which a
+``${VAR}`` was substituted (``url: ${SLACK_HOOK}`` as well as ``https://h/${PATH}``) is shown as
+its ``scheme://host`` only, and the variable's value (unless it is that host) as ``***``.
 """
 
 from __future__ import annotations
@@ -39,7 +42,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from analysis.errors import RollbackError
-from analysis.rollback._kinds import ACTION_LEGS, ActionKind, load_kinds
+from analysis.rollback._kinds import (
+    ACTION_LEGS,
+    ActionKind,
+    builtin_kinds,
+    load_kinds,
+    redact_url,
+    url_origin,
+)
 
 if TYPE_CHECKING:
     from analysis.ledger import Ledger
@@ -51,6 +61,7 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SECRET_VAR = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|KEY|AUTH|CREDENTIAL", re.IGNORECASE)
 _PLACEHOLDERS = ("prompt", "from", "to", "experiment", "from_cache_prefix")
 _PER_REVISION = ("from", "from_cache_prefix")
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 class ActionsFileError(RollbackError):
@@ -111,16 +122,26 @@ class ActionsConfig:
     base_dir: Path
     restored_text: bytes | None = field(default=None, repr=False)
     _secrets: tuple[str, ...] = field(default=(), repr=False)
+    _urls: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     def leg(self, name: str) -> tuple[Action, ...]:
         """The actions of one leg."""
         return tuple(a for a in self.actions if a.leg == name)
 
     def redact(self, text: str) -> str:
-        """``text`` with every secret of the file replaced by ``***``."""
-        for secret in sorted(self._secrets, key=len, reverse=True):
+        """``text`` with every URL a ``${VAR}`` was substituted into replaced by its
+        ``scheme://host``, and every secret of the file by ``***``."""
+        return _redact(text, self._urls, self._secrets)
+
+
+def _redact(text: str, urls: Sequence[tuple[str, str]], secrets: Sequence[str]) -> str:
+    """Replace each ``(url, origin)`` of ``urls`` (longest first), then each secret by ``***``."""
+    for url, origin in sorted(urls, key=lambda pair: len(pair[0]), reverse=True):
+        text = text.replace(url, origin)
+    for secret in sorted(secrets, key=len, reverse=True):
+        if secret:
             text = text.replace(secret, "***")
-        return text
+    return text
 
 
 def apply_id(prompt: str, reverted: Sequence[str], to: str, at: datetime) -> str:
@@ -181,8 +202,9 @@ def load_actions(
         raise ActionsFileError(
             f"{where}: unknown key(s) {', '.join(unknown)}; the legs are {', '.join(ACTION_LEGS)}"
         )
-    if data.get("version", 1) != 1:
-        raise ActionsFileError(f"{where}: version {data['version']!r} is not supported; use 1")
+    version = data.get("version", 1)
+    if type(version) is not int or version != 1:
+        raise ActionsFileError(f"{where}: version {version!r} is not supported; use 1")
     values: dict[str, list[str]] = {
         "prompt": [prompt],
         "from": list(reverted),
@@ -200,28 +222,82 @@ def load_actions(
         "revision"
     ]
     values["!experiment"] = ["the rollback ends no experiment"]
-    kinds = load_kinds()
+    kinds = _kinds(data)
     actions: list[Action] = []
-    secrets: list[str] = []
+    hidden = _Hidden()
     for leg in ACTION_LEGS:
-        items = data.get(leg) or []
+        items = data.get(leg)
+        if items is None:  # absent, or `leg:` with nothing after it
+            items = []
         if not isinstance(items, list):
-            raise ActionsFileError(f"{where}: {leg}: expected a list of actions")
+            raise ActionsFileError(
+                f"{where}: {leg}: expected a list of actions, found {type(items).__name__} "
+                f"{_shown(items)}"
+            )
         for i, item in enumerate(items):
             name = f"{where}: {leg}[{i}]"
-            action, found = _action(name, leg, i, item, kinds, values, env)
-            actions.append(action)
-            secrets += found
+            actions.append(_action(name, leg, i, item, kinds, values, env, hidden))
     text = None
-    if any(a.handler.needs_text for a in actions):
-        text = _restored_text(ledger, to, where)
-    cfg = ActionsConfig(path, tuple(actions), base, text, tuple(s for s in secrets if s))
+    needing = [a for a in actions if a.handler.needs_text]
+    if needing:
+        text = _restored_text(ledger, to, f"{where}: {needing[0].name} ({needing[0].kind})")
+    secrets = tuple(dict.fromkeys(s for s in hidden.secrets if s))
+    urls = tuple(dict.fromkeys(hidden.urls))
+    cfg = ActionsConfig(path, tuple(actions), base, text, secrets, urls)
     # the targets were rendered before every secret was known: redact them again
     redacted = tuple(
         Action(a.leg, a.index, a.kind, cfg.redact(a.target), a.fingerprint, a.config, a.handler)
         for a in actions
     )
-    return ActionsConfig(path, redacted, base, text, cfg._secrets)
+    return ActionsConfig(path, redacted, base, text, secrets, urls)
+
+
+@dataclass
+class _Hidden:
+    """What must never be shown, collected while the file is resolved.
+
+    Attributes:
+        secrets: Texts shown as ``***``.
+        urls: ``(url, scheme://host)``: URLs a ``${VAR}`` was substituted into (each also as
+            :func:`~analysis.rollback._kinds.redact_url` renders it, as kinds name it so).
+    """
+
+    secrets: list[str] = field(default_factory=list)
+    urls: list[tuple[str, str]] = field(default_factory=list)
+
+    def substituted(self, text: str, variables: Sequence[str]) -> None:
+        """``text`` is a resolved value into which the values ``variables`` were substituted:
+        when it holds a URL, the URL is shown as its ``scheme://host`` and each value as
+        ``***`` — unless the value is part of that host, or shorter than 4 characters (the URL
+        that holds it is hidden anyway; replacing a ``7`` everywhere would garble every port
+        and status code shown)."""
+        if not variables or "://" not in text:
+            return
+        origin = ""
+        if _URL.match(text):
+            origin = url_origin(text)
+            self.urls += [(text, origin), (redact_url(text), origin)]
+        self.secrets += [v for v in variables if len(v) >= 4 and v not in origin]
+
+
+def _kinds(data: Mapping[str, Any]) -> Mapping[str, ActionKind]:
+    """The built-in kinds, and the plugin kinds only when the file uses another kind (scanning
+    the installed packages' entry points takes about 0.1 s)."""
+    builtin = builtin_kinds()
+    used = [
+        item.get("kind")
+        for leg in ACTION_LEGS
+        if isinstance(data.get(leg), list)
+        for item in data[leg]
+        if isinstance(item, Mapping)
+    ]
+    return builtin if all(isinstance(k, str) and k in builtin for k in used) else load_kinds()
+
+
+def _shown(value: Any) -> str:
+    """A short ``repr`` of a value for a message (at most 60 characters)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _action(
@@ -232,7 +308,8 @@ def _action(
     kinds: Mapping[str, ActionKind],
     values: Mapping[str, list[str]],
     env: Mapping[str, str],
-) -> tuple[Action, list[str]]:
+    hidden: _Hidden,
+) -> Action:
     if not isinstance(item, Mapping) or not isinstance(item.get("kind"), str):
         raise ActionsFileError(f"{name}: each action is a mapping with a kind, e.g. {{kind: file}}")
     kind = item["kind"]
@@ -254,45 +331,40 @@ def _action(
         )
         allowed = ", ".join((*handler.required, *handler.optional))
         raise ActionsFileError(f"{label}: {what} (keys of {kind}: {allowed})")
-    secrets: list[str] = []
     config = {
-        k: _resolve(v, values, env, secrets, f"{label}: {k}")
-        for k, v in item.items()
-        if k != "kind"
+        k: _resolve(v, values, env, hidden, f"{label}: {k}") for k, v in item.items() if k != "kind"
     }
     reason = handler.validate(config)
     if reason is not None:
         raise ActionsFileError(f"{label}: {reason}")
-    secrets += handler.secrets(config)
-    target = handler.target(config)
-    for s in secrets:
-        target = target.replace(s, "***") if s else target
+    hidden.secrets += handler.secrets(config)
+    target = _redact(handler.target(config), hidden.urls, hidden.secrets)
     written = json.dumps(dict(item), sort_keys=True, default=str)
     fingerprint = hashlib.sha256(f"{written}\n{target}".encode()).hexdigest()
-    return Action(leg, index, kind, target, fingerprint, config, handler), secrets
+    return Action(leg, index, kind, target, fingerprint, config, handler)
 
 
 def _resolve(
     value: Any,
     values: Mapping[str, list[str]],
     env: Mapping[str, str],
-    secrets: list[str],
+    hidden: _Hidden,
     where: str,
 ) -> Any:
     """Substitute placeholders and ``${VAR}`` in every text of ``value``."""
     if isinstance(value, str):
-        out = _substitute(value, values, env, secrets, where, many=False)
+        out = _substitute(value, values, env, hidden, where, many=False)
         return out[0]
     if isinstance(value, list):
         resolved: list[Any] = []
         for item in value:
             if isinstance(item, str):
-                resolved += _substitute(item, values, env, secrets, where, many=True)
+                resolved += _substitute(item, values, env, hidden, where, many=True)
             else:
-                resolved.append(_resolve(item, values, env, secrets, where))
+                resolved.append(_resolve(item, values, env, hidden, where))
         return resolved
     if isinstance(value, Mapping):
-        return {str(k): _resolve(v, values, env, secrets, where) for k, v in value.items()}
+        return {str(k): _resolve(v, values, env, hidden, where) for k, v in value.items()}
     return value
 
 
@@ -300,7 +372,7 @@ def _substitute(
     text: str,
     values: Mapping[str, list[str]],
     env: Mapping[str, str],
-    secrets: list[str],
+    hidden: _Hidden,
     where: str,
     *,
     many: bool,
@@ -326,6 +398,8 @@ def _substitute(
         )
 
     def one(i: int) -> str:
+        variables: list[str] = []
+
         def sub(m: re.Match[str]) -> str:
             if m.group(1) is not None:
                 var = m.group(1)
@@ -337,24 +411,26 @@ def _substitute(
                         "it before running apply"
                     )
                 if _SECRET_VAR.search(var) and env[var]:
-                    secrets.append(env[var])
+                    hidden.secrets.append(env[var])
+                variables.append(env[var])
                 return env[var]
             name = m.group(2)
             vals = values[name]
             return vals[i] if name in _PER_REVISION else vals[0]
 
-        return _TOKEN.sub(sub, text)
+        out = _TOKEN.sub(sub, text)
+        hidden.substituted(out, variables)
+        return out
 
     return [one(i) for i in range(n)]
 
 
 def _cache_prefix(ledger: Ledger, revision: str) -> str | None:
-    """The cache prefix the ledger records for ``revision``: its ``cache_prefix``, or the one
-    derived from its text hash; ``None`` when it has neither (the ``prefix-<id>`` fallback)."""
-    rev = ledger.revisions[revision]
-    if rev.text_sha256 is None and rev.cache_prefix == f"prefix-{rev.id}":
-        return None
-    return rev.cache_prefix
+    """The cache prefix the ledger records for ``revision`` (:func:`~analysis.rollback.cache.
+    cache_region`: declared, or derived from its text hash; ``None`` when it has neither)."""
+    from analysis.rollback.cache import cache_region
+
+    return cache_region(ledger, revision)
 
 
 def _restored_text(ledger: Ledger, to: str, where: str) -> bytes:
@@ -365,7 +441,7 @@ def _restored_text(ledger: Ledger, to: str, where: str) -> bytes:
         return rev.text.encode("utf-8")
     if rev.text_file is None:
         raise ActionsFileError(
-            f"{where}: text: the restored revision {to} has no text in the ledger "
+            f"{where}: the restored revision {to} has no text in the ledger "
             f"({ledger.path or 'ledger'}): neither text nor text_file, so its text cannot be "
             f"written; add text (inline) or text_file to revision {to}, or remove the text action"
         )
@@ -375,11 +451,11 @@ def _restored_text(ledger: Ledger, to: str, where: str) -> bytes:
         data = path.read_bytes()
     except OSError as exc:
         raise ActionsFileError(
-            f"{where}: text: cannot read {path}, the text_file of {to} ({exc.strerror or exc})"
+            f"{where}: cannot read {path}, the text_file of {to} ({exc.strerror or exc})"
         ) from None
     if rev.text_sha256 is not None and hashlib.sha256(data).hexdigest() != rev.text_sha256:
         raise ActionsFileError(
-            f"{where}: text: {path} no longer matches the text_sha256 of {to} in the ledger; "
+            f"{where}: {path} no longer matches the text_sha256 of {to} in the ledger; "
             "restore the file before applying"
         )
     return data

@@ -37,6 +37,7 @@ __all__ = [
     "builtin_kinds",
     "load_kinds",
     "redact_url",
+    "url_origin",
 ]
 
 #: The entry point group of plugin kinds.
@@ -323,9 +324,11 @@ class WebhookKind(ActionKind):
         request = urllib.request.Request(config["url"], data=body, headers=headers, method="POST")
         timeout = float(config.get("timeout", ctx.timeout))
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
+            with _OPENER.open(request, timeout=timeout) as response:
                 status = int(response.status)
         except urllib.error.HTTPError as exc:
+            if 300 <= exc.code < 400:
+                raise ActionFailed(_redirect_reason(config["url"], exc)) from None
             raise ActionFailed(f"{redact_url(config['url'])}: HTTP {exc.code}") from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
@@ -333,6 +336,40 @@ class WebhookKind(ActionKind):
         if not 200 <= status < 300:
             raise ActionFailed(f"{redact_url(config['url'])}: HTTP {status}")
         return f"POST {redact_url(config['url'])}: HTTP {status}"
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow no redirect: urllib would re-send the request (``Authorization``, the
+    ``Idempotency-Key`` and the signature included) to the ``Location``, possibly another host,
+    and turn a POST into a GET. Returning ``None`` makes the 3xx answer an ``HTTPError``."""
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: Any,
+        code: int,
+        msg: str,
+        headers: Any,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        return None
+
+
+#: The opener of webhooks: the default handlers (proxies from the environment, HTTPS), no
+#: redirects.
+_OPENER = urllib.request.build_opener(_RefuseRedirects)
+
+
+def _redirect_reason(url: str, exc: urllib.error.HTTPError) -> str:
+    """Why a 3xx answer is a failure, naming its ``Location`` as ``scheme://host`` only."""
+    location = exc.headers.get("Location") if exc.headers is not None else None
+    where = (
+        f" to {url_origin(urllib.parse.urljoin(url, location))}" if location else " (no Location)"
+    )
+    return (
+        f"{redact_url(url)}: HTTP {exc.code} redirect{where} not followed (a webhook must "
+        "answer 2xx itself; nothing was sent elsewhere): point url at the final endpoint"
+    )
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -382,24 +419,56 @@ class CommandKind(ActionKind):
             "PROMPTSTATE_APPLY_ID": ctx.apply_id,
             "PROMPTSTATE_IDEMPOTENCY_KEY": ctx.idempotency_key,
         }
+        timeout = float(config.get("timeout", 60.0))
         try:
-            done = subprocess.run(
+            # its own session (process group): on a timeout the whole group is killed, every
+            # child the command started included
+            proc = subprocess.Popen(
                 [program, *config["run"][1:]],
-                input=ctx.body(),
-                capture_output=True,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 cwd=ctx.base_dir,
                 env=env,
-                timeout=float(config.get("timeout", 60.0)),
-                check=False,
+                start_new_session=os.name == "posix",
             )
-        except subprocess.TimeoutExpired:
-            raise ActionFailed(f"{config['run'][0]}: timed out") from None
         except OSError as exc:
             raise ActionFailed(f"{config['run'][0]}: {exc.strerror or exc}") from None
-        if done.returncode != 0:
-            tail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
-            raise ActionFailed(f"{config['run'][0]} exited {done.returncode}: {tail[0][:200]}")
+        try:
+            _, stderr = proc.communicate(input=ctx.body(), timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            raise ActionFailed(
+                f"{config['run'][0]}: timed out after {timeout:g} s; it was killed with every "
+                "process it started"
+            ) from None
+        except BaseException:
+            _kill_group(proc)
+            raise
+        if proc.returncode != 0:
+            tail = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+            raise ActionFailed(f"{config['run'][0]} exited {proc.returncode}: {tail[0][:200]}")
         return f"ran {config['run'][0]} (exit 0)"
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """Kill ``proc`` and every process of its process group (its session: see
+    :meth:`CommandKind.run`), then reap it. The group id is ``proc``'s pid, which stays reserved
+    until ``proc`` is reaped here."""
+    if os.name == "posix" and proc.returncode is None:  # not reaped: the group id is still its
+        import contextlib
+        import signal
+
+        with contextlib.suppress(ProcessLookupError, PermissionError):  # already gone
+            os.killpg(proc.pid, signal.SIGKILL)
+    proc.kill()
+    try:
+        proc.communicate(timeout=5)
+    except subprocess.TimeoutExpired:  # pragma: no cover - a child left its group holding a pipe
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        proc.wait()
 
 
 def _timeout_problem(config: Mapping[str, Any]) -> str | None:
@@ -447,6 +516,29 @@ class _Broken(ActionKind):
 
     def validate(self, config: Mapping[str, Any]) -> str | None:
         return self.reason
+
+
+def url_origin(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``: no user, password, path, query nor fragment.
+
+    >>> url_origin("https://user:pw@hooks.example.com:8443/services/T0/B0/x?y=1")
+    'https://hooks.example.com:8443'
+    >>> url_origin("unix:///run/redis.sock")
+    'unix://***'
+    >>> url_origin("not a url")
+    '***'
+    """
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return "***"
+    if not parts.scheme:
+        return "***"
+    if not host:
+        return f"{parts.scheme}://***"
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
 
 
 def redact_url(url: str) -> str:

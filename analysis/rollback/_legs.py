@@ -36,8 +36,8 @@ class LegAction:
 
     Attributes:
         kind: Short machine name (``append-transition``, ``expire-prefix``, ``expire-keys``,
-            ``export-cohort``, ``truncate-histories``, ``hold-out``, ``pin``, ``reanchor``,
-            ``confirm``, ``notify``).
+            ``export-cohort``, ``truncate-histories``, ``hold-out``, ``check-store``, ``pin``,
+            ``reanchor``, ``confirm``, ``notify``).
         description: What to do, in words.
         command: A command to run, when the action is not automatic.
         automatic: Whether ``rollback apply`` performs it.
@@ -178,7 +178,7 @@ def resolve(
         target = previous
         reverted = (live,)
         entry.update({"prompt": prompt, "to": target})
-        unit = "user_id"
+        unit = prompt_unit(ledger, prompt)
     if target not in ledger.prompts[prompt].revisions:
         raise RollbackError(
             f"{where}: --to {target!r} is not a revision of prompt {prompt!r} (revisions: "
@@ -202,6 +202,15 @@ def resolve(
     return Target(prompt, reverted, target, at, running, unit, entry, candidate)
 
 
+def prompt_unit(ledger: Ledger, prompt: str) -> str:
+    """The unit column of a prompt-level rollback: the unit the prompt's experiments declare
+    when they agree, else the ledger's (:func:`analysis.events.loading.default_unit`)."""
+    from analysis.events.loading import default_unit
+
+    units = {e.unit for e in ledger.experiments.values() if e.prompt == prompt}
+    return units.pop() if len(units) == 1 else default_unit(ledger)
+
+
 def _previous_live(ledger: Ledger, prompt: str, live: str) -> str | None:
     history = [rev for _, rev in ledger.live_history(prompt) if rev is not None]
     for rev in reversed(history):
@@ -214,8 +223,12 @@ def _previous_live(ledger: Ledger, prompt: str, live: str) -> str | None:
 # ------------------------------------------------------------------------------------ text
 
 
-def text_leg(ledger: Ledger, t: Target) -> Leg:
-    """From which revision to which, their states, and the ledger entry to append."""
+def text_leg(ledger: Ledger, t: Target, recorded: int | None = None) -> Leg:
+    """From which revision to which, their states, and the ledger entry to append.
+
+    ``recorded``: the index of the ledger transition that already records this rollback (the
+    plan of a recorded rollback); then there is nothing to append and the leg is ``ok``.
+    """
     states = {r: revision_state(ledger, r, t.at) for r in (*t.reverted, t.to)}
     findings = {
         "at": t.at,
@@ -235,7 +248,10 @@ def text_leg(ledger: Ledger, t: Target) -> Leg:
             "contract": states[t.to].contract_version,
         },
         "transition": dict(t.transition),
+        "recorded_transition": recorded,
     }
+    if recorded is not None:
+        return Leg("text", "ok", findings)
     what = f"end {t.experiment}" if t.experiment else f"revert {t.prompt}"
     action = LegAction(
         "append-transition",
@@ -357,21 +373,26 @@ def caches_leg(
     idle_minutes: float,
 ) -> Leg:
     """Prefix region to expire, observed warm-up, predicted cold window, semantic-cache keys."""
-    from analysis.rollback.cache import cache_impact, prompt_turns, semantic_cache_writes
+    from analysis.rollback.cache import (
+        cache_impact,
+        cache_region,
+        cache_region_source,
+        prompt_turns,
+        semantic_cache_writes,
+    )
 
     findings: dict[str, Any] = {
         "prefixes_to_expire": [
-            {"revision": r, "cache_prefix": ledger.revisions[r].cache_prefix} for r in t.reverted
+            {
+                "revision": r,
+                "cache_prefix": cache_region(ledger, r),
+                "source": cache_region_source(ledger, r),
+            }
+            for r in t.reverted
         ],
-        "restored_prefix": ledger.revisions[t.to].cache_prefix,
+        "restored_prefix": cache_region(ledger, t.to),
     }
-    actions = [
-        LegAction(
-            "expire-prefix",
-            f"expire the prompt-cache region {ledger.revisions[r].cache_prefix} of {r}",
-        )
-        for r in t.reverted
-    ]
+    actions = [_expire_prefix(ledger, r) for r in t.reverted]
     if events is None:
         findings["events"] = "not given: no observed hit rates, warm-up or semantic-cache keys"
         return Leg("caches", "action", findings, tuple(actions))
@@ -426,6 +447,21 @@ def caches_leg(
     else:
         findings["semantic_cache_keys"] = None
     return Leg("caches", "action" if actions else "ok", findings, tuple(actions))
+
+
+def _expire_prefix(ledger: Ledger, revision: str) -> LegAction:
+    """Expire a reverted revision's prompt-cache region, or say that the ledger does not know
+    it (never a made-up region name)."""
+    from analysis.rollback.cache import cache_region
+
+    region = cache_region(ledger, revision)
+    if region is not None:
+        return LegAction("expire-prefix", f"expire the prompt-cache region {region} of {revision}")
+    return LegAction(
+        "expire-prefix",
+        f"prompt-cache region of {revision} unknown (the ledger has no cache_prefix or text "
+        f"for it): expire it by hand, and declare cache_prefix of {revision} in the ledger",
+    )
 
 
 def _rate_per_minute(frame: nw.LazyFrame[Any], at: datetime, minutes: int = 60) -> float:
@@ -568,7 +604,17 @@ def _residual(events: Events, t: Target, metrics: Sequence[Any] | None = None) -
 def baseline_leg(ledger: Ledger, t: Target, store: BaselineStore | None) -> Leg:
     """Suites whose reference is anchored to a reverted revision, and the action that applies."""
     if store is None:
-        return Leg("baseline", "ok", {"suites": [], "store": None})
+        note = (
+            "no baseline store: no --store, PROMPTSTATE_STORE, [tool.promptstate] store in "
+            "pyproject.toml or ./baselines; eval suites anchored to "
+            f"{', '.join(t.reverted)} are not checked"
+        )
+        action = LegAction(
+            "check-store",
+            f"{note} — pass --store PATH to check them (or start one with baseline init "
+            "--store PATH)",
+        )
+        return Leg("baseline", "action", {"suites": [], "store": None, "note": note}, (action,))
     suites: list[dict[str, Any]] = []
     actions: list[LegAction] = []
     index = len(ledger.transitions)

@@ -46,9 +46,10 @@ import contextlib
 import dataclasses
 import functools
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -63,7 +64,7 @@ from analysis.errors import (
     RollbackRefusedError,
     worst_exit,
 )
-from analysis.ledger import Ledger, load_ledger, parse_ledger
+from analysis.ledger import Ledger, load_ledger
 from analysis.rollback._actions import apply_id
 from analysis.rollback._journal import Journal, check_reachable, journal_path, run_actions
 from analysis.rollback._legs import (
@@ -78,7 +79,9 @@ from analysis.rollback.planning import (
     _prompt,
     _store,
     _with_actions,
+    recorded_rollback,
     rollback_plan,
+    without_transition,
 )
 
 if TYPE_CHECKING:
@@ -101,7 +104,8 @@ class ApplyStep:
 
     Attributes:
         name: ``ledger``, ``baseline:<suite>``, ``cohort_units``, ``cohort_conversations``,
-            ``semantic_cache_expiry``, ``plan``.
+            ``semantic_cache_expiry``, ``plan``, ``stale-temporaries`` (temporary files of a
+            killed apply removed from the output directory).
         status: ``applied`` (changed now), ``unchanged`` (already in place), ``would-apply``
             (dry run), ``pending`` (needs a person: see ``detail``) or ``skipped``.
         detail: What was (or would be) done.
@@ -215,8 +219,10 @@ class ApplyResult:
         """A Markdown rendering."""
         rows = self._rows()
         table = _render.to_markdown(rows, ["name", "status", "detail"])
-        diff = f"\n\n```diff\n{self.ledger_diff.rstrip()}\n```" if self.ledger_diff else ""
-        return f"**{self.plan._title()}**\n\n{table}{diff}\n\n{self._summary()}"
+        fence = "`" * max(3, *(len(r) + 1 for r in re.findall(r"`+", self.ledger_diff or "")))
+        diff = f"\n\n{fence}diff\n{self.ledger_diff.rstrip()}\n{fence}" if self.ledger_diff else ""
+        title, summary = _render.md_text(self.plan._title()), _render.md_text(self._summary())
+        return f"**{title}**\n\n{table}{diff}\n\n{summary}"
 
 
 def _run(
@@ -242,9 +248,9 @@ def _run(
     with contextlib.nullcontext() if dry_run else ledger_lock(path):
         current = load_ledger(path)
         name = _prompt(current, prompt)
-        recorded = _recorded_rollback(current, name, to, at)
+        recorded = recorded_rollback(current, name, to, at)
         if recorded is not None:
-            before = _without_last(current, recorded)
+            before = without_transition(current, recorded)
             plan = rollback_plan(
                 before, name, to=recorded.to, at=recorded.at, confirm=confirm, reason=None,
                 actor=None, **options,
@@ -267,6 +273,8 @@ def _run(
         out = Path(out_dir) if out_dir is not None else _default_out(path, plan)
         exports = _render_exports(plan)
         store = _store(baselines)
+        if store is not None and not dry_run:
+            store.check_writable("rollback apply")
         check_outputs(
             [out / filename for _, filename, _ in exports],
             [path, options.get("events"), None if store is None else store.root],
@@ -289,6 +297,8 @@ def _run(
             for m in refused
         ]  # fmt: skip
         # -- the actions: from here on a failure is reported with what is done (exit 1)
+        # temporaries of a killed apply: under the ledger's lock no live apply holds one
+        steps.extend(_remove_stale_temporaries(out, dry_run=dry_run))
         progress = _Progress()
         keep_plan = recorded is not None
         for step_name, filename, data in exports:
@@ -454,19 +464,6 @@ def rollback_apply(
     )  # fmt: skip
 
 
-def _recorded_rollback(ledger: Ledger, prompt: str, to: str | None, at: datetime | None) -> Any:
-    """The prompt's last transition when it is a rollback matching ``to``/``at``, else None."""
-    mine = [t for t in ledger.transitions if t.prompt == prompt]
-    if not mine or mine[-1].action != "rollback":
-        return None
-    last = mine[-1]
-    if to is not None and last.to != to:
-        return None
-    if at is not None and last.at != at.astimezone(UTC):
-        return None
-    return last
-
-
 def _as_confirmed(plan: RollbackPlan, ledger: Ledger) -> RollbackPlan:
     """A recorded rollback was confirmed when it was applied: mark its consumers confirmed."""
     missing = plan.needs_confirmation
@@ -478,12 +475,6 @@ def _as_confirmed(plan: RollbackPlan, ledger: Ledger) -> RollbackPlan:
         leg = _with_actions(leg, plan._actions)
     legs = tuple(leg if old.name == "contracts" else old for old in plan.legs)
     return dataclasses.replace(plan, legs=legs, confirmed=confirmed)
-
-
-def _without_last(ledger: Ledger, transition: Any) -> Ledger:
-    data = ledger.to_dict()
-    data["transitions"] = [t.to_dict() for t in ledger.transitions if t.index != transition.index]
-    return parse_ledger(data, path=ledger.path)
 
 
 def _default_out(path: Path, plan: RollbackPlan) -> Path:
@@ -513,6 +504,56 @@ def _render_exports(plan: RollbackPlan) -> list[tuple[str, str, bytes]]:
             files.append(("semantic_cache_expiry", "semantic_cache_expiry.txt", text.encode()))
     files.append(("plan", "plan.json", (plan.to_json() + "\n").encode()))
     return files
+
+
+#: The files apply writes into its output directory (their temporaries are its own).
+_EXPORT_FILES = (
+    "cohort_units.csv",
+    "cohort_conversations.csv",
+    "semantic_cache_expiry.txt",
+    "plan.json",
+)
+
+
+def _remove_stale_temporaries(out: Path, *, dry_run: bool) -> list[ApplyStep]:
+    """Remove the temporary files of the exports that a killed apply left in ``out``.
+
+    Only names :func:`analysis._io.atomic_path` gives the temporaries of apply's own exports
+    (``.cohort_units.csv.<8 random>.tmp``, ...) are touched, and only by a real apply: it holds
+    the ledger's lock, which every apply writing into ``out`` holds while it writes, so none of
+    them belongs to a live writer. A dry run (which takes no lock) only lists them.
+    """
+    import re
+
+    from analysis._io import stray_temp_files
+
+    own = re.compile(
+        r"^\.(?:" + "|".join(re.escape(n) for n in _EXPORT_FILES) + r")\.[a-z0-9_]{8}\.tmp$"
+    )
+    stale = [p for p in stray_temp_files(out) if own.match(p.name)]
+    if not stale:
+        return []
+    names = ", ".join(p.name for p in stale)
+    if dry_run:
+        return [
+            ApplyStep(
+                "stale-temporaries",
+                "would-apply",
+                f"remove {len(stale)} temporary file(s) of a killed apply from {out}: {names}",
+                str(out),
+            )
+        ]
+    failed: list[str] = []
+    for tmp in stale:
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            failed.append(f"{tmp.name} ({exc.strerror or exc})")
+    detail = f"removed {len(stale) - len(failed)} temporary file(s) a killed apply left in {out}"
+    detail += f": {names}" + (f"; could not remove {', '.join(failed)}" if failed else "")
+    return [ApplyStep("stale-temporaries", "applied", detail, str(out))]
 
 
 def _write_export(name: str, dest: Path, data: bytes, *, dry_run: bool, keep: bool) -> ApplyStep:

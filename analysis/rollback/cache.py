@@ -32,6 +32,9 @@ aggregates reach Python):
 * **semantic-cache writes** (:func:`semantic_cache_writes`) — a turn that is not a semantic
   hit (``semantic_cache_hit`` false) writes the entry ``cache_key``; the keys written by a
   revision are the ones to expire when it is rolled back.
+* **cache region** (:func:`cache_region`) — the prompt-cache prefix of a revision as the ledger
+  records it: its declared ``cache_prefix``, else ``prefix-`` and 12 hex digits of its text hash;
+  unknown (``None``) when the ledger has neither — never a name made up from the revision id.
 """
 
 from __future__ import annotations
@@ -73,6 +76,8 @@ __all__ = [
     "RevisionCacheRow",
     "WarmupRow",
     "cache_impact",
+    "cache_region",
+    "cache_region_source",
     "semantic_cache_writes",
 ]
 
@@ -283,13 +288,13 @@ def cache_impact(
     ):
         if value <= 0:
             raise PromptstateError(f"{name}={value}: must be positive")
-    from analysis.events.loading import Events, load_events
+    from analysis.events.loading import Events, default_unit, load_events
 
     if not isinstance(ledger, Ledger):
         ledger = load_ledger(ledger)
     prompt = _prompt(ledger, prompt)
     if not isinstance(events, Events):
-        events = load_events(events, columns=columns)
+        events = load_events(events, columns=columns, unit=default_unit(ledger))
     frame, names = prompt_turns(events, ledger, prompt, at=at, columns=columns)
     revisions = _revision_totals(frame, names)
     last_turn = _last_turns(frame)
@@ -429,9 +434,12 @@ def prompt_turns(
     columns: Mapping[str, str] | None = None,
 ) -> tuple[nw.LazyFrame[Any], tuple[str, ...]]:
     """The lazy turns served by revisions of ``prompt`` before ``at``, and the column names."""
-    from analysis.events.loading import Events, load_events
+    from analysis.events.loading import Events, default_unit, load_events
 
-    loaded = events if isinstance(events, Events) else load_events(events, columns=columns)
+    if isinstance(events, Events):
+        loaded = events
+    else:
+        loaded = load_events(events, columns=columns, unit=default_unit(ledger))
     frame = loaded.frame
     names = tuple(frame.collect_schema().names())
     missing = [c for c in ("revision_id", "cache_hit") if c not in names]
@@ -585,6 +593,33 @@ def _pooled(impact: CacheImpact) -> RevisionCacheRow:
         avg("cost_saved_per_hit"),
         avg("latency_saved_per_hit_ms"),
     )
+
+
+def cache_region_source(ledger: Ledger, revision: str) -> str:
+    """Where the ledger's prompt-cache region of ``revision`` comes from: ``cache_prefix`` (its
+    declared prefix), ``text hash`` (derived from the text's SHA-256) or ``unknown`` (neither:
+    the ledger's ``prefix-<id>`` placeholder, which names no real cache region)."""
+    rev = ledger.revisions[revision]
+    if rev.text_sha256 is not None and rev.cache_prefix == f"prefix-{rev.text_sha256[:12]}":
+        return "text hash"
+    if rev.text_sha256 is None and rev.cache_prefix == f"prefix-{rev.id}":
+        return "unknown"
+    return "cache_prefix"
+
+
+def cache_region(ledger: Ledger, revision: str) -> str | None:
+    """The prompt-cache region (prefix id) of ``revision``: its declared ``cache_prefix``, or the
+    one derived from its text hash; ``None`` when the ledger records neither.
+
+    >>> from analysis.ledger import parse_ledger
+    >>> led = parse_ledger({"version": 1, "prompts": {"p": {"revisions": {
+    ...     "a": {"cache_prefix": "pfx-a"}, "b": {"text": "hi"}, "c": {}}}}})
+    >>> cache_region(led, "a"), cache_region(led, "b"), cache_region(led, "c")
+    ('pfx-a', 'prefix-8f434346648f', None)
+    """
+    if cache_region_source(ledger, revision) == "unknown":
+        return None
+    return ledger.revisions[revision].cache_prefix
 
 
 def _prompt(ledger: Ledger, prompt: str | None) -> str:

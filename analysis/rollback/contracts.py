@@ -260,9 +260,12 @@ def _parse_failures(
     at: datetime | None,
     columns: Mapping[str, str] | None,
 ) -> tuple[list[ParseFailureRow], bool]:
-    from analysis.events.loading import Events, load_events
+    from analysis.events.loading import Events, default_unit, load_events
 
-    loaded = events if isinstance(events, Events) else load_events(events, columns=columns)
+    if isinstance(events, Events):
+        loaded = events
+    else:
+        loaded = load_events(events, columns=columns, unit=default_unit(ledger))
     frame = loaded.frame
     names = frame.collect_schema().names()
     if not all(c in names for c in ("contract_version", "consumer", "parse_ok")):

@@ -68,10 +68,11 @@ from analysis.rollback._legs import (
 if TYPE_CHECKING:
     from analysis.evals.store import BaselineStore
     from analysis.events.loading import Events
+    from analysis.ledger.model import Transition
     from analysis.metrics.definitions import Metric
     from analysis.rollback._actions import Action, ActionsConfig
 
-__all__ = ["RollbackPlan", "rollback_plan"]
+__all__ = ["RollbackPlan", "recorded_rollback", "rollback_plan", "without_transition"]
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,8 @@ class RollbackPlan:
         confirmed: Consumers confirmed by the caller.
         configured: The actions of the actions file (``actions=``), in run order; empty
             without one.
+        recorded: The index of the ledger transition that already records this rollback
+            (the plan of a recorded rollback: nothing to append), else ``None``.
     """
 
     prompt: str
@@ -100,6 +103,7 @@ class RollbackPlan:
     legs: tuple[Leg, ...]
     confirmed: tuple[str, ...] = ()
     configured: tuple[Action, ...] = ()
+    recorded: int | None = None
     _target: Target | None = field(default=None, repr=False, compare=False)
     _events: Events | None = field(default=None, repr=False, compare=False)
     _actions: ActionsConfig | None = field(default=None, repr=False, compare=False)
@@ -172,6 +176,8 @@ class RollbackPlan:
     def _title(self) -> str:
         frm = ", ".join(self.reverted)
         what = f"ends {self.experiment}" if self.experiment else "prompt-level"
+        if self.recorded is not None:
+            what += f"; recorded in the ledger, transition {self.recorded}"
         at = self.at.isoformat().replace("+00:00", "Z")
         return f"rollback of {self.prompt}: {frm} -> {self.to} at {at} ({what})"
 
@@ -215,8 +221,8 @@ class RollbackPlan:
     def to_markdown(self) -> str:
         """A Markdown rendering."""
         table = _render.to_markdown(self.rows(), ["leg", "status", "action", "do"])
-        facts = "\n".join(f"- {line}" for line in self._facts())
-        return f"**{self._title()}**\n\n{table}\n\n{facts}"
+        facts = "\n".join(f"- {_render.md_text(line)}" for line in self._facts())
+        return f"**{_render.md_text(self._title())}**\n\n{table}\n\n{facts}"
 
     def _repr_html_(self) -> str:
         return _render.to_html(self.rows(), ["leg", "status", "action", "do"], title=self._title())
@@ -243,6 +249,12 @@ def rollback_plan(
     actions: str | Path | Mapping[str, Any] | None = None,
 ) -> RollbackPlan:
     """Plan the rollback of a prompt's canary or live revision across the five legs.
+
+    When the prompt's last transition is a rollback (matching ``to`` and ``at`` when given, and
+    no ``revision`` named), the plan is that recorded rollback's: from the revision(s) it
+    reverted to the one it restored, at its time, planned against the ledger before it (the
+    ``text`` leg is ``ok``: nothing to append; consumers count as confirmed, as
+    :func:`~analysis.rollback.applying.rollback_apply` reads them).
 
     Args:
         ledger: A :class:`~analysis.ledger.Ledger` or a ledger path.
@@ -282,18 +294,27 @@ def rollback_plan(
     led = ledger if isinstance(ledger, Ledger) else load_ledger(ledger)
     name = _prompt(led, prompt)
     when = _when(at)
+    recorded = recorded_rollback(led, name, to, at) if revision is None else None
+    if recorded is not None:  # plan the rollback the ledger records, against the ledger before it
+        led, when, to = without_transition(led, recorded), recorded.at, recorded.to
+        reason, actor = recorded.reason, recorded.actor
     target = resolve(led, name, when, to, revision, reason=reason, actor=actor)
-    loaded = _events(events, led, columns)
+    loaded = _events(events, led, columns, target.unit)
     store = _store(baselines)
+    contracts = contracts_leg(led, target, loaded, tuple(confirm))
+    if recorded is not None and (missing := _needs_confirmation(contracts)):
+        # it was confirmed when it was applied (as rollback_apply reads a recorded rollback)
+        confirm = (*confirm, *missing)
+        contracts = contracts_leg(led, target, loaded, tuple(confirm))
     legs: tuple[Leg, ...] = (
-        text_leg(led, target),
+        text_leg(led, target, None if recorded is None else recorded.index),
         caches_leg(led, target, loaded, idle_minutes=idle_minutes),
         cohort_leg(
             led, target, loaded, open_hours=open_hours, holdout_days=holdout_days,
             recovery=recovery, metrics=metrics,
         ),
         baseline_leg(led, target, store),
-        contracts_leg(led, target, loaded, tuple(confirm)),
+        contracts,
     )  # fmt: skip
     assert tuple(leg.name for leg in legs) == LEGS
     config = None
@@ -315,6 +336,7 @@ def rollback_plan(
         legs=legs,
         confirmed=tuple(confirm),
         configured=config.actions if config is not None else (),
+        recorded=None if recorded is None else recorded.index,
         _target=target,
         _events=loaded,
         _actions=config,
@@ -403,12 +425,54 @@ def _when(at: datetime | None) -> datetime:
     return at.astimezone(UTC)
 
 
-def _events(events: Any, ledger: Ledger, columns: Mapping[str, str] | None) -> Events | None:
+def recorded_rollback(
+    ledger: Ledger, prompt: str, to: str | None, at: datetime | None
+) -> Transition | None:
+    """The prompt's last transition when it is a rollback (with ``to`` and ``at`` when given),
+    else ``None``: a rollback the ledger already records."""
+    mine = [t for t in ledger.transitions if t.prompt == prompt]
+    if not mine or mine[-1].action != "rollback":
+        return None
+    last = mine[-1]
+    if to is not None and last.to != to:
+        return None
+    if at is not None and last.at != at.astimezone(UTC):
+        return None
+    return last
+
+
+def without_transition(ledger: Ledger, transition: Transition) -> Ledger:
+    """The ledger without ``transition`` (the state just before a recorded rollback)."""
+    from analysis.ledger import parse_ledger
+
+    data = ledger.to_dict()
+    data["transitions"] = [t.to_dict() for t in ledger.transitions if t.index != transition.index]
+    return parse_ledger(data, path=ledger.path)
+
+
+def _needs_confirmation(leg: Leg) -> tuple[str, ...]:
+    consumers = leg.findings.get("consumers", [])
+    return tuple(c["name"] for c in consumers if c["status"] == "needs-confirmation")
+
+
+def _events(
+    events: Any, ledger: Ledger, columns: Mapping[str, str] | None, unit: str
+) -> Events | None:
+    """The export loaded with the rollback's unit column (the experiment's, or the prompt's);
+    an already loaded one must hold it (else exit 2 naming the column and the fix)."""
     if events is None:
         return None
-    from analysis.events.loading import load_events
+    from analysis.errors import EventsError
+    from analysis.events.loading import Events, load_events
 
-    return load_events(events, columns=columns, ledger=ledger)
+    loaded = load_events(events, columns=columns, ledger=ledger, unit=unit)
+    if isinstance(events, Events) and unit not in loaded.columns:
+        raise EventsError(
+            f"{loaded.report.source}: the rollback's unit column {unit!r} (the experiment's "
+            f"unit in the ledger) is missing; the events have: {', '.join(loaded.columns)}. "
+            f"Load them with unit={unit!r} or map it (--column {unit}=<your column>)"
+        )
+    return loaded
 
 
 def _store(baselines: BaselineStore | str | Path | None) -> BaselineStore | None:

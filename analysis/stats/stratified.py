@@ -19,8 +19,11 @@ unit's aggregates within stratum ``s``), summed over the strata the unit appears
 cross-stratum covariance of a unit's contributions is kept (variance clustered by unit, the
 sandwich of Liang and Zeger 1986 on the unit level). ``Var(Â_a) = N_a / (N_a − 1) Σ_i ψ_i²`` with
 ``N_a`` the distinct units of the arm; with one stratum this is exactly the delta-method variance
-``∇fᵀ Σ ∇f / n`` (Deng, Knoblich and Lu 2018). Crossover units are excluded from clean data,
-so the arms hold disjoint units and ``Var(Δ̂) = Var(Â_t) + Var(Â_c)``.
+``∇fᵀ Σ ∇f / n`` (Deng, Knoblich and Lu 2018). A ramp-moved unit belongs, in each stratum, to
+the arm it had there, so it can be control in one stratum and treatment in another: its
+influence on the difference is ``ψ_i^t − ψ_i^c``, one cluster per unit, and
+``Var(Δ̂) = Var(Â_t) + Var(Â_c) − 2 Cov(Â_t, Â_c)`` with the covariance from the units in both
+arms (zero when the arms are disjoint).
 
 Regression adjustment (CUPED/CUPAC; Deng et al. 2013). With unit-level covariates ``h`` (the
 unit's pre-period value of the metric and an indicator of pre-period events) the influence
@@ -52,6 +55,7 @@ from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
+from scipy.stats import chi2 as _chi2
 
 from analysis.stats.delta import Statistic
 from analysis.stats.effect import ArmEstimate, EffectResult, effect_from_arms
@@ -61,9 +65,13 @@ __all__ = [
     "ArmInfluence",
     "StratifiedResult",
     "design_weights",
+    "effect_with_covariance",
+    "factor",
     "influence_coefficients",
+    "scaled",
     "stratified_effect",
     "stratum_values",
+    "wald_equal",
 ]
 
 
@@ -151,6 +159,21 @@ class StratifiedResult(NamedTuple):
     theta: npt.NDArray[np.float64]
 
 
+def scaled(
+    cross: npt.NDArray[np.float64],
+    k_left: npt.NDArray[np.float64],
+    k_right: npt.NDArray[np.float64],
+) -> npt.NDArray[np.float64]:
+    """``D_l R D_r`` with ``D = diag(sqrt(k))``: raw sums of influence products ``R`` with each
+    component's small-sample factor ``k = N/(N − 1)`` of its arm and scope."""
+    return np.sqrt(k_left)[:, None] * cross * np.sqrt(k_right)[None, :]
+
+
+def factor(n: int) -> float:
+    """``N / (N − 1)`` (NaN below two units)."""
+    return n / (n - 1) if n >= 2 else math.nan
+
+
 def stratified_effect(
     control: ArmInfluence,
     arm: ArmInfluence,
@@ -158,8 +181,18 @@ def stratified_effect(
     pooled: npt.NDArray[np.float64] | None = None,
     adjust: bool = True,
     alpha: float = 0.05,
+    between: npt.NDArray[np.float64] | None = None,
+    n_units: int | None = None,
 ) -> StratifiedResult:
     """Compare two arms' stratified estimates, with and without regression adjustment.
+
+    A unit may appear in both arms (a ramp-moved unit: control in one stratum, treatment in
+    another): its influence on the difference is ``ψ_i^arm − ψ_i^control``, one cluster per
+    unit. With each arm's small-sample factor ``k_a = N_a / (N_a − 1)``,
+
+        Var(Δ̂) = k_t Σψᵗψᵗ + k_c Σψᶜψᶜ − √(k_t k_c) (Σψᵗψᶜ + Σψᶜψᵗ),
+
+    which with disjoint arms (``between`` zero) is the sum of the arms' variances of before.
 
     Args:
         control: The control arm (:class:`ArmInfluence`).
@@ -168,21 +201,47 @@ def stratified_effect(
             arm values; it cancels in the effect). Default: the average of the arms' values.
         adjust: Use the covariates (components ``1..p``); False gives the unadjusted effect.
         alpha: 1 − confidence level.
+        between: ``Σ_i ψ_i^arm (ψ_i^control)ᵀ`` over units in both arms (``None``: zero).
+        n_units: Distinct units of the two arms together (``None``: ``N_c + N_t``); the degrees
+            of freedom are capped at ``n_units − 1``.
 
     Returns:
-        The adjusted and unadjusted :class:`~analysis.stats.effect.EffectResult` (Welch–
-        Satterthwaite degrees of freedom from the distinct units of each arm) and ``θ``.
+        The adjusted and unadjusted :class:`~analysis.stats.effect.EffectResult` and ``θ``.
+        Degrees of freedom: Satterthwaite's ``V² / (V_c² / (N_c − 1) + V_t² / (N_t − 1))`` with
+        ``V`` the variance of the difference and ``V_a`` the arms' variances (Welch's with
+        disjoint arms), capped at the number of clusters minus one.
     """
     sc, st = control.covariance, arm.covariance
     p = len(control.values) - 1
-    fc, ft = float(control.values[0]), float(arm.values[0])
-    plain_c = ArmEstimate(control.n, fc, fc, float(sc[0, 0]))
-    plain_t = ArmEstimate(arm.n, ft, ft, float(st[0, 0]))
-    unadjusted = effect_from_arms(plain_c, plain_t, alpha=alpha)
+    k = 1 + p
+    x = np.zeros((k, k)) if between is None else np.asarray(between, dtype=np.float64)
+    stc = x * math.sqrt(factor(control.n) * factor(arm.n)) if x.any() else np.zeros((k, k))
+    s = sc + st - stc - stc.T
+    g = n_units if n_units is not None else control.n + arm.n
+
+    def result(
+        u: npt.NDArray[np.float64], centre: npt.NDArray[np.float64] | None, theta0: float
+    ) -> EffectResult:
+        def est(a: ArmInfluence, cov: npt.NDArray[np.float64]) -> ArmEstimate:
+            raw = float(a.values[0])
+            value = raw if centre is None else raw + float(u[1:] @ (a.values[1:] - centre))
+            return ArmEstimate(a.n, raw, value, max(float(u @ cov @ u), 0.0))
+
+        return effect_with_covariance(
+            est(control, sc),
+            est(arm, st),
+            float(u @ stc @ u),
+            alpha=alpha,
+            theta=theta0,
+            n_units=g,
+        )
+
+    one = np.zeros(k)
+    one[0] = 1.0
+    unadjusted = result(one, None, 0.0)
     theta = np.zeros(p)
     if not adjust or p == 0 or control.n < 2 or arm.n < 2:
         return StratifiedResult(unadjusted, unadjusted, np.zeros(0))
-    s = sc + st
     if not np.all(np.isfinite(s)):
         return StratifiedResult(unadjusted, unadjusted, np.zeros(0))
     hh, hf = s[1:, 1:], s[1:, 0]
@@ -196,16 +255,77 @@ def stratified_effect(
         if pooled is not None
         else (np.asarray(control.values[1:]) + np.asarray(arm.values[1:])) / 2
     )
-
-    def adjusted_arm(a: ArmInfluence, cov: npt.NDArray[np.float64]) -> ArmEstimate:
-        raw = float(a.values[0])
-        value = raw - float(theta @ (a.values[1:] - centre))
-        return ArmEstimate(a.n, raw, value, max(float(u @ cov @ u), 0.0))
-
-    adjusted = effect_from_arms(
-        adjusted_arm(control, sc),
-        adjusted_arm(arm, st),
-        alpha=alpha,
-        theta=float(theta[0]),
-    )
+    adjusted = result(u, np.asarray(centre, dtype=np.float64), float(theta[0]))
     return StratifiedResult(adjusted, unadjusted, theta)
+
+
+def effect_with_covariance(
+    control: ArmEstimate,
+    arm: ArmEstimate,
+    cov: float,
+    *,
+    alpha: float = 0.05,
+    theta: float = 0.0,
+    n_units: int | None = None,
+) -> EffectResult:
+    """:func:`~analysis.stats.effect.effect_from_arms` for arm estimates with covariance
+    ``cov`` (units in both arms): ``Var(Δ̂) = V_t + V_c − 2 cov``, the relative effect's
+    delta-method variance ``(V_t − 2 r cov + r² V_c) / c²`` (``r = arm / control``), and
+    Satterthwaite degrees of freedom capped at ``n_units − 1``."""
+    if cov == 0.0:
+        return effect_from_arms(control, arm, alpha=alpha, theta=theta)
+    vc, va = max(control.var, 0.0), max(arm.var, 0.0)
+    var = vc + va - 2 * cov
+    denom = vc * vc / max(control.n - 1, 1) + va * va / max(arm.n - 1, 1)
+    df = var * var / denom if 0 < denom < math.inf and var > 0 else math.inf
+    if n_units is not None and n_units >= 2:
+        df = min(df, n_units - 1)
+    base = effect_from_arms(
+        ArmEstimate(control.n, control.raw, control.value, max(var, 0.0) / 2),
+        ArmEstimate(arm.n, arm.raw, arm.value, max(var, 0.0) / 2),
+        alpha=alpha,
+        theta=theta,
+        df=df,
+    )
+    cv = control.value
+    cv2 = cv * cv
+    if not (math.isfinite(base.se) and cv2 > 0 and math.isfinite(cv2)):
+        return base._replace(
+            rel_se=math.nan, rel_effect_ci_lower=math.nan, rel_effect_ci_upper=math.nan
+        )
+    ratio = arm.value / cv
+    rel_var = (va - 2 * ratio * cov + ratio * ratio * vc) / cv2
+    rel_se = math.sqrt(rel_var) if math.isfinite(rel_var) and rel_var >= 0 else math.nan
+    q = (base.effect_ci_upper - base.effect) / base.se if base.se > 0 else math.nan
+    return base._replace(
+        rel_se=rel_se,
+        rel_effect_ci_lower=base.rel_effect - q * rel_se,
+        rel_effect_ci_upper=base.rel_effect + q * rel_se,
+    )
+
+
+def wald_equal(
+    effects: npt.NDArray[np.float64], cov: npt.NDArray[np.float64]
+) -> tuple[float, int, float]:
+    """Wald test that all ``effects`` are equal, with their joint covariance ``cov``.
+
+    ``W = (LΔ)ᵀ (L V Lᵀ)⁻¹ (LΔ)`` with ``L`` the successive differences; χ² reference with
+    ``len(effects) − 1`` degrees of freedom (a large-sample test: the effects are clustered
+    means of many units). Returns ``(W, df, p)``; NaN when undefined.
+    """
+    d = np.asarray(effects, dtype=np.float64)
+    m = d.size
+    if m < 2 or not np.all(np.isfinite(d)) or not np.all(np.isfinite(cov)):
+        return math.nan, max(m - 1, 0), math.nan
+    ell = np.zeros((m - 1, m))
+    for j in range(m - 1):
+        ell[j, j], ell[j, j + 1] = -1.0, 1.0
+    diff = ell @ d
+    v = ell @ cov @ ell.T
+    try:
+        w = float(diff @ np.linalg.solve(v, diff))
+    except np.linalg.LinAlgError:
+        return math.nan, m - 1, math.nan
+    if not math.isfinite(w) or w < 0:
+        return math.nan, m - 1, math.nan
+    return w, m - 1, float(_chi2.sf(w, m - 1))

@@ -15,10 +15,13 @@ alert=${PROMPTSTATE_ALERT:-}  # a command: the subject as $1, the summary and st
 day=$(date -u +%F)
 out="$reports/$day"
 mkdir -p "$out"
+# The window starts PROMPTSTATE_SINCE_DAYS (default 14) days ago, or at $PROMPTSTATE_SINCE:
+# experiments that ended before it are left out with a note instead of alerting every day.
+since=${PROMPTSTATE_SINCE:-$(date -u -d "$day - ${PROMPTSTATE_SINCE_DAYS:-14} days" +%FT00:00:00Z)}
 
 # The baseline store comes from $PROMPTSTATE_STORE (or [tool.promptstate] store = in the
 # nearest pyproject.toml); the report says which store it used.
-promptstate report "$PROMPTSTATE_EXPORT" --ledger "$PROMPTSTATE_LEDGER" \
+promptstate report "$PROMPTSTATE_EXPORT" --ledger "$PROMPTSTATE_LEDGER" --since "$since" \
   --out "$out" --format json --no-progress >"$out/summary.json" 2>"$out/stderr.txt"
 code=$?
 

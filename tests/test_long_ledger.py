@@ -22,6 +22,7 @@ from typing import Any
 
 import polars as pl
 import pytest
+from _truth import expected_labels
 from hypothesis import HealthCheck, given, settings
 
 from analysis import analyze, load_ledger, revision_state, split
@@ -295,6 +296,7 @@ def test_long_ledger_gives_the_sample_labels(
         events = sample_events.with_columns(pl.col("ts").dt.cast_time_unit("ns")).to_pandas()
     else:
         events = events_path
+    truth = expected_labels(events_path, ledger, truth)  # + the symmetric prior_conversation
     result = split(events, path, "exp-17")
     got = result.frame.select("event_id", "phase", "contamination", "served_revision")
     joined = truth.join(got.collect().to_polars(), on="event_id", how="full", coalesce=True)
@@ -374,5 +376,6 @@ def test_experiment_with_hundreds_of_phases_matches_brute_force() -> None:
     assert got.height == events.height
     for row in got.iter_rows(named=True):
         expected = ref[row["event_id"]]
-        assert (row["phase"], row["contamination"], row["served_revision"]) == expected, row
+        got_row = (row["phase"], row["contamination"], row["served_revision"], row["ramp_moved"])
+        assert got_row == expected, row
     assert got["phase"].n_unique() > 150

@@ -75,7 +75,7 @@ def test_a_headline_without_numbers_says_why() -> None:
         n_control, n_arm = 40, 0
 
     class Result:
-        class effects:  # noqa: N801
+        class effects:
             rows = (Row(),)
 
     from analysis.metrics.results import EffectRow

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-
 from _generators import END, RAMP, START, RampSpec, generate
+
 from analysis.cli import main
 
 

@@ -25,7 +25,8 @@ from typing import Any
 import narwhals as nw
 
 from analysis.events import _engines
-from analysis.stats.crossover import ramp_rule
+from analysis.events._lookup import _table
+from analysis.stats.crossover import _EPS, ramp_rule
 
 __all__ = [
     "CONTAMINATED",
@@ -81,52 +82,86 @@ def assignment_table(
     ``frame`` needs ``__exposed`` (tagged with the experiment, inside its window), ``phase`` and
     ``arm``. A unit's arm in an exposure phase is the single arm of its exposed turns there
     (two arms: mixed). Consecutive phases of appearance ``p < q`` (no exposed turn in between)
-    are compared as :mod:`analysis.stats.crossover` does.
+    are compared as :mod:`analysis.stats.crossover` does: a change of arm is a ramp move when
+    its arm ``X`` shrinks and its arm ``Y`` grows from ``p``'s allocation to ``q``'s
+    (:func:`allowed_moves`), anything else crosses over.
+
+    Linear in the number of phases: one row per unit × phase of appearance, its previous
+    appearance by a window over the unit, and the allocations as a small table of shares
+    (parts per million) joined on (phase, arm) — an experiment ramped hundreds of times costs
+    hundreds of rows, not an expression per pair of phases.
     """
-    phases = sorted(allocations)
-    allowed = allowed_moves(allocations)
-    per_unit = (
+    ppm = 1_000_000
+    rows: dict[str, list[Any]] = {"__sp": [], "__sa": [], "__ss": []}
+    for ph, alloc in sorted(allocations.items()):
+        for arm, value in alloc.items():
+            rows["__sp"].append(ph)
+            rows["__sa"].append(arm)
+            rows["__ss"].append(round(float(value) * ppm))
+    shares = _table(frame, rows, {"__sp": "int32", "__ss": "int"}, None)
+    per_phase = (
         frame.filter(nw.col("__exposed") & ~nw.col("arm").is_null())
-        .select(
-            nw.col(unit),
-            *[nw.when(nw.col("phase") == p).then(nw.col("arm")).alias(f"__a{p}") for p in phases],
+        .group_by(unit, "phase")
+        .agg(nw.col("arm").min().alias("__lo"), nw.col("arm").max().alias("__hi"))
+        .with_columns(
+            nw.col("phase").shift(1).over(unit, order_by="phase").alias("__pp"),
+            nw.col("__lo").shift(1).over(unit, order_by="phase").alias("__plo"),
         )
-        .group_by(unit)
-        .agg(
-            *[nw.col(f"__a{p}").min().alias(f"__lo{p}") for p in phases],
-            *[nw.col(f"__a{p}").max().alias(f"__hi{p}") for p in phases],
-        )
+        .with_columns(nw.col("phase").cast(nw.Int32), nw.col("__pp").cast(nw.Int32))
     )
-    no = nw.lit(value=False)
-    mixed: nw.Expr = no
-    for p in phases:
-        mixed = mixed | (nw.col(f"__lo{p}") != nw.col(f"__hi{p}")).fill_null(value=False)
-    changed: nw.Expr = no
-    bad: nw.Expr = no
-    for p, q in combinations(phases, 2):
-        lo_p, lo_q = nw.col(f"__lo{p}"), nw.col(f"__lo{q}")
-        adjacent = ~lo_p.is_null() & ~lo_q.is_null()
-        for r in phases:
-            if p < r < q:
-                adjacent = adjacent & nw.col(f"__lo{r}").is_null()
-        moves = adjacent & (lo_p != lo_q).fill_null(value=False)
-        ok: nw.Expr = no
-        for x, y in sorted(allowed[(p, q)]):
-            ok = ok | ((lo_p == nw.lit(x)) & (lo_q == nw.lit(y))).fill_null(value=False)
-        changed = changed | moves
-        bad = bad | (moves & ~ok)
-    crossed = mixed | bad
+
+    def shares_as(phase: str, arm: str, name: str) -> nw.LazyFrame[Any]:
+        return shares.rename({"__sp": phase, "__sa": arm, "__ss": name})
+
+    joined = (
+        per_phase.join(shares_as("__pp", "__plo", "__ox"), on=["__pp", "__plo"], how="left")
+        .join(shares_as("phase", "__plo", "__nx"), on=["phase", "__plo"], how="left")
+        .join(shares_as("__pp", "__lo", "__oy"), on=["__pp", "__lo"], how="left")
+        .join(shares_as("phase", "__lo", "__ny"), on=["phase", "__lo"], how="left")
+    )
+    eps = round(_EPS * ppm)
+    ox, nx = nw.col("__ox").fill_null(0), nw.col("__nx").fill_null(0)
+    oy, ny = nw.col("__oy").fill_null(0), nw.col("__ny").fill_null(0)
+    allowed = (ox > 0) & (nx < ox - eps) & (ny > oy + eps)
+    move = ~nw.col("__plo").is_null() & (nw.col("__plo") != nw.col("__lo")).fill_null(value=False)
+    per_unit = joined.group_by(unit).agg(
+        (nw.col("__lo") != nw.col("__hi")).fill_null(value=False).max().alias("__mixed"),
+        move.max().alias("__changed"),
+        (move & ~allowed.fill_null(value=False)).max().alias("__bad"),
+    )
+    crossed = nw.col("__mixed") | nw.col("__bad")
     return per_unit.select(
-        nw.col(unit), crossed.alias("__crossed"), (changed & ~crossed).alias("__moved")
+        nw.col(unit), crossed.alias("__crossed"), (nw.col("__changed") & ~crossed).alias("__moved")
     ).filter(nw.col("__crossed") | nw.col("__moved"))
 
 
 def phase_start_expr(starts: Mapping[int, datetime]) -> nw.Expr:
-    """The start of the event's exposure phase (null outside the exposure phases)."""
-    out: nw.Expr = nw.lit(None)
-    for p, start in sorted(starts.items(), reverse=True):
-        out = nw.when(nw.col("phase") == p).then(nw.lit(start)).otherwise(out)
-    return out
+    """The start of the event's exposure phase (null outside the exposure phases).
+
+    A binary search over the phase ids as nested ``when``s: the depth grows with the logarithm
+    of the number of phases (an experiment ramped hundreds of times stays far from any
+    recursion limit).
+    """
+    items = sorted(starts.items())
+
+    def tree(lo: int, hi: int) -> nw.Expr:
+        if hi - lo == 1:
+            ph, start = items[lo]
+            return nw.when(nw.col("phase") == ph).then(nw.lit(start))
+        mid = (lo + hi) // 2
+        return nw.when(nw.col("phase") < items[mid][0]).then(tree(lo, mid)).otherwise(tree(mid, hi))
+
+    return tree(0, len(items)) if items else nw.lit(None)
+
+
+def _any(terms: Sequence[nw.Expr]) -> nw.Expr:
+    """``terms[0] | terms[1] | ...`` as a balanced tree (depth log2 of their number)."""
+    if not terms:
+        return nw.lit(value=False)
+    if len(terms) == 1:
+        return terms[0]
+    mid = len(terms) // 2
+    return _any(terms[:mid]) | _any(terms[mid:])
 
 
 def prior_table(
@@ -135,9 +170,7 @@ def prior_table(
     """``conversation → __c0``: the first instant of each conversation (any event of the export,
     tagged or not) that began before some exposure phase's start in ``starts`` and has an exposed
     turn at or after that start; only those conversations appear."""
-    spans: nw.Expr = nw.lit(value=False)
-    for b in starts:
-        spans = spans | ((nw.col("__c0") < nw.lit(b)) & (nw.col("__cx") >= nw.lit(b)))
+    spans = _any([(nw.col("__c0") < nw.lit(b)) & (nw.col("__cx") >= nw.lit(b)) for b in starts])
     return (
         frame.filter(~nw.col(conv).is_null())
         .group_by(conv)

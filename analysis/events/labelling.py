@@ -153,6 +153,12 @@ class SplitResult:
         """The labelled events as a pandas DataFrame. Collects (runs the whole labelling)."""
         return self.frame.collect().to_pandas()
 
+    def head(self, n: int = 10) -> Any:
+        """The first ``n`` labelled events as a polars DataFrame, to look at in a notebook
+        (``res.frame`` is a lazy narwhals frame: its repr shows no rows). Only ``n`` rows are
+        computed where the engine allows it."""
+        return self.frame.head(n).collect().to_polars()
+
     def _overview(self) -> tuple[str, list[list[dict[str, Any]]]]:
         """Head line and small tables for the reprs: schema, phases, label counts if known."""
         names = ("column", "dtype")
@@ -163,6 +169,7 @@ class SplitResult:
         head = f"SplitResult of {self.experiment.id}: {self.load_report.n_events} events"
         if "summary" not in self._memo:
             head += " (label counts: call .summary())"
+        head += "; rows: .head(n), .to_polars(), .to_pandas() (.frame is lazy)"
         return head, tables
 
     def schema_items(self) -> list[tuple[str, Any]]:

@@ -81,9 +81,9 @@ def test_report_renders_in_chromium(tmp_path: Path) -> None:
         f"plot-{n.replace('_', '-')}"
         for n in (
             "effects",
-            "exposure_days",
             "metric_by_time",
             "contamination",
+            "exposure_days",
             "recovery",
             "cache",
             "baselines",

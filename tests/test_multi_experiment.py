@@ -222,11 +222,6 @@ def test_a_bad_experiment_does_not_hide_the_others(
         rep.report("exp-route")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the lead's change to analysis/reporting/_multi.py (issue 20.3: "
-    "untagged_experiments in report_experiments); remove this marker once applied",
-)
 def test_report_an_experiment_without_events_is_a_completeness_finding(
     events: Any, ledger_path: Path
 ) -> None:

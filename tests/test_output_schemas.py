@@ -438,10 +438,12 @@ def test_report_of_several_experiments_one_failing(
     argv = ["report", *_second_experiment(capsys, work), "--store", str(work["store"]),
             "--out", str(out)]  # fmt: skip
     code, payload = run(capsys, argv)
-    assert code == 2  # exp-18 has no events: an error; exp-17 is still reported
+    # exp-18 started long before the window's end and has no events: a completeness finding
+    # (exit 1, a failed section); exp-17 is still reported
+    assert code == 1
     check("report", payload)
     assert payload["experiments"] == ["exp-17", "exp-18"]
-    assert "error" in {a["kind"] for a in payload["attention"]}
+    assert "completeness" in {a["kind"] for a in payload["attention"]}
     multi = json.loads((out / "report.json").read_text(encoding="utf-8"))
     check("report-json-multi", multi)
     assert [e["experiment"] for e in multi["experiments"]] == ["exp-17", "exp-18"]
@@ -475,7 +477,7 @@ def test_analyze_of_several_experiments_one_failing(
     capsys: pytest.CaptureFixture[str], work: dict[str, Path]
 ) -> None:
     code, payload = run(capsys, ["analyze", *_second_experiment(capsys, work)])
-    assert code == 2
+    assert code == 1  # exp-18 has no events: a completeness finding, a failed section
     check("analyze-multi", payload)
     assert [o["experiment"] for o in payload["overview"]] == ["exp-17", "exp-18"]
     assert payload["experiments"][0]["state"] == "rolled back"

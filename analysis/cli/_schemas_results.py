@@ -109,6 +109,10 @@ class SummaryRow(Row):
     contaminated_conversations: int = Field(
         ge=0, description="Conversations with a contaminated event."
     )
+    moved_units: int = Field(
+        ge=0, description="Ramp-moved units (one arm per phase, moved by a ramp; kept)."
+    )
+    moved_events: int = Field(ge=0, description="Events of the ramp-moved units.")
     totals: list[LabelTotalRow] = Field(description="One row per label.")
     rows: list[LabelRow] = Field(description="One row per phase × arm × label present.")
     notes: list[str] = Field(description="What the reader should know.")
@@ -160,6 +164,12 @@ class AnalyzeOutput(Output):
     )
     crossover: list[dict[str, Any]] = Field(
         description=_TABLE.format(what="phase × arm move (crossover)")
+    )
+    phase_equality: list[dict[str, Any]] = Field(
+        description=_TABLE.format(what="metric × arm (test that the phase effects are equal)")
+    )
+    by_exposure_day: list[dict[str, Any]] = Field(
+        description=_TABLE.format(what="metric × arm × day since first exposure (fresh units)")
     )
 
 

@@ -66,10 +66,10 @@ def plot_effect_by_exposure_day(
             xs = [r.day + shift for r in pts]
             ax.errorbar(
                 xs,
-                [r.effect for r in pts],
+                [_r(r.effect) for r in pts],
                 yerr=[
-                    [r.effect - r.effect_ci_lower for r in pts],
-                    [r.effect_ci_upper - r.effect for r in pts],
+                    [_r(r.effect - r.effect_ci_lower) for r in pts],
+                    [_r(r.effect_ci_upper - r.effect) for r in pts],
                 ],
                 color=colors[arm],
                 marker="o",
@@ -79,7 +79,7 @@ def plot_effect_by_exposure_day(
                 label=f"{arm} − {result.control}",
             )
             if arm in combined and math.isfinite(combined[arm]):
-                ax.axhline(combined[arm], color=colors[arm], ls="--", lw=0.8, alpha=0.7)
+                ax.axhline(_r(combined[arm]), color=colors[arm], ls="--", lw=0.8, alpha=0.7)
         ax.set_xlabel("days since the unit's first exposure (fresh units)")
         ax.set_ylabel("clean effect")
         ax.set_title(metric)
@@ -87,3 +87,9 @@ def plot_effect_by_exposure_day(
         ax.set_xticks(days)
         _legend(ax, loc="best")
     return fig
+
+
+def _r(value: float) -> float:
+    """``value`` to 10 significant digits: sums computed in parallel differ in their last bits
+    from run to run, and the figure (its SVG in the report) must not."""
+    return float(f"{value:.10g}")

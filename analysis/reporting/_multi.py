@@ -293,7 +293,7 @@ def _overview_headline(rep: Report) -> str:
     """The overview's headline effect, never empty: without a clean number (an arm or a window
     without events) the first clause of the report's headline, which says why."""
     text = headline_effect(rep.analysis)
-    if "[, ]" in text or text.rstrip().endswith(":"):
+    if "[, ]" in text or "no clean combined effect" in text or text.rstrip().endswith(":"):
         return rep.headline.split("; ")[0]
     return text
 

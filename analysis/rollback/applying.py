@@ -219,7 +219,7 @@ class ApplyResult:
         """A Markdown rendering."""
         rows = self._rows()
         table = _render.to_markdown(rows, ["name", "status", "detail"])
-        fence = "`" * max(3, *(len(r) + 1 for r in re.findall(r"`+", self.ledger_diff or "")))
+        fence = "`" * max([3, *(len(r) + 1 for r in re.findall(r"`+", self.ledger_diff or ""))])
         diff = f"\n\n{fence}diff\n{self.ledger_diff.rstrip()}\n{fence}" if self.ledger_diff else ""
         title, summary = _render.md_text(self.plan._title()), _render.md_text(self._summary())
         return f"**{title}**\n\n{table}{diff}\n\n{summary}"

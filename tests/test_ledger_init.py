@@ -311,3 +311,27 @@ def test_no_lock_file_litters_the_ledgers_folder(
     assert run(capsys, *rev, "--revision", "r1", "--text", "x")[0] == 0
     assert sorted(os.listdir(work)) == [".promptstate", "ledger.yaml", "prompts"]
     assert os.listdir(work / ".promptstate") == ["ledger.yaml.lock"]
+
+
+def test_consumer_name_may_follow_the_options(
+    work: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`record consumer --ledger L NAME` (NAME after an option) declares NAME, as
+    `record consumer NAME --ledger L` does; a second stray word is still refused."""
+    assert run(capsys, "ledger", "init", "ledger.yaml")[0] == 0
+    led = ["--ledger", "ledger.yaml"]
+    rev = ["ledger", "record", "revision", *led, "--prompt", "sa", "--revision", "r1"]
+    assert run(capsys, *rev, "--text", "x")[0] == 0
+    code, out, err = run(
+        capsys, "ledger", "record", "consumer", *led, "etl", "--prompt", "sa", "--accepts", "v3"
+    )
+    assert (code, err) == (0, "")
+    assert "declared consumers.etl" in out
+    assert "etl:" in (work / "ledger.yaml").read_text(encoding="utf-8")
+    before = (work / "ledger.yaml").read_bytes()
+    code, out, err = run(
+        capsys, "ledger", "record", "consumer", *led, "etl", "x", "--prompt", "sa", "--accepts", "v3"
+    )
+    assert code == 2 and out == ""
+    assert "unrecognized arguments: etl x" in err
+    assert (work / "ledger.yaml").read_bytes() == before

@@ -125,7 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     tokens = _without_debug(tokens)
     try:
         parser = build_parser()
-        args = parser.parse_args(tokens)
+        args, extra = parser.parse_known_args(tokens)
+        if extra and not _late_positional(args, extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:  # argparse: --help/--version (0), usage errors (2)
         return _system_exit(exc)
     except Exception as exc:  # a broken parser is an internal error
@@ -134,6 +136,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     return run_command(args, debug=debug)
+
+
+def _late_positional(args: argparse.Namespace, extra: list[str]) -> bool:
+    """Take a lone optional positional given after the options (``record consumer --ledger L
+    NAME``): argparse fills ``NAME`` only when it follows ``ACTION`` directly, so it is left
+    over; put it in its place. Returns whether ``extra`` was taken."""
+    if len(extra) != 1 or extra[0].startswith("-") or getattr(args, "name", "") is not None:
+        return False
+    args.name = extra[0]
+    return True
 
 
 def run_command(args: argparse.Namespace, *, debug: bool = False) -> int:

@@ -330,8 +330,19 @@ def test_consumer_name_may_follow_the_options(
     assert "etl:" in (work / "ledger.yaml").read_text(encoding="utf-8")
     before = (work / "ledger.yaml").read_bytes()
     code, out, err = run(
-        capsys, "ledger", "record", "consumer", *led, "etl", "x", "--prompt", "sa", "--accepts", "v3"
+        capsys,
+        "ledger",
+        "record",
+        "consumer",
+        *led,
+        "etl",
+        "x",
+        "--prompt",
+        "sa",
+        "--accepts",
+        "v3",
     )
-    assert code == 2 and out == ""
+    assert code == 2
+    assert out == ""
     assert "unrecognized arguments: etl x" in err
     assert (work / "ledger.yaml").read_bytes() == before

@@ -103,6 +103,19 @@ def test_the_ledger_round_trips_through_to_dict() -> None:
     assert again.revisions["r41"].text == text
 
 
+def test_to_dict_writes_only_a_declared_cache_prefix() -> None:
+    """The derived ``prefix-<hash>`` is not written back as if the ledger declared it (a
+    later text change must derive a new one); a declared prefix is kept."""
+    derived = parse_ledger(_with_r41(text=TEXTS[3]))
+    assert derived.revisions["r41"].cache_prefix.startswith("prefix-")
+    out = derived.to_dict()["prompts"]["support-assistant"]["revisions"]["r41"]
+    assert "cache_prefix" not in out
+    declared = parse_ledger(_with_r41(text=TEXTS[3], cache_prefix="support-v41"))
+    out = declared.to_dict()["prompts"]["support-assistant"]["revisions"]["r41"]
+    assert out["cache_prefix"] == "support-v41"
+    assert parse_ledger(declared.to_dict()).revisions["r41"] == declared.revisions["r41"]
+
+
 @pytest.mark.parametrize(
     ("fields", "entry", "message"),
     [

@@ -187,7 +187,15 @@ class _Builder:
                 sha = self._text_hash(entry, r)
                 prefix = r.cache_prefix or (f"prefix-{sha[:12]}" if sha else f"prefix-{rid}")
                 revs[rid] = Revision(
-                    rid, pname, r.parent, r.contract, sha, r.text_file, prefix, r.text
+                    rid,
+                    pname,
+                    r.parent,
+                    r.contract,
+                    sha,
+                    r.text_file,
+                    prefix,
+                    r.text,
+                    cache_prefix_declared=r.cache_prefix is not None,
                 )
                 revisions[rid] = revs[rid]
             prompts[pname] = Prompt(pname, revs)

@@ -106,6 +106,8 @@ class Revision:
             text hash, or ``prefix-<id>`` when no text hash is known.
         text: The prompt text written inline in the ledger, if given (never with
             ``text_file``).
+        cache_prefix_declared: Whether the ledger declares ``cache_prefix`` (``False``: the
+            default above was derived; :meth:`Ledger.to_dict` then leaves it out).
     """
 
     id: str
@@ -116,6 +118,7 @@ class Revision:
     text_file: str | None = None
     cache_prefix: str = ""
     text: str | None = field(default=None, repr=False)
+    cache_prefix_declared: bool = field(default=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -538,9 +541,9 @@ class Ledger:
                                 ("text_sha256", r.text_sha256),
                                 ("text", r.text),
                                 ("text_file", r.text_file),
-                                ("cache_prefix", r.cache_prefix),
+                                ("cache_prefix", r.cache_prefix_declared and r.cache_prefix),
                             )
-                            if v is not None
+                            if v is not None and v is not False
                         }
                         for r in p.revisions.values()
                     }

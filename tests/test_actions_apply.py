@@ -542,3 +542,18 @@ def test_unit_ids_are_sent_only_when_asked(work: dict[str, Any]) -> None:
         "cohort.1",
         "cohort.2",
     ]
+
+
+def test_a_symlinked_ledger_shares_the_journal_of_its_target(tmp_path: Path) -> None:
+    """Two paths to one ledger (a link and its target) name one journal, next to the target:
+    an action done through one path is found done through the other."""
+    real = tmp_path / "shared" / "ledger.yaml"
+    real.parent.mkdir()
+    real.write_text("version: 1\n", encoding="utf-8")
+    link = tmp_path / "ledger.yaml"
+    link.symlink_to(real)
+    assert (
+        journal_path(link)
+        == journal_path(real)
+        == real.with_name("ledger.yaml.apply-journal.jsonl")
+    )

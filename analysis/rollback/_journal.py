@@ -37,8 +37,13 @@ ResultStatus = Literal["done", "unchanged", "would-run", "failed"]
 
 
 def journal_path(ledger: str | Path) -> Path:
-    """The apply journal of a ledger: ``<ledger name>.apply-journal.jsonl`` next to it."""
-    path = Path(ledger)
+    """The apply journal of a ledger: ``<ledger name>.apply-journal.jsonl`` next to it.
+
+    A symlinked ledger's journal sits next to the file the link resolves to (as the ledger's
+    own lock and writes do), so every path to one ledger shares one journal and an action done
+    through one path is never run again through another.
+    """
+    path = Path(os.path.realpath(ledger))
     return path.with_name(f"{path.name}.apply-journal.jsonl")
 
 

@@ -338,30 +338,33 @@ def run(
         return 0
     ctx = get_context("spawn")
     t0, count = time.perf_counter(), 0
-    with ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=ctx,
-        initializer=_worker_init,
-        max_tasks_per_child=50,  # a fresh worker now and then: no slow growth of memory
-    ) as pool:
-        futures = {pool.submit(_task, t): t for t in todo}
-        for fut in as_completed(futures):
-            c, s, n, _ = futures[fut]
-            try:
-                rows = fut.result()
-            except BrokenProcessPool as exc:  # a worker died (out of memory, killed)
-                print(f"# worker died at {c} seed {s}: {exc!r}; re-run to resume", file=sys.stderr)
-                for f in futures:
-                    f.cancel()
-                return count
-            except Exception as exc:  # one bad replicate must not stop a long run
-                print(f"# {c} seed {s} ({n:,} units) failed: {exc!r}", file=sys.stderr)
-                continue
-            append_rows(out, rows)
-            count += 1
-            if count % 10 == 0 or count == len(todo):
-                rate = (time.perf_counter() - t0) / count
-                print(f"# {count}/{len(todo)} done, {rate:.1f} s per replicate", flush=True)
+    # A fresh pool per chunk of tasks: fresh workers now and then (no slow growth of memory)
+    # without ``max_tasks_per_child``, which deadlocks Python 3.11's pool once a worker retires.
+    chunk = 100 * max(workers, 1)
+    for lo in range(0, len(todo), chunk):
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=ctx, initializer=_worker_init
+        ) as pool:
+            futures = {pool.submit(_task, t): t for t in todo[lo : lo + chunk]}
+            for fut in as_completed(futures):
+                c, s, n, _ = futures[fut]
+                try:
+                    rows = fut.result()
+                except BrokenProcessPool as exc:  # a worker died (out of memory, killed)
+                    print(
+                        f"# worker died at {c} seed {s}: {exc!r}; re-run to resume", file=sys.stderr
+                    )
+                    for f in futures:
+                        f.cancel()
+                    return count
+                except Exception as exc:  # one bad replicate must not stop a long run
+                    print(f"# {c} seed {s} ({n:,} units) failed: {exc!r}", file=sys.stderr)
+                    continue
+                append_rows(out, rows)
+                count += 1
+                if count % 10 == 0 or count == len(todo):
+                    rate = (time.perf_counter() - t0) / count
+                    print(f"# {count}/{len(todo)} done, {rate:.1f} s per replicate", flush=True)
     return count
 
 

@@ -30,10 +30,11 @@ LAYERS = {
     "ledger": 1,
     "events": 2,
     "metrics": 3,
-    "evals": 4,
-    "rollback": 5,
-    "reporting": 6,
-    "cli": 7,
+    "decisions": 4,
+    "evals": 5,
+    "rollback": 6,
+    "reporting": 7,
+    "cli": 8,
 }
 BASE_MODULES = {"errors", "_io", "_paths", "_render", "_table", "_lazy", "_yaml", "sample", "stats"}
 

@@ -14,14 +14,20 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from analysis.cli._schemas_base import Output, Row
-from analysis.cli._schemas_results import FailedSection, OverviewRow, SplitPhaseRow
+from analysis.cli._schemas_base import Output, Row, omittable
+from analysis.cli._schemas_results import (
+    FailedSection,
+    GuardrailRow,
+    OverviewRow,
+    RecommendationRow,
+    SplitPhaseRow,
+)
 
 __all__ = ["ReportFileOutput", "ReportMultiFileOutput", "ReportOutput"]
 
 AttentionKind = Literal[
-    "completeness", "srm", "crossover", "missing_values", "regression", "stale_baseline",
-    "invalid_baseline", "contract_risk", "error",
+    "guardrail_breach", "completeness", "srm", "crossover", "missing_values", "regression",
+    "stale_baseline", "invalid_baseline", "contract_risk", "error",
 ]  # fmt: skip
 _TABLE = "One row per {what}; columns in docs/metrics.md and docs/report.md."
 
@@ -30,8 +36,9 @@ class AttentionRow(Row):
     """One thing that needs attention (the report exits 1)."""
 
     kind: AttentionKind = Field(
-        description="completeness, srm, crossover, missing_values, regression, stale_baseline, "
-        "invalid_baseline, contract_risk, or error (an experiment that could not be analysed)."
+        description="guardrail_breach (first), completeness, srm, crossover, missing_values, "
+        "regression, stale_baseline, invalid_baseline, contract_risk, or error (an experiment "
+        "that could not be analysed)."
     )
     message: str = Field(description="What was found, in one sentence.")
 
@@ -114,6 +121,12 @@ class ReportFileOutput(Output):
         description=_TABLE.format(what="downstream consumer of the prompt")
     )
     notes: list[str] = Field(description="What the reader should know.")
+    guardrails: list[GuardrailRow] | None = omittable(
+        "Guardrail verdicts (only when some metric has a guardrail margin; docs/decisions.md)."
+    )
+    recommendation: RecommendationRow | None = omittable(
+        "What to do next: rollback, ramp, promote or continue (docs/decisions.md)."
+    )
 
 
 class ReportSection(ReportFileOutput):

@@ -14,10 +14,11 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from analysis.cli._schemas_base import Output, Row
+from analysis.cli._schemas_base import Output, Row, omittable
 from analysis.ledger._schema import Action
 
 __all__ = [
+    "AlertStateRow",
     "AnalyzeMultiOutput",
     "AnalyzeOutput",
     "FailedSection",
@@ -127,6 +128,72 @@ class SplitOutput(Output):
     summary: SummaryRow = Field(description="Counts by phase × arm × label.")
 
 
+class GuardrailRow(Row):
+    """One guardrail metric × treatment arm × phase verdict (docs/decisions.md)."""
+
+    metric: str = Field(description="Metric name.")
+    arm: str = Field(description="Treatment arm.")
+    phase: str = Field(description="'combined' or the latest exposure phase's id.")
+    verdict: Literal["ok", "breach", "inconclusive"] = Field(
+        description="ok: harm shown below the margin; breach: shown above it (exit 1)."
+    )
+    margin: float | None = Field(description="The margin, absolute in the metric's unit.")
+    margin_text: str = Field(description="The margin as given, e.g. '2%' or '20'.")
+    harm: float | None = Field(description="The clean effect oriented so that positive is worse.")
+    se: float | None = Field(description="Its standard error.")
+    bound: float | None = Field(description="One-sided 1 − α/2 upper confidence bound of harm.")
+    p_ok: float | None = Field(description="Holm-adjusted p-value of H0: harm ≥ margin.")
+    p_breach: float | None = Field(description="Holm-adjusted p-value of H0: harm ≤ margin.")
+    direction: Literal["higher", "lower"] = Field(description="Which direction is better.")
+
+
+class RecommendationRow(Row):
+    """What to do next (docs/decisions.md)."""
+
+    action: Literal["rollback", "ramp", "promote", "continue"] = Field(
+        description="rollback, ramp, promote or continue."
+    )
+    reasons: list[str] = Field(description="Why, one sentence each.")
+    missing: list[str] = Field(description="What is missing before a ramp or promotion.")
+    commands: list[str] = Field(
+        description="Shell commands to run in order (rollback: plan, then apply)."
+    )
+    restore: str | None = Field(description="The revision to restore (rollback only).")
+
+
+class AlertStateItem(Row):
+    """One alert of the run with its stable key."""
+
+    kind: str = Field(description="regression, guardrail_breach, srm, completeness, ...")
+    experiment: str = Field(description="Experiment id.")
+    subject: str = Field(description="What within the experiment (metric|arm, phase...).")
+    message: str = Field(description="The alert in words.")
+    key: str = Field(description="kind|experiment|subject.")
+    first_seen: str | None = omittable("When an earlier run first raised it (known alerts).")
+
+
+class ClearedAlertItem(Row):
+    """An alert of an earlier run that this run did not raise (reported once)."""
+
+    kind: str = Field(description="The alert's kind.")
+    experiment: str = Field(description="Experiment id.")
+    subject: str = Field(description="What within the experiment.")
+    message: str = Field(description="Its last message.")
+    last_seen: str = Field(description="When it was last raised.")
+    cleared_at: str = Field(description="This run's time.")
+
+
+class AlertStateRow(Row):
+    """How this run's alerts compare with the --state file."""
+
+    path: str = Field(description="The state file.")
+    new: list[AlertStateItem] = Field(description="Alerts no earlier run raised (exit 1).")
+    known: list[AlertStateItem] = Field(
+        description="Alerts an earlier run raised (exit 1 only with --repeat-alerts)."
+    )
+    cleared: list[ClearedAlertItem] = Field(description="Alerts that cleared since last run.")
+
+
 class AnalyzeOutput(Output):
     """``promptstate analyze --format json`` on one experiment: the clean and naive effects.
 
@@ -137,7 +204,10 @@ class AnalyzeOutput(Output):
     experiment: str = Field(description="Experiment id.")
     control: str = Field(description="The control arm.")
     ok: bool = Field(description="Whether no check found a problem.")
-    exit_code: Literal[0, 1] = Field(description="1 when a check found a problem, else 0.")
+    exit_code: Literal[0, 1] = Field(
+        description="1 when a check found a problem (a guardrail breach included; with --state: "
+        "a new alert, or any with --repeat-alerts), else 0."
+    )
     completeness: list[dict[str, Any]] = Field(
         description="Data-completeness findings (kind, phase, start, end, arm, detail)."
     )
@@ -171,6 +241,23 @@ class AnalyzeOutput(Output):
     by_exposure_day: list[dict[str, Any]] = Field(
         description=_TABLE.format(what="metric × arm × day since first exposure (fresh units)")
     )
+    segments: list[dict[str, Any]] = Field(
+        description=_TABLE.format(
+            what="segment column × value (at first exposure) × metric × phase × arm (--segment)"
+        )
+    )
+    segment_heterogeneity: list[dict[str, Any]] = Field(
+        description=_TABLE.format(
+            what="segment column × metric × phase × arm (Cochran's test across the values)"
+        )
+    )
+    guardrails: list[GuardrailRow] | None = omittable(
+        "Guardrail verdicts (only when some metric has a guardrail margin)."
+    )
+    recommendation: RecommendationRow | None = omittable(
+        "What to do next (always in the CLI's output; not in AnalysisResult.to_dict())."
+    )
+    alert_state: AlertStateRow | None = omittable("With --state: new, known and cleared alerts.")
 
 
 class FailedSection(Output):
@@ -227,6 +314,7 @@ class AnalyzeMultiOutput(Output):
         description="Each experiment's analysis (the one-experiment analyze object with its "
         "state), or its error, by id."
     )
+    alert_state: AlertStateRow | None = omittable("With --state: new, known and cleared alerts.")
 
 
 class GateReference(Row):

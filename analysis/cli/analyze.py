@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from analysis.cli._common import add_input_options, add_window_options, number, progress
 
 if TYPE_CHECKING:  # pragma: no cover
+    from analysis.decisions import Decisions, StateUpdate
     from analysis.metrics import AnalysisResult, ExperimentsResult
 
 
@@ -38,7 +39,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "Exit codes: 0 ok, 1 incomplete data, a regression (the clean "
             "combined effect of a metric with a direction, significant after the multiplicity "
             "adjustment, in the wrong direction), a sample-ratio mismatch, crossover or missing "
-            "values above their thresholds, 2 bad input (a --metrics file naming a column the "
+            "values above their thresholds, a guardrail breach (a metric's harm beyond its "
+            "guardrail margin; docs/decisions.md) — with --state, only an alert not raised by an "
+            "earlier run (or any with --repeat-alerts), 2 bad input (a corrupt --state file; "
+            "a --metrics file naming a column the "
             "export lacks fails before the export is scanned; --out is not written), 4 internal "
             "error."
         ),
@@ -97,8 +101,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "(default: 0.01)",
     )
     add_moved_units_option(parser)
+    parser.add_argument(
+        "--segment",
+        action="append",
+        dest="segments",
+        metavar="COLUMN",
+        default=None,
+        help="also report the clean effects per value of this unit attribute, fixed at each "
+        "unit's first exposure (repeatable: each column on its own, not crossed; values with "
+        "< 200 units per arm pooled into 'other'; Benjamini-Hochberg across values; Cochran's "
+        "test that the effect differs between values)",
+    )
     add_window_options(parser, completeness_switch=True)
     add_clock_options(parser)
+    add_decision_options(parser)
     parser.add_argument("--no-explain", action="store_true", help="skip the naive-vs-clean steps")
     parser.add_argument(
         "--all-columns", action="store_true", help="table format: show every effect column"
@@ -126,6 +142,79 @@ def add_clock_options(parser: argparse.ArgumentParser) -> None:
         help="the run time --fresh-hours is measured from (ISO-8601 with a timezone; default: "
         "the clock), e.g. to reproduce a past run",
     )
+
+
+def add_decision_options(parser: argparse.ArgumentParser) -> None:
+    """``--state``, ``--repeat-alerts`` (:func:`add_state_options`) and ``--mde``."""
+    add_state_options(parser)
+    parser.add_argument(
+        "--mde",
+        metavar="EFFECT",
+        help="planned minimum detectable effect of the primary metrics, absolute or a percent of "
+        "the control value ('5%%'): the recommendation ramps or promotes only once every "
+        "primary metric can detect it (default: planned power unknown, recommend continue)",
+    )
+
+
+def add_state_options(parser: argparse.ArgumentParser) -> None:
+    """``--state`` and ``--repeat-alerts`` (``analyze``, ``report``)."""
+    from pathlib import Path
+
+    parser.add_argument(
+        "--state",
+        type=Path,
+        metavar="PATH",
+        help="alert state file (JSON, created when missing): an alert an earlier run already "
+        "raised is reported as known and does not by itself exit 1; a cleared alert is "
+        "reported once (docs/decisions.md)",
+    )
+    parser.add_argument(
+        "--repeat-alerts",
+        action="store_true",
+        help="with --state: exit 1 on known alerts too (they are still reported as known)",
+    )
+
+
+def check_decision_options(args: argparse.Namespace) -> None:
+    """Fail early (exit 2) on a bad ``--mde`` or a corrupt ``--state`` file, before any scan."""
+    from analysis.decisions.alert_state import read_state
+    from analysis.decisions.recommendation import check_mde
+
+    check_mde(getattr(args, "mde", None))
+    if args.state is not None:
+        read_state(args.state)
+
+
+def command_context(inputs: Any) -> Any:
+    """The paths the recommendation's commands name (as given on the command line)."""
+    from analysis.decisions import CommandContext
+
+    if inputs.sample:
+        return CommandContext()
+    return CommandContext(
+        events=str(inputs.events) if inputs.events is not None else None,
+        ledger=str(inputs.ledger) if inputs.ledger is not None else None,
+        metrics=str(inputs.metrics) if inputs.metrics is not None else None,
+    )
+
+
+def settle_alerts(
+    args: argparse.Namespace, items: list[Any], experiments: list[str], base_code: int
+) -> tuple[int, Any]:
+    """The exit code and the ``--state`` update (``None`` without ``--state``).
+
+    Without ``--state``: ``base_code``. With it, the state file is updated (under its lock) and
+    alerts exit 1 only when new (or with ``--repeat-alerts``); codes other than 1 in
+    ``base_code`` (2, 4) stay. Every exit-1 cause of ``analyze`` and ``report`` is an alert.
+    """
+    from analysis.decisions import update_state
+    from analysis.errors import worst_exit
+
+    if args.state is None:
+        return base_code, None
+    update = update_state(args.state, items, experiments=experiments, now=args.now)
+    rest = 0 if base_code == 1 else base_code
+    return worst_exit(rest, update.exit_code(repeat=args.repeat_alerts)), update
 
 
 def add_moved_units_option(parser: argparse.ArgumentParser) -> None:
@@ -162,6 +251,7 @@ def _run(args: argparse.Namespace) -> int:
     inputs = resolve_inputs(args)
     if args.out is not None:
         check_outputs([args.out], inputs.paths())
+    check_decision_options(args)
     metrics, note = resolve_metrics(inputs)  # the schema only: fails before any scan
     from analysis.events.labelling import split  # the statistics' imports only once it is valid
     from analysis.ledger import load_ledger
@@ -179,8 +269,15 @@ def _run(args: argparse.Namespace) -> int:
         "block_hours": args.block_hours or None,
         "missing_threshold": args.missing_threshold,
         "moved_units": args.moved_units,
+        "segments": args.segments,
         **window_options(args),
     }
+    from analysis.decisions import decide, result_alerts
+    from analysis.decisions.alert_state import generic_alert
+    from analysis.errors import worst_exit
+
+    context = command_context(inputs)
+    where = str(inputs.metrics) if inputs.metrics is not None else "metrics"
     ledger = load_ledger(inputs.ledger_path)
     if inputs.experiment is None and len(ledger.experiments) > 1:
         # Every experiment whose exposure overlaps [--since, --until): one object each.
@@ -188,21 +285,42 @@ def _run(args: argparse.Namespace) -> int:
             multi = analyze_experiments(
                 inputs.events_path, ledger, columns=inputs.columns, **options
             )
-        if multi.exit_code != 2 or args.out is None:  # exit 2: no --out file at all
-            _print(multi, args)
+        decisions = {
+            r.experiment: decide(r, metrics, ledger, mde=args.mde, context=context, where=where)
+            for r in multi.results
+        }
+        items = [
+            a for r in multi.results for a in result_alerts(r, decisions[r.experiment].guardrails)
+        ]
+        items += [
+            generic_alert("completeness", e.experiment, e.message)
+            for e in multi.errors
+            if e.kind != "error"
+        ]
+        base = worst_exit(multi.exit_code, *(d.exit_code for d in decisions.values()))
+        code, update = (base, None) if base in (2, 4) else settle_alerts(
+            args, items, list(multi.experiments), base
+        )  # fmt: skip
+        if code != 2 or args.out is None:  # exit 2: no --out file at all
+            _print(multi, args, decisions, code, update)
         if note is not None:
             print(f"promptstate: note: {note}", file=sys.stderr)
         for line in multi.notes:
             print(f"promptstate: note: {line}", file=sys.stderr)
-        for r in multi.results:
-            for alert in (*r.all_alerts,):
-                print(f"promptstate: alert: {r.experiment}: {alert}", file=sys.stderr)
+        if update is None:
+            for r in multi.results:
+                for alert in (*r.all_alerts, *decisions[r.experiment].breach_messages):
+                    print(f"promptstate: alert: {r.experiment}: {alert}", file=sys.stderr)
+        else:
+            for line in update.stderr_lines():
+                print(f"promptstate: {line}", file=sys.stderr)
         for e in multi.errors:
             level = "error" if e.kind == "error" else "alert"
-            print(f"promptstate: {level}: {e.experiment}: {e.message}", file=sys.stderr)
-        if multi.exit_code == 2 and args.out is not None:
+            if update is None or level == "error":
+                print(f"promptstate: {level}: {e.experiment}: {e.message}", file=sys.stderr)
+        if code == 2 and args.out is not None:
             print(f"promptstate: nothing written to {args.out} (bad input)", file=sys.stderr)
-        return multi.exit_code
+        return code
 
     with progress("loading and validating events", enabled=args.progress):
         result = split(inputs.events_path, ledger, inputs.experiment, columns=inputs.columns)
@@ -210,22 +328,66 @@ def _run(args: argparse.Namespace) -> int:
         res = analyze(result, **options)
     if args.all_columns:
         res = dataclasses.replace(res, effects=dataclasses.replace(res.effects, shown=None))
-    _print(res, args)
+    dec = decide(res, metrics, ledger, mde=args.mde, context=context, where=where)
+    base = worst_exit(res.exit_code, dec.exit_code)
+    items = result_alerts(res, dec.guardrails)
+    # the state is read (and checked) before anything is printed
+    code, update = settle_alerts(args, items, [res.experiment], base)
+    _print(res, args, {res.experiment: dec}, code, update)
     if note is not None:  # after the run: an exit 2 stays one line on stderr
         print(f"promptstate: note: {note}", file=sys.stderr)
-    for alert in res.all_alerts:
-        print(f"promptstate: alert: {alert}", file=sys.stderr)
-    return res.exit_code
-
-
-def _print(res: AnalysisResult | ExperimentsResult, args: argparse.Namespace) -> None:
-    """Print (or write to ``--out``) one analysis or every experiment's, in ``--format``."""
-    from analysis.cli._common import json_output, write_output
-
-    if args.format == "json":
-        text = json_output(res.to_dict())
-    elif args.format == "markdown":
-        text = res.to_markdown()
+    if update is None:
+        for alert in (*res.all_alerts, *dec.breach_messages):
+            print(f"promptstate: alert: {alert}", file=sys.stderr)
     else:
-        text = str(res)
+        for line in update.stderr_lines():
+            print(f"promptstate: {line}", file=sys.stderr)
+    return code
+
+
+def _print(
+    res: AnalysisResult | ExperimentsResult,
+    args: argparse.Namespace,
+    decisions: dict[str, Decisions],
+    code: int,
+    update: StateUpdate | None,
+) -> None:
+    """Print (or write to ``--out``) one analysis or every experiment's, in ``--format``, with
+    the guardrails first and the recommendation last (JSON: keys ``guardrails``,
+    ``recommendation``; ``exit_code`` and ``ok`` are the command's; ``alert_state`` with
+    ``--state``)."""
+    from analysis._render import md_code
+    from analysis.cli._common import json_output, write_output
+    from analysis.metrics import AnalysisResult
+
+    single = isinstance(res, AnalysisResult)
+    if args.format == "json":
+        data = res.to_dict()
+        sections = [data] if single else data["experiments"]
+        for d in sections:
+            dec = decisions.get(d.get("experiment", ""))
+            if dec is not None and "error" not in d:
+                d.update(dec.to_dict())
+                if single:
+                    continue
+                d["exit_code"] = max(d["exit_code"], dec.exit_code)
+                d["ok"] = d["exit_code"] == 0
+        data["exit_code"] = code
+        if single:
+            data["ok"] = code == 0
+        if update is not None:
+            data["alert_state"] = update.to_dict()
+        text = json_output(data)
+    elif args.format == "markdown":
+        heads = [d.head_markdown() for d in decisions.values()]
+        tails = [
+            (f"### Recommendation for {md_code(k)}\n\n" if not single else "")
+            + d.recommendation.to_markdown()
+            for k, d in decisions.items()
+        ]
+        text = "\n\n".join(p for p in (*heads, res.to_markdown(), *tails) if p)
+    else:
+        heads = [d.head_text() for d in decisions.values()]
+        tails = [("" if single else f"{k}: ") + d.tail_text() for k, d in decisions.items()]
+        text = "\n\n".join(p for p in (*heads, str(res), *tails) if p)
     write_output(text, args.out)

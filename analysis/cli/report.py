@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from analysis.cli._common import add_input_options, add_window_options, number, progress
-from analysis.cli.analyze import add_clock_options, add_moved_units_option
+from analysis.cli.analyze import add_clock_options, add_moved_units_option, add_state_options
 
 #: What ``--format`` prints on stdout (the three report files are written in every case).
 REPORT_FORMATS = ("text", "json", "markdown")
@@ -38,8 +38,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "docs/completeness.md). "
             "Exit codes: 0 nothing needs "
             "attention, 1 something does (incomplete data, SRM, crossover share, clean "
-            "regression, stale or "
-            "invalid baseline, contract risk), 2 bad input (nothing written), 4 internal error."
+            "regression, guardrail breach, stale or "
+            "invalid baseline, contract risk; with --state only what an earlier run did not "
+            "already report, or anything with --repeat-alerts), 2 bad input (nothing written; "
+            "also a corrupt --state file), 4 internal error."
         ),
     )
     add_input_options(
@@ -75,6 +77,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="attention when crossover units exceed this share of enrolled units, in [0, 1] "
         "(default: 0.02)",
     )
+    add_state_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -107,6 +110,7 @@ def _run(args: argparse.Namespace) -> int:
         window_options,
         write_output,
     )
+    from analysis.cli.analyze import check_decision_options, settle_alerts
     from analysis.errors import PromptstateError
     from analysis.reporting.batch import (  # light: heavy imports are lazy
         REPORT_FILES,
@@ -116,6 +120,7 @@ def _run(args: argparse.Namespace) -> int:
 
     inputs = resolve_inputs(args)
     check_outputs([args.out / name for name in REPORT_FILES], [*inputs.paths(), args.store])
+    check_decision_options(args)
     metrics, note = resolve_metrics(inputs)  # the schema only: fails before any scan
     with progress("analysing", enabled=args.progress):
         rep = report(
@@ -145,15 +150,46 @@ def _run(args: argparse.Namespace) -> int:
                 f"--out {args.out}: cannot write the report ({exc.strerror or exc}); choose a "
                 "writable directory"
             ) from None
+    experiments = [rep.experiment] if isinstance(rep, Report) else list(rep.experiments)
+    code, update = settle_alerts(args, _alert_items(rep), experiments, rep.exit_code)
     write_output(_summary(rep, paths, args.format))
     if note is not None:  # after the run: an exit 2 stays one line on stderr
         print(f"promptstate: note: {note}", file=sys.stderr)
     if not isinstance(rep, Report):  # several experiments: those left out, and why
         for line in rep.notes[1:]:
             print(f"promptstate: note: {line}", file=sys.stderr)
-    for a in rep.attention:
-        print(f"promptstate: attention: [{a.kind}] {a.message}", file=sys.stderr)
-    return rep.exit_code
+    if update is None:
+        for a in rep.attention:
+            print(f"promptstate: attention: [{a.kind}] {a.message}", file=sys.stderr)
+    else:
+        for line in update.stderr_lines():
+            print(f"promptstate: {line}", file=sys.stderr)
+    return code
+
+
+#: Attention kinds that are not alerts of the analysis (their subject is read from the text).
+_REPORT_KINDS = ("stale_baseline", "invalid_baseline", "contract_risk", "error")
+
+
+def _alert_items(rep: Report | MultiReport) -> list[Any]:
+    """Every attention item of the report as an alert with a stable key (``--state``)."""
+    from analysis.decisions import result_alerts
+    from analysis.decisions.alert_state import generic_alert
+    from analysis.reporting.batch import Report
+
+    reports = [rep] if isinstance(rep, Report) else list(rep.reports)
+    items: list[Any] = []
+    for r in reports:
+        extra = [
+            generic_alert(a.kind, r.experiment, a.message)
+            for a in r.attention
+            if a.kind in _REPORT_KINDS
+        ]
+        table = r.decisions.guardrails if r.decisions is not None else None
+        items += result_alerts(r.analysis, table, extra=extra)
+    if not isinstance(rep, Report):  # experiments that could not be reported
+        items += [generic_alert(e.kind, e.experiment, e.message) for e in rep.errors]
+    return items
 
 
 def _summary(rep: Report | MultiReport, paths: tuple[Path, ...], fmt: str) -> str:

@@ -49,7 +49,7 @@ import numpy as np
 
 from analysis._table import Table
 from analysis.errors import PromptstateError
-from analysis.metrics import _completeness, _estimates, _plan, _stratified
+from analysis.metrics import _completeness, _estimates, _plan, _segments, _stratified
 from analysis.metrics import aggregation as agg
 from analysis.metrics._assignment import assignment_checks
 from analysis.metrics._completeness import CompletenessRow
@@ -71,7 +71,9 @@ from analysis.metrics.results import (
     ExclusionRow,
     ExplainRow,
     ExposureDayRow,
+    HeterogeneityRow,
     MissingRow,
+    SegmentRow,
     SRMRow,
 )
 from analysis.stats.crossover import CrossoverRow
@@ -163,6 +165,7 @@ def analyze(
     block_hours: float | None = 6.0,
     missing_threshold: float = 0.01,
     moved_units: str = "keep",
+    segments: Sequence[str] | str | None = None,
     materialize: bool | None = None,
     since: datetime | str | None = None,
     until: datetime | str | None = None,
@@ -216,6 +219,11 @@ def analyze(
         moved_units: ``keep`` (default): ramp-moved units (the split's ``ramp_moved``) count,
             in each time stratum, in the arm they had in that phase; ``exclude``: they are left
             out and ``prior_conversation`` turns count as clean — the estimates of before.
+        segments: Columns of unit attributes (e.g. ``["plan", "country"]``), each analysed on
+            its own: per value at each unit's first exposure, the clean effects of the units
+            with that value (``result.segments``, Benjamini–Hochberg across values) and
+            Cochran's test that the effect is the same for every value
+            (``result.segment_heterogeneity``); see :mod:`analysis.metrics._segments`.
         materialize: Compute the labelled events once and aggregate from that, rather than
             repeating the labelling in each collect (default ``None``: on; polars and DuckDB
             write a temporary Parquet file, PySpark persists the frame for the analysis); see
@@ -265,17 +273,24 @@ def analyze(
     if metrics is None:  # a user's export: never the sample's metrics
         inferred = infer_metrics(res, columns=columns)
         metrics, metric_notes = _checked_metrics(inferred.metrics), [inferred.note]
+    segment_columns = _segments.check_segments(
+        segments, res.frame.collect_schema().names(), where=res.load_report.source
+    )
     options = locals()
     # extreme values (e.g. 1e308) overflow to inf/NaN estimates rather than stopping the run
     # only the columns the run reads are materialised (the export's ids, cache keys, token
     # counts... are not; on 6M events that halves the spill's time and memory)
-    lean = materialized(res, materialize, _plan.read_columns(metrics))
+    lean = materialized(res, materialize, (*_plan.read_columns(metrics), *segment_columns))
     with lean as labelled, np.errstate(all="ignore"):
         # the window on the materialised events: its collects do not repeat the labelling
         window = _completeness.resolve_window(
             labelled, since, until, late_hours, fresh_hours=fresh_hours, now=now
         )
-        return _run(_completeness.apply_window(labelled, window), metrics, options, window)
+        windowed = _completeness.apply_window(labelled, window)
+        result = _run(windowed, metrics, options, window)
+        if segment_columns:
+            result = _with_segments(result, windowed, metrics, options, window, segment_columns)
+        return result
 
 
 def _checked_metrics(metrics: Any) -> tuple[Metric, ...]:
@@ -451,6 +466,85 @@ def _run(
             title="are the per-phase clean effects equal? (Wald, clustered by unit)",
         ),
     )
+
+
+def _with_segments(
+    result: AnalysisResult,
+    res: SplitResult,
+    metrics: tuple[Metric, ...],
+    options: Mapping[str, Any],
+    window: _completeness.Window,
+    columns: Sequence[str],
+) -> AnalysisResult:
+    """``result`` with its segment tables: per column, the values at first exposure, then the
+    whole analysis on each value's units (same window; explain, recovery and completeness off)."""
+    from analysis.events.labelling import with_frames
+
+    sub_options = {
+        **options,
+        "explain": False,
+        "recovery": False,
+        "completeness": False,
+        "metric_notes": [],
+    }
+    exp = res.experiment
+    exposure = [p.id for p in res.phases if p.kind == "exposure"]
+    rows: list[SegmentRow] = []
+    notes: list[str] = []
+    for column in columns:
+        units = _segments.unit_segments(
+            res.keyed, unit=res.unit_key, experiment_id=exp.id, exposure=exposure, column=column
+        )
+        values = _segments.segment_values(
+            units, column=column, arms=(exp.control, *exp.treatment_arms), collect=agg.collect_all
+        )
+        per: dict[str, AnalysisResult] = {}
+        for label in values.labels:
+            keep = _segments.units_of(units, values, label, res.unit_key)
+
+            def only(frame: Any, keep: Any = keep) -> Any:
+                return frame.join(keep, on=res.unit_key, how="semi")
+
+            try:
+                per[label] = _run(with_frames(res, only), metrics, sub_options, window)
+            except PromptstateError as exc:
+                notes.append(f"segments: {column!r} = {label!r} was not analysed: {exc}")
+        rows += _segments.segment_rows(column, values, per, alpha=options["alpha"])
+        notes += _segments.pooled_notes(values)
+    het = _segments.heterogeneity(rows)
+    notes += _segments.heterogeneity_notes(het, alpha=options["alpha"])
+    return dataclasses.replace(
+        result,
+        notes=(*result.notes, *notes),
+        options={**result.options, "segments": list(columns)},
+        segments=Table(
+            tuple(rows),
+            SegmentRow._fields,
+            title="clean effects by segment (value at first exposure)",
+            shown=SEGMENT_SHOWN,
+        ),
+        segment_heterogeneity=Table(
+            tuple(het),
+            HeterogeneityRow._fields,
+            title="does the clean effect differ between a segment's values? (Cochran's Q)",
+        ),
+    )
+
+
+#: Columns of the segments table shown in text, Markdown and HTML (all are in the records).
+SEGMENT_SHOWN = (
+    "segment",
+    "segment_value",
+    "metric",
+    "phase",
+    "arm",
+    "n_control",
+    "n_arm",
+    "effect",
+    "effect_ci_lower",
+    "effect_ci_upper",
+    "pvalue_bh",
+)
 
 
 def _joint_notes(ctx: _Context, joint: _stratified.JointTests) -> list[str]:

@@ -29,6 +29,12 @@ Options (keyword-only, on every metric):
   default): adjust whenever some unit has pre-period events; ``True``: the same; ``False``: never.
   Or ``covariate="col"`` — adjust with the per-unit mean of a given column (for example a
   pre-computed pre-period value) instead.
+- ``guardrail`` — a non-inferiority margin (needs a ``direction``): absolute in the metric's unit
+  (``guardrail=20``) or relative to the control arm's value (``guardrail="2%"``); the metric is
+  then judged ``ok``, ``breach`` or ``inconclusive`` against it
+  (:mod:`analysis.decisions`). In a metrics file: ``guardrail: {margin: 20}``.
+- ``primary`` — ``True`` marks a primary metric (needs a ``direction``): the recommendation
+  rolls back when one regresses and waits for each to reach its planned power.
 
 Missing values: NaN, ±inf and null values of a metric's columns are left out of that metric
 only (an event of a ratio counts only when its numerator and denominator are both finite); the
@@ -38,6 +44,7 @@ analysis counts them (:func:`missing_expr`).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass, replace
 from pathlib import Path
@@ -48,7 +55,16 @@ import narwhals as nw
 from analysis.errors import PromptstateError
 from analysis.stats.delta import Identity, RatioOf, Statistic
 
-__all__ = ["Mean", "Metric", "MomentMetric", "Proportion", "Quantile", "Ratio", "load_metrics"]
+__all__ = [
+    "Mean",
+    "Metric",
+    "MomentMetric",
+    "Proportion",
+    "Quantile",
+    "Ratio",
+    "load_metrics",
+    "parse_margin",
+]
 
 Direction = Literal["higher", "lower"]
 Bounds = tuple[float | None, float | None]
@@ -71,6 +87,53 @@ def _check_common(m: Any) -> None:
         raise PromptstateError(f"{where}: use either cuped=True or covariate=..., not both")
     if not (m.cuped_days > 0 and math.isfinite(m.cuped_days)):
         raise PromptstateError(f"{where}: cuped_days must be a positive number of days")
+    if not isinstance(m.primary, bool):
+        raise PromptstateError(f"{where}: primary must be true or false")
+    if m.primary and m.direction is None:
+        raise PromptstateError(
+            f"{where}: a primary metric needs a direction (direction='higher' or 'lower')"
+        )
+    if m.guardrail is not None:
+        if m.direction is None:
+            raise PromptstateError(
+                f"{where}: a guardrail needs a direction (direction='higher' or 'lower'), so "
+                "that it is known which change is harm"
+            )
+        parse_margin(m.guardrail, where=where)
+
+
+_PERCENT = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*%\s*$")
+
+
+def parse_margin(value: Any, *, where: str = "guardrail") -> tuple[float, bool]:
+    """A guardrail margin as ``(value, relative)``: ``20`` → ``(20.0, False)``, ``"2%"`` →
+    ``(0.02, True)`` (a share of the control arm's value).
+
+    Raises:
+        PromptstateError: not a positive finite number or a percent string such as ``"2%"``.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise PromptstateError(
+            f"{where}: guardrail margin must be a positive number (absolute, in the metric's "
+            f"unit) or a percent string such as '2%', got {value!r}"
+        )
+    if isinstance(value, str):
+        match = _PERCENT.match(value)
+        if match is None:
+            raise PromptstateError(
+                f"{where}: guardrail margin {value!r} is not a percent such as '2%' (or give an "
+                "absolute number in the metric's unit)"
+            )
+        share = float(match.group(1)) / 100
+        if not share > 0:
+            raise PromptstateError(f"{where}: guardrail margin {value!r} must be above 0%")
+        return share, True
+    number = float(value)
+    if not (math.isfinite(number) and number > 0):
+        raise PromptstateError(
+            f"{where}: guardrail margin must be a positive finite number, got {value!r}"
+        )
+    return number, False
 
 
 @dataclass(frozen=True)
@@ -83,6 +146,13 @@ class _Options:
     cuped: bool | None = None
     cuped_days: float = 14.0
     covariate: str | None = None
+    guardrail: float | str | None = None
+    primary: bool = False
+
+    @property
+    def margin(self) -> tuple[float, bool] | None:
+        """The guardrail margin as ``(value, relative)`` (None: not a guardrail)."""
+        return None if self.guardrail is None else parse_margin(self.guardrail)
 
     @property
     def winsorize_bounds(self) -> Bounds:
@@ -368,7 +438,30 @@ _KINDS: dict[str, type[Any]] = {
     "ratio": Ratio,
     "quantile": Quantile,
 }
-_OPTION_KEYS = {"name", "direction", "cap", "winsorize", "cuped", "cuped_days", "covariate"}
+_OPTION_KEYS = {
+    "name",
+    "direction",
+    "cap",
+    "winsorize",
+    "cuped",
+    "cuped_days",
+    "covariate",
+    "guardrail",
+    "primary",
+}
+
+
+def _guardrail_entry(where: str, value: Any) -> Any:
+    """The margin of a metrics file's ``guardrail: {margin: 20}`` (or ``guardrail: 20``)."""
+    if isinstance(value, dict):
+        unknown = set(value) - {"margin"}
+        if unknown or "margin" not in value:
+            raise PromptstateError(
+                f"{where}: guardrail must be {{margin: NUMBER}} or {{margin: 'P%'}}"
+                + (f"; unknown key(s) {', '.join(sorted(map(str, unknown)))}" if unknown else "")
+            )
+        return value["margin"]
+    return value
 
 
 def _entry(where: str, item: Any) -> Metric:
@@ -382,6 +475,8 @@ def _entry(where: str, item: Any) -> Metric:
         options["cap"] = tuple(options["cap"])
     if isinstance(options.get("winsorize"), list):
         options["winsorize"] = tuple(options["winsorize"])
+    if "guardrail" in options:
+        options["guardrail"] = _guardrail_entry(where, options["guardrail"])
     positional: dict[str, set[str]] = {
         "mean": {"column"},
         "proportion": {"column"},
@@ -422,6 +517,8 @@ def load_metrics(path: str | Path) -> tuple[Metric, ...]:
           - {type: proportion, column: thumbs_up}
           - {type: mean, column: cost_usd, cuped: true, direction: lower}
           - {type: quantile, column: latency_ms, q: 0.95, direction: lower}
+          - {type: mean, column: cost_usd, direction: lower, guardrail: {margin: "2%"}}
+          - {type: ratio, numerator: resolved, direction: higher, primary: true}
 
     Raises:
         PromptstateError: the file is unreadable or an entry is invalid (the message names it).

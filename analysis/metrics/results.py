@@ -27,8 +27,10 @@ __all__ = [
     "ExclusionRow",
     "ExplainRow",
     "ExposureDayRow",
+    "HeterogeneityRow",
     "MissingRow",
     "SRMRow",
+    "SegmentRow",
 ]
 
 #: The leading columns of the effects table; stable, documented in docs/metrics.md.
@@ -281,6 +283,74 @@ class ExposureDayRow(NamedTuple):
     effect_ci_upper: float
 
 
+class SegmentRow(NamedTuple):
+    """One column × value × metric × phase × treatment arm: the clean effect on its units.
+
+    Attributes:
+        segment: The column.
+        segment_value: Its value at the units' first exposure (``unknown``, ``other``).
+        values: The column's original values this row pools (one, or several for ``other``).
+        metric: Metric name.
+        phase: Phase id as text, or ``combined``.
+        control: Control arm.
+        arm: Treatment arm.
+        n_control: Control units (with clean events) of the value.
+        n_arm: Treatment units of the value.
+        control_mean: Control value of the metric (unadjusted).
+        arm_mean: Treatment value.
+        effect: Arm − control (the analysis' estimator on the value's units).
+        effect_ci_lower: Lower confidence bound.
+        effect_ci_upper: Upper confidence bound.
+        se: Standard error of ``effect``.
+        pvalue: Two-sided p-value.
+        pvalue_bh: Benjamini–Hochberg across the column's values (per metric × arm × phase).
+        significant: ``pvalue_bh < alpha``.
+    """
+
+    segment: str
+    segment_value: str
+    values: str
+    metric: str
+    phase: str
+    control: str
+    arm: str
+    n_control: int
+    n_arm: int
+    control_mean: float
+    arm_mean: float
+    effect: float
+    effect_ci_lower: float
+    effect_ci_upper: float
+    se: float
+    pvalue: float
+    pvalue_bh: float
+    significant: bool
+
+
+class HeterogeneityRow(NamedTuple):
+    """Does the clean effect differ between a column's values? (Cochran's Q.)
+
+    Attributes:
+        segment: The column.
+        metric: Metric name.
+        phase: Phase id as text, or ``combined``.
+        arm: Treatment arm.
+        values: Values with a finite estimate (``k``).
+        statistic: Cochran's Q.
+        df: ``k − 1``.
+        pvalue: ``P(χ²(k − 1) ≥ Q)``.
+    """
+
+    segment: str
+    metric: str
+    phase: str
+    arm: str
+    values: int
+    statistic: float
+    df: int
+    pvalue: float
+
+
 @dataclass(frozen=True)
 class AnalysisResult:
     """The result of :func:`~analysis.metrics.analyzing.analyze`.
@@ -309,6 +379,10 @@ class AnalysisResult:
             effects are equal (metric, arm, statistic, df, pvalue, phases, effects).
         by_exposure_day: The clean effect by days since each unit's first exposure (fresh
             units, within time strata; descriptive).
+        segments: Per segment column × value (fixed at each unit's first exposure) the clean
+            effects (:class:`SegmentRow`; empty unless ``segments=`` was given).
+        segment_heterogeneity: Per segment column × metric × phase × arm, Cochran's test that
+            the effect is the same for every value (:class:`HeterogeneityRow`).
     """
 
     experiment: str
@@ -343,6 +417,14 @@ class AnalysisResult:
     by_exposure_day: Table = field(
         default_factory=lambda: Table(
             (), ExposureDayRow._fields, title="effect by days since first exposure"
+        )
+    )
+    segments: Table = field(
+        default_factory=lambda: Table((), SegmentRow._fields, title="clean effects by segment")
+    )
+    segment_heterogeneity: Table = field(
+        default_factory=lambda: Table(
+            (), HeterogeneityRow._fields, title="does the effect differ between segments?"
         )
     )
 
@@ -471,6 +553,8 @@ class AnalysisResult:
             "crossover": self.crossover.to_records(),
             "phase_equality": self.phase_equality.to_records(),
             "by_exposure_day": self.by_exposure_day.to_records(),
+            "segments": self.segments.to_records(),
+            "segment_heterogeneity": self.segment_heterogeneity.to_records(),
         }
 
     def _tables(self) -> list[Table]:
@@ -482,6 +566,8 @@ class AnalysisResult:
                 self.srm,
                 self.crossover,
                 self.phase_equality,
+                self.segments,
+                self.segment_heterogeneity,
                 self.exclusions,
                 self.missing,
                 self.explain,

@@ -359,6 +359,26 @@ def _weighted(rows: Sequence[Any], attr: str) -> float | None:
     return sum(v * w for v, w in pairs) / n if n else None
 
 
+def _decisions_html(rep: Report, prefix: str, h2: str) -> str:
+    """The guardrail verdicts (when some metric has a margin) and the recommendation."""
+    dec = rep.decisions
+    if dec is None:
+        return ""
+    esc = html.escape
+    body = ""
+    if dec.has_guardrails:
+        body += f"<{h2}>Guardrails</{h2}>" + dec.guardrails._repr_html_()
+    rec = dec.recommendation
+    items = "".join(f"<li>{esc(r)}</li>" for r in rec.reasons)
+    items += "".join(f"<li>missing: {esc(m)}</li>" for m in rec.missing)
+    cmds = "<pre><code>" + esc("\n".join(rec.commands)) + "</code></pre>" if rec.commands else ""
+    restore = f" (restore {esc(rec.restore)})" if rec.restore else ""
+    body += (
+        f"<p><strong>Recommendation: {esc(rec.action)}</strong>{restore}</p><ul>{items}</ul>{cmds}"
+    )
+    return f"<section id='{prefix}decisions'>{body}</section>"
+
+
 def _attention_html(rep: Report) -> str:
     esc = html.escape
     if not rep.attention:
@@ -404,7 +424,7 @@ def article_html(rep: Report, prefix: str = "", level: int = 1) -> str:
         )
         + f"<a href='#{prefix}contracts'>Contracts</a><a href='#{prefix}notes'>Notes</a>"
     )
-    sections = []
+    sections = [_decisions_html(rep, prefix, h2)]
     completeness = rep.analysis.completeness
     if len(completeness):
         table = _render.to_html(
@@ -539,6 +559,10 @@ def render_markdown(rep: Report) -> str:
         parts += [f"- {md_code(a.kind)}: {md_text(a.message)}" for a in rep.attention]
     else:
         parts.append("Nothing needs attention.")
+    if rep.decisions is not None:
+        if rep.decisions.has_guardrails:
+            parts += ["", "### Guardrails", "", rep.decisions.guardrails.to_markdown()]
+        parts += ["", rep.decisions.recommendation.to_markdown()]
     if len(res.completeness):
         parts += [
             "",

@@ -68,6 +68,7 @@ from analysis.reporting.plots import PLOTS
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from analysis.decisions import Decisions
     from analysis.evals.store import JournalEntry
     from analysis.events.labelling import SplitResult
     from analysis.ledger import Ledger
@@ -88,6 +89,7 @@ __all__ = [
 ]
 
 ATTENTION_KINDS = (
+    "guardrail_breach",  # the report leads with it (docs/decisions.md)
     "completeness",
     "srm",
     "crossover",
@@ -125,6 +127,8 @@ class Report:
         inputs: What was read (paths as given; options).
         notes: What the reader should know.
         columns: The labelled export's columns (which optional columns it has).
+        decisions: Guardrail verdicts and the recommendation
+            (:class:`~analysis.decisions.Decisions`).
     """
 
     experiment: str
@@ -146,6 +150,7 @@ class Report:
     inputs: Mapping[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     columns: tuple[str, ...] = ()
+    decisions: Decisions | None = None
 
     @property
     def ok(self) -> bool:
@@ -508,7 +513,19 @@ def _build(
         notes.append(store_source)
     contracts = _contracts(led, exp.prompt)
 
-    attention = _attention(result, baselines, contracts)
+    decisions = _decisions(result, ms, led, events, ledger)
+    attention = [
+        *(Attention("guardrail_breach", m) for m in decisions.breach_messages),  # leads
+        *_attention(result, baselines, contracts),
+    ]
+    headline = _headline(result, counts, exp, ms, res.phases, window.since, window.until)
+    if decisions.breaches:
+        first = decisions.breaches[0]
+        headline = (
+            f"Guardrail breach: {first.metric} of {first.arm} is worse than its margin "
+            f"{first.margin_text} (harm {first.harm:+.3g}, upper bound {first.bound:+.3g}). "
+            + headline
+        )
     inputs = {
         "events": "sample" if use_sample else _describe(events),
         "ledger": "sample" if use_sample else _describe(ledger),
@@ -524,7 +541,7 @@ def _build(
     return Report(
         experiment=exp.id,
         prompt=exp.prompt,
-        headline=_headline(result, counts, exp, ms, res.phases, window.since, window.until),
+        headline=headline,
         attention=tuple(attention),
         analysis=result,
         contamination=counts,
@@ -541,7 +558,22 @@ def _build(
         inputs=inputs,
         notes=tuple(dict.fromkeys([*result.notes, *notes])),
         columns=tuple(res.frame.collect_schema().names()),
+        decisions=decisions,
     )
+
+
+def _decisions(
+    result: AnalysisResult, ms: Sequence[Metric], led: Ledger, events: Any, ledger: Any
+) -> Decisions:
+    """Guardrails and the recommendation; the commands name the export and ledger when they
+    were given as paths."""
+    from analysis.decisions import CommandContext, decide
+
+    def path(value: Any) -> str | None:
+        return str(value) if isinstance(value, str | Path) else None
+
+    context = CommandContext(events=path(events), ledger=path(ledger))
+    return decide(result, ms, led, context=context)
 
 
 def _rows(table_rows: Sequence[Any]) -> list[dict[str, Any]]:
@@ -585,4 +617,5 @@ def _to_dict(rep: Report) -> dict[str, Any]:
         ],
         "contracts": [{**c._asdict(), "accepts": list(c.accepts)} for c in rep.contracts],
         "notes": list(rep.notes),
+        **(rep.decisions.to_dict() if rep.decisions is not None else {}),
     }

@@ -1,0 +1,128 @@
+"""The decisions about one analysed experiment: guardrail verdicts and a recommendation."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from analysis._table import Table
+from analysis.decisions.alert_state import breach_message
+from analysis.decisions.guardrails import evaluate_guardrails
+from analysis.decisions.recommendation import CommandContext, Recommendation, recommend
+
+if TYPE_CHECKING:
+    from analysis.ledger import Ledger
+    from analysis.metrics import AnalysisResult
+    from analysis.metrics.definitions import Metric
+
+__all__ = ["Decisions", "decide"]
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """Guardrail verdicts and the recommendation of one experiment.
+
+    Attributes:
+        experiment: Experiment id.
+        guardrails: One :class:`~analysis.decisions.guardrails.GuardrailRow` per guardrail
+            metric × treatment arm × {combined, latest exposure phase}.
+        recommendation: What to do next.
+        has_guardrails: Whether some metric carries a guardrail margin (the ``guardrails`` key
+            of the JSON output is there only then).
+    """
+
+    experiment: str
+    guardrails: Table
+    recommendation: Recommendation
+    has_guardrails: bool = False
+
+    @property
+    def breaches(self) -> tuple[Any, ...]:
+        """The breaching guardrail rows."""
+        rows: list[Any] = list(self.guardrails.rows)
+        return tuple(r for r in rows if r.verdict == "breach")
+
+    @property
+    def breach_messages(self) -> tuple[str, ...]:
+        """One line per breach."""
+        return tuple(breach_message(r) for r in self.breaches)
+
+    @property
+    def exit_code(self) -> int:
+        """1 on a guardrail breach, else 0."""
+        return 1 if self.breaches else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"guardrails": [...]}`` (only when some metric is a guardrail) and
+        ``{"recommendation": {...}}``."""
+        out: dict[str, Any] = {}
+        if self.has_guardrails:
+            out["guardrails"] = self.guardrails.to_records()
+        out["recommendation"] = self.recommendation.to_dict()
+        return out
+
+    def head_text(self) -> str:
+        """The guardrail section that leads the text output ('' without guardrails)."""
+        if not self.has_guardrails:
+            return ""
+        lines = [str(self.guardrails)]
+        lines += [f"ALERT: {m}" for m in self.breach_messages]
+        return "\n\n".join(lines)
+
+    def head_markdown(self) -> str:
+        """The guardrail section that leads the Markdown output ('' without guardrails)."""
+        if not self.has_guardrails:
+            return ""
+        from analysis._render import md_text
+
+        parts = [f"- **guardrail breach**: {md_text(m)}" for m in self.breach_messages]
+        return "\n\n".join([*parts, self.guardrails.to_markdown()])
+
+    def tail_text(self) -> str:
+        """The recommendation, as text."""
+        return str(self.recommendation)
+
+
+def decide(
+    result: AnalysisResult,
+    metrics: Sequence[Metric],
+    ledger: Ledger,
+    *,
+    mde: float | str | None = None,
+    power: Mapping[str, bool] | None = None,
+    next_step: str | None = None,
+    context: CommandContext | None = None,
+    where: str = "metrics",
+) -> Decisions:
+    """Guardrail verdicts and the recommendation of one analysed experiment.
+
+    Args:
+        result: The analysis.
+        metrics: The metric definitions it ran with.
+        ledger: The ledger.
+        mde: Planned minimum detectable effect of the primary metrics (optional).
+        power: Metric → planned power reached (optional; from a plan).
+        next_step: A later ramp step of the experiment's plan, if any.
+        context: Paths the advised commands name.
+        where: What an error names (the metrics file).
+
+    Examples:
+        >>> import analysis as ps
+        >>> from analysis.decisions import decide
+        >>> from analysis.metrics.definitions import Mean
+        >>> ms = [Mean("cost_usd", direction="lower", guardrail="50%")]
+        >>> res = ps.analyze("data_samples/events.parquet", "data_samples/ledger.yaml",
+        ...                  metrics=ms, explain=False, recovery=False)  # doctest: +SKIP
+        >>> decide(res, ms, ps.load_ledger("data_samples/ledger.yaml")).guardrails  # doctest: +SKIP
+    """
+    table = evaluate_guardrails(result, metrics, where=where)
+    rec = recommend(
+        result, metrics, ledger, table, mde=mde, power=power, next_step=next_step, context=context
+    )
+    return Decisions(
+        experiment=result.experiment,
+        guardrails=table,
+        recommendation=rec,
+        has_guardrails=any(m.margin is not None for m in metrics),
+    )

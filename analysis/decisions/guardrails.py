@@ -1,0 +1,210 @@
+"""Guardrail verdicts on the clean effects of an :class:`~analysis.metrics.AnalysisResult`.
+
+A metric with a ``direction`` and a ``guardrail`` margin (``Mean("cost", direction="lower",
+guardrail=20)`` or ``guardrail="2%"``) is judged on two clean effect rows of every treatment
+arm: the ``combined`` row and the row of the **latest exposure phase** (the last phase with a
+finite clean effect). The statistics are those of :mod:`analysis.stats.guardrail`: ``ok`` when
+``H0: harm ≥ margin`` is rejected one-sided at ``α/2``, ``breach`` when ``H0: harm ≤ margin`` is
+rejected one-sided at ``α/2``, else ``inconclusive``; ``harm`` is the effect oriented so that
+positive is worse. Holm's adjustment runs across the guardrails (metrics × arms) separately in
+four families: {combined, latest phase} × {``p_ok``, ``p_breach``}.
+
+**Estimand and variance.** ``harm`` is the clean (regression-adjusted, time-stratified)
+effect of the row, oriented, and ``se`` its standard error (for a row without one, half the
+width of its two-sided interval over ``z_{1−α/2}``). An absolute margin ``m`` is a constant:
+the statistic is ``(harm − m) / se``. A relative margin ``p%`` is ``p × |c|`` with ``c`` the
+control arm's value of the same row — an *estimate*, so the statistic is
+``(harm − p·|c|) / se₀`` with the variance of ``harm − p·c``, which is larger than ``se²``:
+``(t − c) − p·c = t − (1 + p)·c`` has variance ``V_t + (1 + p)² V_c`` (arms independent), that is
+``se² + (2p + p²)·V_c``. The effects table does not give ``V_c`` (the control's share of
+``se²``) on its own; it is taken as ``se² · n_arm / (n_arm + n_control)`` (equal per-unit
+variances in the arms), an approximation whose error enters only at order ``p``. This is the
+Fieller-type (null-variance) form of the relative test. The two simpler forms fail the size
+check of ``benchmarks/sim_guardrails.py`` (harm at a 10% margin, log-normal costs, 2 000 units per
+arm, α/2 = 2.5%): the control value treated as fixed (``se₀ = se``) gives 3.1% false ``breach``
+and 3.2% false ``ok``; the relative effect with the delta-method SE evaluated at the estimated
+ratio gives 2.1% and 3.1% (the SE shrinks exactly when the estimate moves towards ``ok``); this
+form gives the rates in docs/decisions.md.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from analysis._table import Table
+from analysis.errors import PromptstateError
+from analysis.stats.guardrail import GuardrailTest, guardrail_test, guardrail_verdicts, harm_of
+
+if TYPE_CHECKING:
+    from analysis.metrics import AnalysisResult
+    from analysis.metrics.definitions import Metric
+
+__all__ = ["GUARDRAIL_COLUMNS", "GuardrailRow", "evaluate_guardrails", "margin_text"]
+
+
+class GuardrailRow(NamedTuple):
+    """One guardrail × treatment arm × phase verdict.
+
+    Attributes:
+        metric: Metric name.
+        arm: Treatment arm.
+        phase: ``combined`` or the latest exposure phase's id.
+        verdict: ``ok``, ``breach`` or ``inconclusive``.
+        margin: The margin, absolute in the metric's unit.
+        margin_text: The margin as given (``"2%"``, ``"20"``).
+        harm: The effect oriented so that positive is worse.
+        se: Its standard error.
+        bound: One-sided ``1 − α/2`` upper confidence bound of the harm.
+        p_ok: Holm-adjusted p-value of ``H0: harm ≥ margin``.
+        p_breach: Holm-adjusted p-value of ``H0: harm ≤ margin``.
+        direction: ``higher`` or ``lower`` is better.
+    """
+
+    metric: str
+    arm: str
+    phase: str
+    verdict: str
+    margin: float
+    margin_text: str
+    harm: float
+    se: float
+    bound: float
+    p_ok: float
+    p_breach: float
+    direction: str
+
+
+GUARDRAIL_COLUMNS: tuple[str, ...] = GuardrailRow._fields
+
+
+def margin_text(metric: Metric) -> str:
+    """The margin as written: ``"2%"`` for a relative margin, ``"20"`` for an absolute one."""
+    parsed = metric.margin
+    if parsed is None:
+        return ""
+    value, relative = parsed
+    return f"{value * 100:g}%" if relative else f"{value:g}"
+
+
+def _se(row: Any, alpha: float) -> float:
+    """The row's standard error, or the half-width of its interval over ``z_{1−α/2}``."""
+    from scipy import special
+
+    se = float(getattr(row, "se", math.nan))
+    if math.isfinite(se) and se > 0:
+        return se
+    lo, hi = float(row.effect_ci_lower), float(row.effect_ci_upper)
+    z = float(special.ndtri(1 - alpha / 2))
+    return (hi - lo) / (2 * z) if math.isfinite(lo) and math.isfinite(hi) else math.nan
+
+
+def _test(m: Metric, row: Any, margin: float, alpha: float) -> GuardrailTest:
+    """The two one-sided tests of one row (see the module doc for a relative margin's
+    variance)."""
+    assert m.direction is not None
+    assert m.margin is not None
+    share, relative = m.margin
+    harm = harm_of(float(row.effect), m.direction)
+    se = _se(row, alpha)
+    if relative:
+        n_c, n_t = float(row.n_control), float(row.n_arm)
+        v_c = se * se * n_t / (n_t + n_c) if n_t + n_c > 0 else se * se / 2
+        se = math.sqrt(se * se + (2 * share + share * share) * v_c)
+    return guardrail_test(harm, se, margin, alpha=alpha)
+
+
+def _latest_phase(rows: Sequence[Any], metric: str, arm: str) -> Any | None:
+    """The clean row of the last exposure phase with a finite effect (None: no such phase)."""
+    best: tuple[int, Any] | None = None
+    for r in rows:
+        e = r
+        if (e.analysis, e.metric, e.arm) != (
+            "clean",
+            metric,
+            arm,
+        ):
+            continue
+        phase = str(e.phase)
+        if not phase.isdigit() or not math.isfinite(float(e.effect)):
+            continue
+        if best is None or int(phase) > best[0]:
+            best = (int(phase), e)
+    return None if best is None else best[1]
+
+
+def _absolute_margin(metric: Metric, row: Any, where: str) -> float:
+    parsed = metric.margin
+    assert parsed is not None
+    value, relative = parsed
+    if not relative:
+        return value
+    control = float(row.control_mean)
+    if not (math.isfinite(control) and control != 0):
+        raise PromptstateError(
+            f"{where}: metric {metric.label!r} has a relative guardrail margin "
+            f"({margin_text(metric)} of the control arm's value), but the control arm's value "
+            f"in phase {row.phase} is {control!r}; give an absolute margin "
+            "(guardrail: {margin: NUMBER} in the metric's unit)"
+        )
+    return value * abs(control)
+
+
+def evaluate_guardrails(
+    result: AnalysisResult, metrics: Sequence[Metric], *, where: str = "metrics"
+) -> Table:
+    """The verdict of every guardrail metric × treatment arm, combined and in the latest phase.
+
+    Args:
+        result: The analysis (its clean effect rows and ``options["alpha"]``).
+        metrics: The metric definitions the analysis ran with (those with a ``guardrail``).
+        where: What to name in an error (the metrics file).
+
+    Returns:
+        A table of :class:`GuardrailRow` (empty when no metric is a guardrail).
+
+    Raises:
+        PromptstateError: a relative margin whose control value is not available (or zero).
+    """
+    alpha = float(result.options.get("alpha", 0.05))
+    rows: list[Any] = list(result.effects.rows)
+    families: dict[str, list[tuple[Metric, Any, float]]] = {"combined": [], "latest": []}
+    for m in metrics:
+        if m.margin is None or m.direction is None:
+            continue
+        arms = [
+            r for r in rows if (r.analysis, r.metric, r.phase) == ("clean", m.label, "combined")
+        ]
+        for combined in arms:
+            arm = str(combined.arm)
+            families["combined"].append((m, combined, _absolute_margin(m, combined, where)))
+            latest = _latest_phase(rows, m.label, arm)
+            if latest is not None:
+                families["latest"].append((m, latest, _absolute_margin(m, latest, where)))
+    out: list[GuardrailRow] = []
+    for family in families.values():
+        tests: list[GuardrailTest] = []
+        for m, row, margin in family:
+            tests.append(_test(m, row, margin, alpha))
+        verdicts = guardrail_verdicts(tests, alpha=alpha)
+        for (m, row, margin), t, (verdict, p_ok, p_breach) in zip(
+            family, tests, verdicts, strict=True
+        ):
+            out.append(
+                GuardrailRow(
+                    metric=m.label,
+                    arm=str(row.arm),
+                    phase=str(row.phase),
+                    verdict=verdict,
+                    margin=margin,
+                    margin_text=margin_text(m),
+                    harm=t.harm,
+                    se=t.se,
+                    bound=t.bound,
+                    p_ok=p_ok,
+                    p_breach=p_breach,
+                    direction=str(m.direction),
+                )
+            )
+    return Table(tuple(out), GUARDRAIL_COLUMNS, title="guardrails (non-inferiority margins)")

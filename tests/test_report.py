@@ -165,9 +165,11 @@ def test_html_is_valid_self_contained_and_small(out_dir: Path) -> None:
     for tag in ("<img", "<link", "src="):
         assert tag not in text
     assert len(text.encode()) < 2_000_000
-    assert text.count("<svg") == len(PLOTS)
-    for name in PLOTS:
+    shown = [p for p in PLOTS if p != "segments"]  # the forest plot needs --segment
+    assert text.count("<svg") == len(shown)
+    for name in shown:
         assert f"id='plot-{name.replace('_', '-')}'" in text
+    assert "id='plot-segments'" not in text
 
 
 def test_html_parses_with_html5lib_when_available(out_dir: Path) -> None:

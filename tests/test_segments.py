@@ -284,3 +284,52 @@ def test_cli_segment_option(
     assert code == 2
     assert "segment column 'plann' is not in the export" in err
     assert not target.exists()
+
+
+def test_report_forest_plot(
+    data: tuple[pl.DataFrame, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``report --segment plan``: the page has the forest plot (an inline SVG with a line per
+    value), report.md the segment table, report.json the rows; without ``--segment`` there is
+    no segments section at all."""
+    import json
+
+    from analysis.cli import main
+
+    events, ledger = data
+    path = tmp_path / "events.parquet"
+    events.write_parquet(path)
+    metrics = tmp_path / "metrics.yaml"
+    metrics.write_text(
+        "metrics:\n  - {type: ratio, numerator: helpfulness, direction: higher}\n", encoding="utf-8"
+    )
+    clock = ["--until", UNTIL.isoformat(), "--now", NOW.isoformat(), "--late-hours", "0"]
+    base = ["report", str(path), "--ledger", str(ledger), "--metrics", str(metrics), *clock]
+    out = tmp_path / "with"
+    code = main([*base, "--segment", "plan", "--out", str(out)])
+    _, err = capsys.readouterr()
+    assert code in (0, 1), err
+    page = (out / "report.html").read_text(encoding="utf-8")
+    section = page[page.index("<section id='segments'>") :]
+    section = section[: section.index("</section>")]
+    assert "Effects by segment" in section
+    assert section.count("<svg") == 1
+    for value in ("free", "pro", "team", "unknown", "other"):
+        assert f"plan: {value}" in section
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "### Effects by segment" in md
+    assert "Cochran" in md
+    got = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert {r["segment_value"] for r in got["segments"]} == {
+        "free",
+        "pro",
+        "team",
+        "unknown",
+        "other",
+    }
+    assert len(got["segment_heterogeneity"]) == 3
+    plain = tmp_path / "without"
+    assert main([*base, "--out", str(plain)]) in (0, 1)
+    capsys.readouterr()
+    assert "<section id='segments'>" not in (plain / "report.html").read_text(encoding="utf-8")
+    assert json.loads((plain / "report.json").read_text(encoding="utf-8"))["segments"] == []

@@ -108,6 +108,12 @@ class ReportFileOutput(Output):
         description=_TABLE.format(what="metric × group × time bin after the rollback")
     )
     recovery_summary: list[dict[str, Any]] = Field(description=_TABLE.format(what="metric × group"))
+    segments: list[dict[str, Any]] = Field(
+        description=_TABLE.format(what="segment column × value × metric × phase × arm (--segment)")
+    )
+    segment_heterogeneity: list[dict[str, Any]] = Field(
+        description=_TABLE.format(what="segment column × metric × phase × arm (Cochran's Q)")
+    )
     metric_by_time: list[dict[str, Any]] = Field(
         description=_TABLE.format(what="metric × arm × time bin")
     )

@@ -101,17 +101,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "(default: 0.01)",
     )
     add_moved_units_option(parser)
-    parser.add_argument(
-        "--segment",
-        action="append",
-        dest="segments",
-        metavar="COLUMN",
-        default=None,
-        help="also report the clean effects per value of this unit attribute, fixed at each "
-        "unit's first exposure (repeatable: each column on its own, not crossed; values with "
-        "< 200 units per arm pooled into 'other'; Benjamini-Hochberg across values; Cochran's "
-        "test that the effect differs between values)",
-    )
+    add_segment_option(parser)
     add_window_options(parser, completeness_switch=True)
     add_clock_options(parser)
     add_decision_options(parser)
@@ -215,6 +205,22 @@ def settle_alerts(
     update = update_state(args.state, items, experiments=experiments, now=args.now)
     rest = 0 if base_code == 1 else base_code
     return worst_exit(rest, update.exit_code(repeat=args.repeat_alerts)), update
+
+
+def add_segment_option(parser: argparse.ArgumentParser) -> None:
+    """``--segment COLUMN`` (repeatable): clean effects per value of a unit attribute
+    (``analyze``, ``report``)."""
+    parser.add_argument(
+        "--segment",
+        action="append",
+        dest="segments",
+        metavar="COLUMN",
+        default=None,
+        help="also report the clean effects per value of this unit attribute, fixed at each "
+        "unit's first exposure (repeatable: each column on its own, not crossed; values with "
+        "< 200 units per arm pooled into 'other'; Benjamini-Hochberg across values; Cochran's "
+        "test that the effect differs between values)",
+    )
 
 
 def add_moved_units_option(parser: argparse.ArgumentParser) -> None:

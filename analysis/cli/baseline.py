@@ -116,7 +116,12 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("suite", help="suite name")
     p.add_argument("--revision", required=True, help="revision that produced the results")
-    p.add_argument("--results", type=Path, required=True, help="eval results (Parquet/CSV/JSONL)")
+    p.add_argument(
+        "--results",
+        type=Path,
+        required=True,
+        help="eval results: a Parquet/CSV/JSONL table, promptfoo output JSON or an Inspect AI log",
+    )
     p.add_argument(
         "--grader", default=None, help="grader id when the results have no grader column"
     )
@@ -294,13 +299,22 @@ def _dispatch(args: argparse.Namespace, store: Any) -> int:
 
 
 def _anchor(store: Any, args: argparse.Namespace) -> int:
-    """``baseline anchor``: a rolled-back revision is stored without becoming the reference."""
+    """``baseline anchor``: a rolled-back revision is stored without becoming the reference.
+
+    What reading the results ignored or counted (the reader's notes: text columns, metrics
+    some results do not score, errored promptfoo results) is printed on stderr once the
+    version is stored, as ``gate`` lists it in its report.
+    """
     import os
 
+    from analysis.evals.results import load_results
+
     ledger = os.environ.get("PROMPTSTATE_LEDGER") or None
-    meta, ref = store.suite(args.suite).anchor(
+    suite = store.suite(args.suite)
+    results = load_results(args.results, results_format=args.results_format)
+    meta, ref = suite.anchor(
         args.revision,
-        args.results,
+        results,
         actor=args.actor,
         reason=args.reason,
         grader=args.grader,
@@ -313,6 +327,8 @@ def _anchor(store: Any, args: argparse.Namespace) -> int:
         kept = f"; reference stays {ref.version} (pinned)"
     else:
         kept = f"; reference stays {ref.version or 'unset'} ({args.revision} was rolled back)"
+    for note in results.notes:
+        print(f"promptstate: note: {note}", file=sys.stderr)
     write_output(
         f"anchored {args.revision} as {args.suite} {meta.id} ({meta.n_examples} examples){kept}"
     )

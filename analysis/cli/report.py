@@ -7,7 +7,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from analysis.cli._common import add_input_options, add_window_options, number, progress
-from analysis.cli.analyze import add_clock_options, add_moved_units_option, add_state_options
+from analysis.cli.analyze import (
+    add_clock_options,
+    add_moved_units_option,
+    add_segment_option,
+    add_state_options,
+)
 
 #: What ``--format`` prints on stdout (the three report files are written in every case).
 REPORT_FORMATS = ("text", "json", "markdown")
@@ -62,6 +67,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="baseline store (default: baselines/ when it exists; the sample's with the sample)",
     )
     add_moved_units_option(parser)
+    add_segment_option(parser)
     add_window_options(parser, completeness_switch=False)
     add_clock_options(parser)
     parser.add_argument(
@@ -133,6 +139,7 @@ def _run(args: argparse.Namespace) -> int:
             alpha=args.alpha,
             crossover_threshold=args.crossover_threshold,
             moved_units=args.moved_units,
+            segments=args.segments,
             **window_options(args),
         )
     if rep.exit_code == 2:  # an experiment could not be analysed: bad input, nothing written

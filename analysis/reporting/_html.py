@@ -83,6 +83,16 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
         "multiplicity adjustment.",
     ),
     (
+        "segments",
+        "Effects by segment",
+        "The clean combined effect of the first metric for the units of each segment value, "
+        "a value being the unit's attribute at its first exposure (a later change never moves "
+        "a unit); values with fewer than 200 units in an arm are pooled into 'other'. Each "
+        "line's interval is not adjusted; report.json has Benjamini-Hochberg p-values across "
+        "a column's values and Cochran's test that the effect is the same for every value (its "
+        "p-value on the column's first line).",
+    ),
+    (
         "recovery",
         "Recovery after the rollback",
         "After the rollback: units that were served the rolled-back revision minus units that "
@@ -175,6 +185,8 @@ def _figures(
     for name in PLOTS:
         if (name == "baselines" and not rep.baselines) or name in (gaps or {}):
             continue
+        if name == "segments" and not len(rep.analysis.segments):
+            continue  # no --segment asked: no section
         out[name] = figure_svg(rep.figure(name), f"{prefix}fig-{name.replace('_', '-')}")
     return out
 
@@ -583,6 +595,34 @@ def render_markdown(rep: Report) -> str:
     for note in (_captions.explain_note(rep), gaps.get("effects", "")):
         if note:
             parts += ["", md_text(note)]
+    if len(res.segments):
+        combined = [r for r in res.segments.to_dicts() if r["phase"] == "combined"]
+        parts += [
+            "",
+            "### Effects by segment (value at first exposure)",
+            "",
+            _render.to_markdown(
+                combined,
+                (
+                    "segment",
+                    "segment_value",
+                    "metric",
+                    "arm",
+                    "n_control",
+                    "n_arm",
+                    "effect",
+                    "effect_ci_lower",
+                    "effect_ci_upper",
+                    "pvalue_bh",
+                ),
+            ),
+            "",
+            _render.to_markdown(
+                [r for r in res.segment_heterogeneity.to_dicts() if r["phase"] == "combined"],
+                ("segment", "metric", "arm", "values", "statistic", "df", "pvalue"),
+                title="Does the effect differ between a segment's values? (Cochran's Q)",
+            ),
+        ]
     if len(res.srm):
         parts += [
             "",

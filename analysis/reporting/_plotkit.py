@@ -25,6 +25,7 @@ PLOTS = (
     "contamination",
     "effects",
     "exposure_days",
+    "segments",
     "recovery",
     "cache",
     "baselines",

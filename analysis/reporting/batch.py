@@ -185,6 +185,11 @@ class Report:
             from analysis.reporting._plot_exposure import plot_effect_by_exposure_day
 
             return plot_effect_by_exposure_day(self.analysis, self.exposure_metric)
+        if name == "segments":
+            from analysis.reporting._plot_segments import plot_segments, segment_metric
+
+            metric = segment_metric(self.analysis, self.exposure_metric)
+            return plot_segments(self.analysis, metric)
         if name == "recovery":
             return plots.draw_recovery(list(self.analysis.recovery.rows))
         if name == "cache":
@@ -279,6 +284,7 @@ def report(
     fresh_hours: float | None = None,
     now: datetime | str | None = None,
     moved_units: str = "keep",
+    segments: Sequence[str] | None = None,
 ) -> Report: ...
 
 
@@ -307,6 +313,7 @@ def report(
     fresh_hours: float | None = None,
     now: datetime | str | None = None,
     moved_units: str = "keep",
+    segments: Sequence[str] | None = None,
 ) -> Report | MultiReport: ...
 
 
@@ -334,6 +341,7 @@ def report(
     fresh_hours: float | None = None,
     now: datetime | str | None = None,
     moved_units: str = "keep",
+    segments: Sequence[str] | None = None,
 ) -> Report | MultiReport:
     """Build the batch report of one experiment, or of every active one (and write it when
     ``out`` is given).
@@ -375,6 +383,9 @@ def report(
         moved_units: ``keep`` (default) counts a ramp-moved unit in the arm it had in each
             phase; ``exclude`` leaves such units out, as before 0.3 (see
             :func:`analysis.metrics.analyze`).
+        segments: Unit attributes whose values get their own clean effects (fixed at each
+            unit's first exposure; a forest plot in the report; see
+            :func:`analysis.metrics.analyze`).
 
     Returns:
         A :class:`Report` (one experiment) or a :class:`~analysis.reporting._multi.MultiReport`;
@@ -401,6 +412,7 @@ def report(
         "drop_threshold": drop_threshold,
         "completeness_alpha": completeness_alpha,
         "moved_units": moved_units,
+        "segments": segments,
     }
     check_completeness_options(late_hours, gap_hours, drop_threshold, completeness_alpha)
     start = _parse_time(since, "since")
@@ -609,6 +621,8 @@ def _to_dict(rep: Report) -> dict[str, Any]:
         },
         "recovery": res.recovery.to_records(),
         "recovery_summary": res.recovery_summary.to_records(),
+        "segments": res.segments.to_records(),
+        "segment_heterogeneity": res.segment_heterogeneity.to_records(),
         "metric_by_time": _rows(rep.timeseries),
         "cache": _rows(rep.cache),
         "baselines": [

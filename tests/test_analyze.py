@@ -215,7 +215,13 @@ def test_recovery_after_rollback(result: AnalysisResult) -> None:
 
 
 def test_sequential_and_mde(split_sample: Any) -> None:
-    res = analyze(split_sample, metrics=[Ratio("helpfulness")], sequential=True, explain=False)
+    res = analyze(
+        split_sample,
+        metrics=[Ratio("helpfulness")],
+        sequential=True,
+        planned_units=4000,
+        explain=False,
+    )
     e = res.effect("helpfulness")
     assert e.cs_lower < e.effect_ci_lower
     assert e.cs_upper > e.effect_ci_upper

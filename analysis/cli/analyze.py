@@ -78,7 +78,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--sequential",
         action="store_true",
-        help="add always-valid confidence sequences (cs_lower, cs_upper)",
+        help="monitoring that allows peeking: regressions, guardrail verdicts and SRM decided "
+        "with always-valid inference (confidence sequences cs_lower/cs_upper, "
+        "pvalue_sequential), valid however often the job runs; needs --planned-units "
+        "(docs/decisions.md)",
+    )
+    parser.add_argument(
+        "--planned-units",
+        type=number(low=0, low_open=True),
+        default=None,
+        metavar="N",
+        help="with --sequential: the units (all arms) the experiment is planned to reach, "
+        "fixed before the first look; the confidence sequences are tightest there",
     )
     parser.add_argument(
         "--recovery-bin-hours",
@@ -169,8 +180,14 @@ def check_decision_options(args: argparse.Namespace) -> None:
     """Fail early (exit 2) on a bad ``--mde`` or a corrupt ``--state`` file, before any scan."""
     from analysis.decisions.alert_state import read_state
     from analysis.decisions.recommendation import check_mde
+    from analysis.errors import PromptstateError
 
     check_mde(getattr(args, "mde", None))
+    if getattr(args, "sequential", False) and getattr(args, "planned_units", None) is None:
+        raise PromptstateError(
+            "--sequential needs --planned-units N: the units (all arms) the experiment is "
+            "planned to reach, fixed before the first look (docs/decisions.md)"
+        )
     if args.state is not None:
         read_state(args.state)
 
@@ -270,6 +287,7 @@ def _run(args: argparse.Namespace) -> int:
         "srm_threshold": args.srm_threshold,
         "crossover_threshold": args.crossover_threshold,
         "sequential": args.sequential,
+        "planned_units": args.planned_units,
         "explain": not args.no_explain,
         "recovery_bin_hours": args.recovery_bin_hours,
         "block_hours": args.block_hours or None,

@@ -30,7 +30,7 @@ form gives the rates in docs/decisions.md.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from analysis._table import Table
@@ -100,9 +100,11 @@ def _se(row: Any, alpha: float) -> float:
     return (hi - lo) / (2 * z) if math.isfinite(lo) and math.isfinite(hi) else math.nan
 
 
-def _test(m: Metric, row: Any, margin: float, alpha: float) -> GuardrailTest:
+def _test(
+    m: Metric, row: Any, margin: float, alpha: float, sequential: Mapping[str, Any] | None = None
+) -> GuardrailTest:
     """The two one-sided tests of one row (see the module doc for a relative margin's
-    variance)."""
+    variance); ``sequential`` (``planned_units``, ``ready``): the always-valid versions."""
     assert m.direction is not None
     assert m.margin is not None
     share, relative = m.margin
@@ -112,7 +114,32 @@ def _test(m: Metric, row: Any, margin: float, alpha: float) -> GuardrailTest:
         n_c, n_t = float(row.n_control), float(row.n_arm)
         v_c = se * se * n_t / (n_t + n_c) if n_t + n_c > 0 else se * se / 2
         se = math.sqrt(se * se + (2 * share + share * share) * v_c)
+    if sequential is not None:
+        return _sequential_test(harm, se, margin, alpha, row, sequential)
     return guardrail_test(harm, se, margin, alpha=alpha)
+
+
+def _sequential_test(
+    harm: float, se: float, margin: float, alpha: float, row: Any, seq: Mapping[str, Any]
+) -> GuardrailTest:
+    """The always-valid one-sided tests at this look (one-sided normal mixtures tuned at
+    ``planned_units``, :mod:`analysis.stats.sequential`), each at ``α/2``; before the burn-in
+    (one full time block, 100 units per arm) both p-values are 1 (``inconclusive``)."""
+    from analysis.stats.sequential import one_sided_radius, planned_se_from_units, pvalue_at_look
+
+    units = float(row.n_control) + float(row.n_arm)
+    if not (math.isfinite(harm) and math.isfinite(se) and se > 0 and units > 0):
+        return guardrail_test(harm, se, margin, alpha=alpha)
+    planned = planned_se_from_units(se, units, float(seq["planned_units"]))
+    half = alpha / 2
+    bound = harm + float(one_sided_radius(se, planned_se=planned, alpha=half))
+    if not (seq["ready"] and min(float(row.n_control), float(row.n_arm)) >= 100):
+        return GuardrailTest(harm, se, margin, bound, 1.0, 1.0)
+    p_ok = pvalue_at_look(harm, se, null=margin, planned_se=planned, alternative="less", alpha=half)
+    p_breach = pvalue_at_look(
+        harm, se, null=margin, planned_se=planned, alternative="greater", alpha=half
+    )
+    return GuardrailTest(harm, se, margin, bound, float(p_ok), float(p_breach))
 
 
 def _latest_phase(rows: Sequence[Any], metric: str, arm: str) -> Any | None:
@@ -168,6 +195,14 @@ def evaluate_guardrails(
         PromptstateError: a relative margin whose control value is not available (or zero).
     """
     alpha = float(result.options.get("alpha", 0.05))
+    sequential = (
+        {
+            "planned_units": result.options.get("planned_units"),
+            "ready": bool(result.options.get("sequential_ready")),
+        }
+        if result.options.get("sequential") and result.options.get("planned_units")
+        else None
+    )
     rows: list[Any] = list(result.effects.rows)
     families: dict[str, list[tuple[Metric, Any, float]]] = {"combined": [], "latest": []}
     for m in metrics:
@@ -186,7 +221,7 @@ def evaluate_guardrails(
     for family in families.values():
         tests: list[GuardrailTest] = []
         for m, row, margin in family:
-            tests.append(_test(m, row, margin, alpha))
+            tests.append(_test(m, row, margin, alpha, sequential))
         verdicts = guardrail_verdicts(tests, alpha=alpha)
         for (m, row, margin), t, (verdict, p_ok, p_breach) in zip(
             family, tests, verdicts, strict=True

@@ -198,10 +198,18 @@ def recommend(
     bad_arms: list[str] = []
     for r in result.regressions:
         if r.metric in names:
+            sequential = bool(result.options.get("sequential"))
+            lo, hi = (
+                (r.cs_lower, r.cs_upper) if sequential else (r.effect_ci_lower, r.effect_ci_upper)
+            )
+            p_text = (
+                f"always-valid adjusted p={r.pvalue_sequential_adjusted:.2g}"
+                if sequential
+                else f"adjusted p={r.pvalue_adjusted:.2g}"
+            )
             reasons.append(
                 f"primary metric {r.metric} regresses on {r.arm}: {r.effect:+.4g} "
-                f"[{r.effect_ci_lower:+.4g}, {r.effect_ci_upper:+.4g}] ({r.direction} is better, "
-                f"adjusted p={r.pvalue_adjusted:.2g})"
+                f"[{lo:+.4g}, {hi:+.4g}] ({r.direction} is better, {p_text})"
             )
             bad_arms.append(r.arm)
     rows: list[Any] = list(guardrails.rows)

@@ -162,6 +162,8 @@ def assignment_checks(
     *,
     srm_threshold: float = 0.001,
     crossover_threshold: float = 0.02,
+    sequential: bool = False,
+    burn_in: int = 100,
 ) -> AssignmentChecks:
     """SRM and crossover checks from the collected :func:`assignment_plan` aggregate.
 
@@ -173,10 +175,16 @@ def assignment_checks(
         crossover_threshold: With ramps, the tolerated share of units with a move no ramp
             explains (per phase pair and arm) or with two arms within a phase; without ramps,
             the largest share of crossover units among enrolled units.
+        sequential: The SRM p-value of each phase is the always-valid one of the sequential
+            Dirichlet-multinomial test (:func:`analysis.stats.srm_sequential.srm_sequential`,
+            Lindon & Malek 2022) at this look — valid however often the check is repeated —
+            and a phase decides only once ``burn_in`` units per arm were expected in it (the
+            ``statistic`` column stays the chi-square, for reference).
+        burn_in: See ``sequential``.
     """
     exposure = [p for p in phases if p.kind == "exposure"]
     rows = collected[ASSIGNMENT]
-    srm = _srm_rows(rows, exposure, srm_threshold)
+    srm = _srm_rows(rows, exposure, srm_threshold, sequential=sequential, burn_in=burn_in)
     patterns = _patterns(rows, [p.id for p in exposure])
     check = crossover_check(
         patterns,
@@ -213,7 +221,12 @@ def _patterns(
 
 
 def _srm_rows(
-    rows: Sequence[Mapping[str, Any]], exposure: Sequence[Phase], threshold: float
+    rows: Sequence[Mapping[str, Any]],
+    exposure: Sequence[Phase],
+    threshold: float,
+    *,
+    sequential: bool = False,
+    burn_in: int = 100,
 ) -> list[SRMRow]:
     out: list[SRMRow] = []
     for p in exposure:
@@ -223,6 +236,8 @@ def _srm_rows(
             if arm is not None and int(r["phase"]) == p.id:
                 observed[arm] = observed.get(arm, 0) + int(r["n"])
         t = srm_test(observed, p.allocation, threshold=threshold)
+        if sequential:
+            t = _sequential_srm(t, threshold, burn_in)
         out.extend(
             SRMRow(
                 p.id,
@@ -237,6 +252,25 @@ def _srm_rows(
             for a in t.observed
         )
     return out
+
+
+def _sequential_srm(t: Any, threshold: float, burn_in: int) -> Any:
+    """``t`` with the always-valid p-value of the sequential test at this look (one look: the
+    e-value of the counts so far); no mismatch before ``burn_in`` expected units per arm."""
+    import numpy as np
+
+    from analysis.stats.srm_sequential import srm_sequential
+
+    arms = list(t.observed)
+    total = sum(t.observed.values())
+    if sum(1 for a in arms if t.expected[a] > 0) < 2 or total <= 0:
+        return t
+    counts = np.array([[t.observed[a] for a in arms]], dtype=float)
+    shares = np.array([t.expected[a] / total for a in arms], dtype=float)
+    seq = srm_sequential(counts, shares / shares.sum(), alpha=threshold)
+    p = float(seq.pvalues[-1])
+    ready = min(t.expected[a] for a in arms if t.expected[a] > 0) >= burn_in
+    return t._replace(pvalue=p, mismatch=bool(ready and p < threshold))
 
 
 def _srm_alerts(srm: Sequence[SRMRow], threshold: float) -> list[str]:

@@ -40,7 +40,7 @@ from analysis.stats.moments import Moments
 from analysis.stats.multiplicity import adjust_pvalues
 from analysis.stats.power import mde as _mde
 from analysis.stats.quantile import QuantileEstimate, probability_bounds, quantile_effect
-from analysis.stats.sequential import confidence_sequence_halfwidth
+from analysis.stats.sequential import cs_halfwidth, planned_se_from_units, pvalue_at_look
 from analysis.stats.stratified import StratifiedResult
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -84,12 +84,13 @@ def effect_row(
     m = ctx.metrics[i]
     alpha, opt = ctx.options["alpha"], ctx.options
     u = r if unadjusted is None else unadjusted
-    cs_lo = cs_hi = float("nan")
-    if opt["sequential"] and math.isfinite(r.se):
-        hw = confidence_sequence_halfwidth(
-            r.se, r.n_control + r.n_arm, alpha=alpha, n_star=opt["n_star"]
-        )
+    cs_lo = cs_hi = p_seq = float("nan")
+    units = r.n_control + r.n_arm
+    if opt["sequential"] and not isinstance(m, Quantile) and math.isfinite(r.se) and r.se > 0:
+        planned = planned_se_from_units(r.se, units, opt["planned_units"])
+        hw = cs_halfwidth(r.se, planned_se=planned, alpha=alpha)
         cs_lo, cs_hi = r.effect - hw, r.effect + hw
+        p_seq = pvalue_at_look(r.effect, r.se, planned_se=planned, alpha=alpha)
     return EffectRow(
         analysis=analysis,
         metric=m.label,
@@ -124,6 +125,7 @@ def effect_row(
         effect_fresh=fresh.effect if fresh is not None else math.nan,
         effect_fresh_ci_lower=fresh.effect_ci_lower if fresh is not None else math.nan,
         effect_fresh_ci_upper=fresh.effect_ci_upper if fresh is not None else math.nan,
+        pvalue_sequential=p_seq,
     )
 
 
@@ -219,12 +221,17 @@ def effect_rows(
         families.setdefault((row.analysis, row.phase), []).append(j)
     for idx in families.values():
         adj = adjust_pvalues([rows[j].pvalue for j in idx], ctx.options["multiplicity"])
-        for j, pa in zip(idx, adj, strict=True):
+        # always-valid p-values: Holm across metrics × arms (NaN rows, quantiles, not counted)
+        seq = adjust_pvalues([rows[j].pvalue_sequential for j in idx], "holm")
+        for j, pa, ps in zip(idx, adj, seq, strict=True):
             sig = bool(pa < alpha)
             good = (rows[j].effect > 0) == (rows[j].direction == "higher")
             has_dir = rows[j].direction is not None
             rows[j] = rows[j]._replace(
-                pvalue_adjusted=pa, significant=sig, better=good if sig and has_dir else None
+                pvalue_adjusted=pa,
+                significant=sig,
+                better=good if sig and has_dir else None,
+                pvalue_sequential_adjusted=ps,
             )
     order = {"clean": 0, "naive": 1}
     metric_order = {m.label: k for k, m in enumerate(M)}

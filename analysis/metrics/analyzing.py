@@ -157,7 +157,7 @@ def analyze(
     srm_threshold: float = 0.001,
     crossover_threshold: float = 0.02,
     sequential: bool = False,
-    n_star: float = 10_000.0,
+    planned_units: float | None = None,
     explain: bool = True,
     recovery: bool = True,
     recovery_bin_hours: float = 2.0,
@@ -204,8 +204,17 @@ def analyze(
             enrolled units. With ramps: the share of units with a move no ramp allows (or two
             arms within one phase) tolerated per phase pair and arm; moves a ramp allows are
             tested against the ramp's cap ``(old − new) / old`` instead.
-        sequential: Add always-valid confidence sequences (``cs_lower``/``cs_upper``).
-        n_star: Planned units at which the confidence sequence is tightest.
+        sequential: Monitoring that allows peeking: always-valid confidence sequences
+            (``cs_lower``/``cs_upper``) and p-values (``pvalue_sequential``, Holm-adjusted in
+            ``pvalue_sequential_adjusted``) tuned in information time at ``planned_units``;
+            the regression decision (and the guardrail verdicts of
+            :func:`analysis.decisions.decide`) then use them, so a job may run every hour
+            without inflating false alarms. No sequential decision before the burn-in (100
+            units per arm and one full time block) nor for quantile metrics.
+            See ``docs/decisions.md``.
+        planned_units: Units (all arms) the experiment is planned to reach; with
+            ``sequential=True`` it is required (fix it before the first look, e.g. from
+            ``promptstate plan``).
         explain: Compute the label-by-label explanation of naive − clean.
         recovery: Compute the after-rollback analysis when the experiment was rolled back.
         recovery_bin_hours: Width of the recovery-curve bins.
@@ -256,6 +265,7 @@ def analyze(
     _check_options(
         alpha, multiplicity, power, recovery_bin_hours, block_hours, missing_threshold, moved_units
     )
+    _check_sequential(sequential, planned_units)
     if block_hours == 0:
         block_hours = None  # one stratum per exposure phase, as the CLI's --block-hours 0
     _completeness.check_completeness_options(
@@ -293,6 +303,29 @@ def analyze(
         return result
 
 
+def _check_sequential(sequential: bool, planned_units: float | None) -> None:
+    """``sequential=True`` needs the planned size, fixed before the first look."""
+    if planned_units is not None and not (
+        isinstance(planned_units, (int, float))
+        and not isinstance(planned_units, bool)
+        and math.isfinite(planned_units)
+        and planned_units > 0
+    ):
+        raise PromptstateError(
+            f"planned_units={planned_units!r}: must be a positive number of units (all arms)"
+        )
+    if sequential and planned_units is None:
+        raise PromptstateError(
+            "sequential=True needs the planned size the confidence sequences are tuned for: "
+            "give planned_units=N (CLI: --planned-units N), the units (all arms) the experiment "
+            "is planned to reach, fixed before the first look (e.g. from `promptstate plan`)"
+        )
+
+
+#: Fewest units per arm, and full time blocks, before a sequential decision may fire.
+BURN_IN_UNITS = 100
+
+
 def _checked_metrics(metrics: Any) -> tuple[Metric, ...]:
     """``metrics`` as a tuple, or a TypeError/PromptstateError naming what is wrong."""
     if isinstance(metrics, str):
@@ -321,7 +354,7 @@ _OPTION_NAMES = (
     "srm_threshold",
     "crossover_threshold",
     "sequential",
-    "n_star",
+    "planned_units",
     "explain",
     "recovery",
     "recovery_bin_hours",
@@ -388,6 +421,8 @@ def _run(
         ctx.phases,
         srm_threshold=ctx.options["srm_threshold"],
         crossover_threshold=ctx.options["crossover_threshold"],
+        sequential=bool(ctx.options["sequential"]),
+        burn_in=BURN_IN_UNITS,
     )
     srm = list(checks.srm)
     exclusions = _estimates.exclusion_rows(collected["excl"])
@@ -402,6 +437,8 @@ def _run(
     notes += _strata_notes(ctx)
     notes += _joint_notes(ctx, joint)
     notes += _moved_notes(ctx, checks)
+    ready = _sequential_ready(ctx, window)
+    notes += _sequential_notes(ctx, ready)
     explain_rows = _estimates.explain_rows(ctx, collected.get("explain", []))
     recovery_rows, summary = _estimates.recovery_rows(ctx, plan.after_phase, collected)
     return AnalysisResult(
@@ -442,6 +479,7 @@ def _run(
             **{k: options[k] for k in _COMPLETENESS_OPTIONS},
             "completeness": options["completeness"],
             "window": window.to_dict(),
+            "sequential_ready": ready,
         },
         completeness=Table(
             tuple(found),
@@ -576,6 +614,42 @@ def _joint_notes(ctx: _Context, joint: _stratified.JointTests) -> list[str]:
                     f"{JOINT_ALPHA}): returning or moved units respond differently (memory, "
                     "novelty, or the treatment changed who stays active)"
                 )
+    return out
+
+
+def _sequential_ready(ctx: _Context, window: _completeness.Window) -> bool:
+    """Whether the window holds one full time block since the first stratum's start (the
+    burn-in's time half; its units half is checked per row: :data:`BURN_IN_UNITS` per arm)."""
+    if not ctx.options["sequential"] or not ctx.strata:
+        return False
+    end = window.cutoff or window.until
+    if end is None:
+        return False
+    block = ctx.options["block_hours"] or 6.0
+    return (end - ctx.strata[0][1]).total_seconds() >= block * 3600
+
+
+def _sequential_notes(ctx: _Context, ready: bool) -> list[str]:
+    """What a sequential analysis decides on, and what it does not."""
+    if not ctx.options["sequential"]:
+        return []
+    out = [
+        f"sequential: always-valid inference tuned at {ctx.options['planned_units']:g} planned "
+        "units (confidence sequences, Holm on always-valid p-values, a sequential SRM test): "
+        "valid however often this analysis is repeated"
+    ]
+    if not ready:
+        block = ctx.options["block_hours"] or 6.0
+        out.append(
+            f"sequential: burn-in — no sequential decision before one full time block "
+            f"({block:g} h) and {BURN_IN_UNITS} units per arm"
+        )
+    quantiles = [m.label for m in ctx.metrics if isinstance(m, Quantile)]
+    if quantiles:
+        out.append(
+            f"sequential: {', '.join(quantiles)}: quantile metric(s) get no sequential decision "
+            "(their fixed-horizon rows are shown, never a regression)"
+        )
     return out
 
 

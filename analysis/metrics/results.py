@@ -104,7 +104,8 @@ class EffectRow(NamedTuple):
         cuped_theta: Coefficient of the first covariate (the pre-period value; a ratio's
             pre-period numerator) in the adjustment (0 without adjustment).
         mde: Minimum detectable absolute effect at the configured power and these sizes.
-        cs_lower: Lower bound of the always-valid confidence sequence (NaN unless requested).
+        cs_lower: Lower bound of the always-valid confidence sequence (``sequential=True``:
+            tuned in information time at ``planned_units``; NaN otherwise and for quantiles).
         cs_upper: Upper bound of the always-valid confidence sequence.
         covariate: What the effect is adjusted for: ``pre_period`` (the unit's pre-period value
             of the metric and an indicator of pre-period events), the covariate column's name,
@@ -118,6 +119,11 @@ class EffectRow(NamedTuple):
             (regression-adjusted like ``effect``); NaN where not defined.
         effect_fresh_ci_lower: Its lower confidence bound.
         effect_fresh_ci_upper: Its upper confidence bound.
+        pvalue_sequential: Always-valid p-value of ``effect = 0`` at this look
+            (``sequential=True``; valid however often the analysis is repeated; NaN otherwise
+            and for quantiles).
+        pvalue_sequential_adjusted: Its Holm adjustment within the analysis × phase (the
+            regression decision of a sequential analysis).
     """
 
     analysis: str
@@ -153,6 +159,8 @@ class EffectRow(NamedTuple):
     effect_fresh: float = float("nan")
     effect_fresh_ci_lower: float = float("nan")
     effect_fresh_ci_upper: float = float("nan")
+    pvalue_sequential: float = float("nan")
+    pvalue_sequential_adjusted: float = float("nan")
 
 
 class MissingRow(NamedTuple):
@@ -441,18 +449,41 @@ class AnalysisResult:
     @property
     def regressions(self) -> tuple[EffectRow, ...]:
         """Clean combined rows of metrics with a ``direction`` whose effect is significant after
-        the multiplicity adjustment (``pvalue_adjusted < alpha``) and in the wrong direction."""
+        the multiplicity adjustment (``pvalue_adjusted < alpha``) and in the wrong direction.
+
+        A sequential analysis (``options["sequential"]``) decides on the always-valid
+        ``pvalue_sequential_adjusted < alpha`` instead, only after the burn-in (one full time
+        block, ``options["sequential_ready"]``, and 100 units per arm in the row); quantile
+        rows (no always-valid p-value) never regress there."""
         out = []
+        sequential = bool(self.options.get("sequential"))
+        ready = bool(self.options.get("sequential_ready"))
+        alpha = float(self.options.get("alpha", 0.05))
         for r in self.effects.rows:
             assert isinstance(r, EffectRow)
-            clean = (r.analysis, r.phase) == ("clean", "combined")
-            if clean and r.significant and r.better is False:
+            if (r.analysis, r.phase) != ("clean", "combined"):
+                continue
+            if not sequential:
+                if r.significant and r.better is False:
+                    out.append(r)
+                continue
+            harmful = r.direction is not None and (r.effect > 0) != (r.direction == "higher")
+            burned = ready and min(r.n_control, r.n_arm) >= 100
+            if burned and harmful and r.pvalue_sequential_adjusted < alpha:
                 out.append(r)
         return tuple(out)
 
     @property
     def regression_messages(self) -> tuple[str, ...]:
         """One line per :attr:`regressions` row."""
+        if self.options.get("sequential"):
+            return tuple(
+                f"regression: {r.metric} ({r.arm} − {r.control}, clean combined) "
+                f"{r.effect:+.4g}, always-valid [{r.cs_lower:+.4g}, {r.cs_upper:+.4g}], "
+                f"always-valid adjusted p={r.pvalue_sequential_adjusted:.2g} ({r.direction} "
+                "is better)"
+                for r in self.regressions
+            )
         return tuple(
             f"regression: {r.metric} ({r.arm} − {r.control}, clean combined) "
             f"{r.effect:+.4g} [{r.effect_ci_lower:+.4g}, {r.effect_ci_upper:+.4g}], "

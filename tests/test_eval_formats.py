@@ -117,16 +117,43 @@ def promptfoo_files(tmp_path_factory: pytest.TempPathFactory) -> Files:
         "r43-judge-b": {"judge": "judge-b"},
     }
     files: Files = {}
-    for name, kwargs in runs.items():
-        revision = name.split("-")[0]
-        cfg = work / f"{name}.yaml"
-        cfg.write_text(yaml.safe_dump(config(revision, **kwargs), sort_keys=False))
-        out = work / f"{name}.json"
-        cmd = [exe, "eval", "-c", str(cfg), "-o", str(out), "--repeat", "2", "--no-cache"]
-        cmd += ["--no-progress-bar", "--no-table", "--max-concurrency", "4"]
-        # exit 100: some tests failed their assertions (as planned), the output is complete
-        _run(cmd, work, env, f"promptfoo eval ({name})", ok=(0, 100))
-        files[name] = out
+    procs: dict[str, subprocess.Popen[str]] = {}
+    try:
+        # the runs go side by side (most of a run is Node starting promptfoo), each with its
+        # own promptfoo directory (its SQLite database)
+        for name, kwargs in runs.items():
+            revision = name.split("-")[0]
+            cfg = work / f"{name}.yaml"
+            cfg.write_text(yaml.safe_dump(config(revision, **kwargs), sort_keys=False))
+            out = work / f"{name}.json"
+            cmd = [exe, "eval", "-c", str(cfg), "-o", str(out), "--repeat", "2", "--no-cache"]
+            cmd += ["--no-progress-bar", "--no-table", "--max-concurrency", "4"]
+            run_env = {**env, "PROMPTFOO_CONFIG_DIR": str(home / f".promptfoo-{name}")}
+            try:
+                procs[name] = subprocess.Popen(
+                    cmd,
+                    cwd=work,
+                    env=run_env,
+                    text=True,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                )
+            except OSError as exc:
+                pytest.fail(f"promptfoo eval ({name}) did not run: {exc}")
+            files[name] = out
+        for name, proc in procs.items():
+            try:
+                output, _ = proc.communicate(timeout=TOOL_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"promptfoo eval ({name}) did not finish in {TOOL_TIMEOUT} s")
+            # exit 100: some tests failed their assertions (as planned), the output is complete
+            if proc.returncode not in (0, 100):
+                pytest.fail(f"promptfoo eval ({name}) exited {proc.returncode}: {output[-3000:]}")
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     return files
 
 

@@ -202,3 +202,45 @@ def test_guardrails_use_the_always_valid_tests(split_sample: Any) -> None:
     fixed_row = next(r for r in fixed.rows if r.phase == "combined")
     assert row.p_ok >= fixed_row.p_ok
     assert row.p_breach >= fixed_row.p_breach
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "pyspark"])
+def test_sequential_and_guardrails_are_engine_independent(
+    engine: str, events_path: Path, ledger_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Always-valid rows, SRM p-values and guardrail verdicts agree on polars, DuckDB, Spark."""
+    import duckdb
+
+    metrics = [
+        ps.Ratio("helpfulness", direction="higher", guardrail="5%"),
+        ps.Mean("cost_usd", direction="lower", guardrail=0.05),
+    ]
+    kw: dict[str, Any] = {
+        "metrics": metrics,
+        "sequential": True,
+        "planned_units": PLANNED,
+        "explain": False,
+        "recovery": False,
+    }
+    if engine == "duckdb":
+        source: Any = duckdb.read_parquet(str(events_path))
+    else:
+        source = request.getfixturevalue("spark").read.parquet(str(events_path))
+    base = ps.analyze(events_path, ledger_path, **kw)
+    run = ps.analyze(source, ledger_path, **kw)
+    fields = ("cs_lower", "cs_upper", "pvalue_sequential", "pvalue_sequential_adjusted")
+    for a, b in zip(base.effects.rows, run.effects.rows, strict=True):
+        assert (a.metric, a.phase, a.arm) == (b.metric, b.phase, b.arm)
+        for f in fields:
+            np.testing.assert_allclose(getattr(b, f), getattr(a, f), rtol=1e-9, err_msg=f)
+    for a, b in zip(base.srm.rows, run.srm.rows, strict=True):
+        assert b.pvalue == pytest.approx(a.pvalue, rel=1e-9, abs=1e-300)
+    ga = ps.evaluate_guardrails(base, metrics).to_dicts()
+    gb = ps.evaluate_guardrails(run, metrics).to_dicts()
+    assert [r["verdict"] for r in gb] == [r["verdict"] for r in ga]
+    for x, y in zip(ga, gb, strict=True):
+        for f in ("harm", "bound", "p_ok", "p_breach"):
+            assert y[f] == pytest.approx(x[f], rel=1e-9, abs=1e-300), f
+    assert [str(r) for r in run.regressions] == [str(r) for r in base.regressions] or [
+        r.metric for r in run.regressions
+    ] == [r.metric for r in base.regressions]

@@ -304,12 +304,12 @@ def pl_errors() -> tuple[type[BaseException], ...]:
 def _read_tool(path: Path, fmt: str, parsed: Any) -> ToolTable:
     """Read ``path`` as promptfoo output or an Inspect log (``fmt``); ``parsed`` is its JSON when
     the format detection already parsed it."""
-    from analysis.evals._formats import is_promptfoo, read_json
+    from analysis.evals._formats import is_promptfoo, read_promptfoo_json
 
     if fmt == "promptfoo":
         from analysis.evals._promptfoo import read_promptfoo
 
-        obj = parsed if parsed is not None else read_json(path)
+        obj = parsed if parsed is not None else read_promptfoo_json(path)
         if not is_promptfoo(obj):
             raise ResultsError(
                 f"{path}: not promptfoo output (no results.results[] list); write it with "

@@ -250,6 +250,17 @@ def test_segments_are_engine_independent(
         assert y.statistic == pytest.approx(x.statistic, rel=1e-9)
 
 
+def _files(events: pl.DataFrame, directory: Path) -> tuple[Path, Path]:
+    """The export as Parquet and a metrics file (helpfulness, higher is better)."""
+    path = directory / "events.parquet"
+    events.write_parquet(path)
+    metrics = directory / "metrics.yaml"
+    metrics.write_text(
+        "metrics:\n  - {type: ratio, numerator: helpfulness, direction: higher}\n", encoding="utf-8"
+    )
+    return path, metrics
+
+
 def test_cli_segment_option(
     data: tuple[pl.DataFrame, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -260,12 +271,7 @@ def test_cli_segment_option(
     from analysis.cli import main
 
     events, ledger = data
-    path = tmp_path / "events.parquet"
-    events.write_parquet(path)
-    metrics = tmp_path / "metrics.yaml"
-    metrics.write_text(
-        "metrics:\n  - {type: ratio, numerator: helpfulness, direction: higher}\n", encoding="utf-8"
-    )
+    path, metrics = _files(events, tmp_path)
     base = ["analyze", str(path), "--ledger", str(ledger), "--metrics", str(metrics)]
     clock = ["--until", UNTIL.isoformat(), "--now", NOW.isoformat(), "--late-hours", "0"]
     flags = ["--no-explain", "--no-completeness", "--format", "json", *clock]
@@ -297,12 +303,7 @@ def test_report_forest_plot(
     from analysis.cli import main
 
     events, ledger = data
-    path = tmp_path / "events.parquet"
-    events.write_parquet(path)
-    metrics = tmp_path / "metrics.yaml"
-    metrics.write_text(
-        "metrics:\n  - {type: ratio, numerator: helpfulness, direction: higher}\n", encoding="utf-8"
-    )
+    path, metrics = _files(events, tmp_path)
     clock = ["--until", UNTIL.isoformat(), "--now", NOW.isoformat(), "--late-hours", "0"]
     base = ["report", str(path), "--ledger", str(ledger), "--metrics", str(metrics), *clock]
     out = tmp_path / "with"

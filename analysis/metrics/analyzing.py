@@ -65,6 +65,7 @@ from analysis.metrics.definitions import (
 )
 from analysis.metrics.recovery import RecoveryRow, RecoverySummaryRow
 from analysis.metrics.results import (
+    SEGMENT_SHOWN,
     SHOWN_COLUMNS,
     AnalysisResult,
     EffectRow,
@@ -567,22 +568,6 @@ def _with_segments(
             title="does the clean effect differ between a segment's values? (Cochran's Q)",
         ),
     )
-
-
-#: Columns of the segments table shown in text, Markdown and HTML (all are in the records).
-SEGMENT_SHOWN = (
-    "segment",
-    "segment_value",
-    "metric",
-    "phase",
-    "arm",
-    "n_control",
-    "n_arm",
-    "effect",
-    "effect_ci_lower",
-    "effect_ci_upper",
-    "pvalue_bh",
-)
 
 
 def _joint_notes(ctx: _Context, joint: _stratified.JointTests) -> list[str]:

@@ -21,6 +21,7 @@ from analysis._table import Table
 __all__ = [
     "EFFECT_COLUMNS",
     "EXPLAIN_ORDER",
+    "SEGMENT_SHOWN",
     "SHOWN_COLUMNS",
     "AnalysisResult",
     "EffectRow",
@@ -72,6 +73,22 @@ EXPLAIN_ORDER: tuple[str, ...] = (
     "crossover",
     "after_end",
     "outside_window",
+)
+
+
+#: Columns of the segments table shown in text, Markdown and HTML (all are in the records).
+SEGMENT_SHOWN = (
+    "segment",
+    "segment_value",
+    "metric",
+    "phase",
+    "arm",
+    "n_control",
+    "n_arm",
+    "effect",
+    "effect_ci_lower",
+    "effect_ci_upper",
+    "pvalue_bh",
 )
 
 

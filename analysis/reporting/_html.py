@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from analysis import _render
 from analysis._render import md_code, md_text
+from analysis.metrics.results import SEGMENT_SHOWN
 from analysis.reporting import _captions
 from analysis.reporting.plots import PLOTS
 
@@ -601,21 +602,7 @@ def render_markdown(rep: Report) -> str:
             "",
             "### Effects by segment (value at first exposure)",
             "",
-            _render.to_markdown(
-                combined,
-                (
-                    "segment",
-                    "segment_value",
-                    "metric",
-                    "arm",
-                    "n_control",
-                    "n_arm",
-                    "effect",
-                    "effect_ci_lower",
-                    "effect_ci_upper",
-                    "pvalue_bh",
-                ),
-            ),
+            _render.to_markdown(combined, [c for c in SEGMENT_SHOWN if c != "phase"]),
             "",
             _render.to_markdown(
                 [r for r in res.segment_heterogeneity.to_dicts() if r["phase"] == "combined"],

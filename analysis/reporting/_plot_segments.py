@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from analysis.reporting._plot_exposure import _r
 from analysis.reporting._plotkit import _arm_colors, _empty, _figure, _legend, style
 
 if TYPE_CHECKING:
@@ -111,9 +112,3 @@ def plot_segments(result: AnalysisResult, metric: str, ax: Axes | None = None) -
 def labels_first(labels: list[tuple[str, str]], segment: str) -> str:
     """The first value of ``segment`` among ``labels`` (its line carries the column's test)."""
     return next(v for s, v in labels if s == segment)
-
-
-def _r(value: float) -> float:
-    """``value`` to 10 significant digits (parallel sums differ in their last bits from run to
-    run, and the report's SVG must not)."""
-    return float(f"{value:.10g}")

@@ -244,3 +244,27 @@ def test_sequential_and_guardrails_are_engine_independent(
     assert [str(r) for r in run.regressions] == [str(r) for r in base.regressions] or [
         r.metric for r in run.regressions
     ] == [r.metric for r in base.regressions]
+
+
+def test_planned_power_under_sequential_uses_the_always_valid_test(
+    split_sample: Any, ledger_path: Path
+) -> None:
+    """A planned MDE between the fixed-horizon MDE (2.80 SE) and the always-valid one (about
+    3.88 SE) counts as reached by a fixed analysis and not by a sequential one."""
+    from analysis.stats.sequential import sequential_mde
+
+    metrics = [ps.Mean("cost_usd", direction="lower", primary=True)]
+    ledger = ps.load_ledger(ledger_path)
+    kw: dict[str, Any] = {"metrics": metrics, "explain": False}
+    fixed = ps.analyze(split_sample, **kw)
+    seq = ps.analyze(split_sample, sequential=True, planned_units=PLANNED, **kw)
+    e = seq.effect("cost_usd")
+    planned = 3.3 * e.se
+    assert e.mde < planned < sequential_mde(e.se)
+
+    def missing(res: ps.AnalysisResult) -> list[str]:
+        rec = ps.recommend(res, metrics, ledger, ps.evaluate_guardrails(res, metrics), mde=planned)
+        return [m for m in rec.missing if "power not reached" in m]
+
+    assert missing(fixed) == []
+    assert missing(seq), "the sequential test needs more units for the same MDE"

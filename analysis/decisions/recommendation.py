@@ -16,8 +16,9 @@
 direction counts as primary (and a reason says so). **Planned power** is optional: a mapping
 ``power`` (metric → reached, e.g. from a plan or a sequential decision) wins; else a planned
 minimum detectable effect ``mde`` (absolute, or ``"5%"`` of the control value) is reached when the
-row's ``mde`` column (the MDE at the analysis' power and the current sizes) is at or below it;
-with neither, "planned power unknown" is missing and the action is ``continue``.
+row's ``mde`` column (the MDE at the analysis' power and the current sizes; under
+``sequential=True`` the always-valid test's detectable effect, ``sequential_mde``) is at or below
+it; with neither, "planned power unknown" is missing and the action is ``continue``.
 """
 
 from __future__ import annotations
@@ -258,14 +259,15 @@ def recommend(
                     missing.append(f"{m.label} on {e.arm}: planned power not reached")
                 continue
             planned = _planned_mde(mde, e)
+            detectable = _detectable(result, e)
             if planned is None:
                 missing.append(
                     f"{m.label} on {e.arm}: planned power unknown (no plan or --mde given)"
                 )
-            elif not (math.isfinite(e.mde) and e.mde <= planned):
+            elif not (math.isfinite(detectable) and detectable <= planned):
                 missing.append(
-                    f"{m.label} on {e.arm}: power not reached (detectable effect {e.mde:.4g} "
-                    f"at the current size, planned {planned:.4g})"
+                    f"{m.label} on {e.arm}: power not reached (detectable effect "
+                    f"{detectable:.4g} at the current size, planned {planned:.4g})"
                 )
     if done:
         reasons.append(done)
@@ -291,6 +293,22 @@ def recommend(
         f"treatment share of {share:.0%}"
     )
     return Recommendation("promote", tuple(reasons))
+
+
+def _detectable(result: AnalysisResult, row: Any) -> float:
+    """The effect detectable at the current size: the row's fixed-horizon ``mde``, or under a
+    sequential analysis the always-valid test's (:func:`analysis.stats.sequential.
+    sequential_mde` at the current SE: about 1.4× the fixed-horizon one at α = 0.05)."""
+    if not result.options.get("sequential"):
+        return float(row.mde)
+    from analysis.stats.sequential import sequential_mde
+
+    se = float(row.se)
+    if not (math.isfinite(se) and se > 0):
+        return math.nan
+    alpha = float(result.options.get("alpha", 0.05))
+    power = float(result.options.get("power", 0.8))
+    return sequential_mde(se, alpha=alpha, power=power)
 
 
 def check_mde(mde: float | str | None) -> None:

@@ -110,7 +110,28 @@ from analysis import plot_recovery
 
 plot_recovery(result)"""),
     ("md", """\
-## 4. The same story as the morning report
+## 4. What to decide during the canary
+
+A metric with a direction can be a **guardrail** (it may get worse, but not by more than a
+margin) or **primary** (it drives the recommendation). With `sequential=True` the decisions are
+always valid, so the analysis may be repeated every hour while the canary runs; it is tuned at
+the units the canary is planned to reach. `decide` gives the guardrail verdicts (`ok`,
+`breach`, `inconclusive`) and what to do next — here: roll back to `r41`, with the commands."""),
+    ("code", """\
+from analysis import Mean, Ratio, decide
+
+canary_metrics = [
+    Ratio("helpfulness", direction="higher", primary=True),
+    Mean("cost_usd", direction="lower", guardrail="5%"),
+]
+monitored = analyze(
+    res, metrics=canary_metrics, sequential=True, planned_units=4000, explain=False
+)
+decision = decide(monitored, canary_metrics, ledger)
+assert decision.recommendation.action == "rollback"
+decision"""),
+    ("md", """\
+## 5. The same story as the morning report
 
 `analysis.report` runs all of this (plus the prompt cache, eval baselines and contracts) and
 writes `report.html`, `report.md` and `report.json`."""),

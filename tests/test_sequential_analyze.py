@@ -268,3 +268,21 @@ def test_planned_power_under_sequential_uses_the_always_valid_test(
 
     assert missing(fixed) == []
     assert missing(seq), "the sequential test needs more units for the same MDE"
+
+
+def test_decisions_show_in_a_notebook(split_sample: Any, ledger_path: Path) -> None:
+    """``decide(...)`` renders as text and as HTML (guardrail table, then the recommendation)."""
+    metrics = [
+        ps.Ratio("helpfulness", direction="higher", primary=True),
+        ps.Mean("cost_usd", direction="lower", guardrail="5%"),
+    ]
+    res = ps.analyze(
+        split_sample, metrics=metrics, sequential=True, planned_units=PLANNED, explain=False
+    )
+    d = ps.decide(res, metrics, ps.load_ledger(ledger_path))
+    assert d.recommendation.action == "rollback"
+    text = str(d)
+    assert text.index("guardrails") < text.index("recommendation: rollback (restore r41)")
+    page = d._repr_html_()
+    assert "<table>" in page
+    assert page.index("<table>") < page.index("recommendation: rollback")

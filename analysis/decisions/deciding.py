@@ -83,6 +83,21 @@ class Decisions:
         """The recommendation, as text."""
         return str(self.recommendation)
 
+    def __str__(self) -> str:
+        return "\n\n".join(p for p in (self.head_text(), self.tail_text()) if p)
+
+    def _repr_html_(self) -> str:
+        """Notebooks: the guardrail table (when there are guardrails), the breaches, then the
+        recommendation."""
+        import html
+
+        parts = [f"<h4>decisions: {html.escape(self.experiment)}</h4>"]
+        if self.has_guardrails:
+            parts.append(self.guardrails._repr_html_())
+            parts += [f"<p><b>breach:</b> {html.escape(m)}</p>" for m in self.breach_messages]
+        parts.append(f"<pre>{html.escape(str(self.recommendation))}</pre>")
+        return f"<div>{''.join(parts)}</div>"
+
 
 def decide(
     result: AnalysisResult,

@@ -405,6 +405,14 @@ def test_split(capsys: pytest.CaptureFixture[str], work: dict[str, Path]) -> Non
     assert sum(t["n_events"] for t in summary["totals"]) == summary["n_events"]
 
 
+def test_plan(capsys: pytest.CaptureFixture[str], work: dict[str, Path]) -> None:
+    code, payload = run(capsys, ["plan", "--mde", "5%", "--schedule", "0.2:1d,0.5", "--format",
+                                 "json"])  # fmt: skip
+    assert code == 0
+    check("plan", payload)
+    assert payload["steps"]
+
+
 def test_report_needing_attention(
     capsys: pytest.CaptureFixture[str], work: dict[str, Path]
 ) -> None:
@@ -500,6 +508,7 @@ COVERED = {
     "ledger-record": test_ledger_record_and_its_dry_run,
     "ledger-show": test_ledger_show_with_and_without_a_store,
     "ledger-validate": test_ledger_validate,
+    "plan": test_plan,
     "rollback-apply": test_rollback_apply_with_an_action_then_again,
     "rollback-plan": test_rollback_plan_needing_confirmation,
     "report": test_report_needing_attention,

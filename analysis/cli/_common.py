@@ -405,6 +405,15 @@ def _export_schema(
     return dict(frame.collect_schema())
 
 
+def effect_size(text: str) -> float | str:
+    """An ``--mde`` value: a number (absolute, in the metric's unit) or a percent string kept
+    as given (``"5%"``); checked by :func:`analysis.metrics.definitions.parse_margin`."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 def json_output(payload: dict[str, Any]) -> str:
     """``payload`` as indented JSON with ``"schema_version"`` as its first key."""
     import json

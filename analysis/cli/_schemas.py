@@ -38,6 +38,7 @@ from analysis.cli._schemas_results import (
     AnalyzeMultiOutput,
     AnalyzeOutput,
     GateOutput,
+    PlanOutput,
     SplitOutput,
 )
 from analysis.cli._schemas_rollback import RollbackApplyOutput, RollbackPlanOutput
@@ -64,6 +65,7 @@ OUTPUTS: dict[str, type[BaseModel]] = {
     "ledger-record": LedgerRecordOutput,
     "ledger-show": LedgerShowOutput,
     "ledger-validate": LedgerValidateOutput,
+    "plan": PlanOutput,
     "rollback-apply": RollbackApplyOutput,
     "rollback-plan": RollbackPlanOutput,
     "report": ReportOutput,

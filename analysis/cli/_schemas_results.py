@@ -400,3 +400,49 @@ class GateOutput(Output):
         description="Version anchored from the candidate (--anchor-on-pass), if any."
     )
     notes: list[str] = Field(description="What the reader should know.")
+
+
+class PlanMetricRow(Row):
+    """What one metric needs (``promptstate plan``)."""
+
+    metric: str = Field(description="Metric name.")
+    target: float = Field(description="The effect to detect, in the metric's unit.")
+    target_text: str = Field(description="As given: '5%' of the control value, or the number.")
+    days: float = Field(description="Days to reach it (fractional when extrapolated).")
+    units: float = Field(description="Units then, all arms.")
+    extrapolated: bool = Field(description="Whether the days lie beyond the replayed history.")
+
+
+class PlanStepRow(Row):
+    """Power at the end of one ramp step (``--schedule``)."""
+
+    step: int = Field(description="Step number, from 1.")
+    share: float = Field(description="Treatment's share during the step.")
+    end_day: float = Field(description="Day the step ends (the last: the planned days).")
+    metric: str = Field(description="Metric name.")
+    power: float = Field(description="Power to detect the target then.")
+
+
+class PlanReplayRow(Row):
+    """One metric after some days of the A/A replay."""
+
+    metric: str = Field(description="Metric name.")
+    day: int = Field(description="Days replayed.")
+    units: int = Field(description="Distinct units active so far.")
+    units_per_arm: int = Field(description="The smallest arm's units with clean events.")
+    control_mean: float | None = Field(description="The control arm's value.")
+    se: float | None = Field(description="SE of the clean combined effect (the real estimator).")
+    mde: float | None = Field(description="Effect detectable at the power.")
+    effect: float | None = Field(description="The A/A estimate (truth 0).")
+
+
+class PlanOutput(Output):
+    """``promptstate plan --format json``: days and units per arm the next test needs."""
+
+    days: float = Field(description="Days until every metric reaches its target.")
+    units_per_arm: dict[str, int] = Field(description="Arm → units then.")
+    metrics: list[PlanMetricRow] = Field(description="What each metric needs.")
+    steps: list[PlanStepRow] = Field(description="Power at the end of each ramp step.")
+    replay: list[PlanReplayRow] = Field(description="The A/A replay, metric × day.")
+    options: dict[str, Any] = Field(description="alpha, power, allocation, schedule, ...")
+    notes: list[str] = Field(description="What the reader should know.")

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from analysis.cli._common import add_input_options, add_window_options, number, progress
+from analysis.cli._common import (
+    add_input_options,
+    add_window_options,
+    effect_size,
+    number,
+    progress,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from analysis.decisions import Decisions, StateUpdate
@@ -151,6 +157,7 @@ def add_decision_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mde",
         metavar="EFFECT",
+        type=effect_size,
         help="planned minimum detectable effect of the primary metrics, absolute or a percent of "
         "the control value ('5%%'): the recommendation ramps or promotes only once every "
         "primary metric can detect it (default: planned power unknown, recommend continue)",

@@ -12,6 +12,8 @@ steps here have one implementation per engine, the way narwhals keeps its own ba
   checkpoints it locally; DuckDB keeps the lazy plan and chooses its joins itself);
 * :func:`with_keys` — compact grouping keys (64-bit hashes on polars; elsewhere the ids);
 * :func:`duplicate_ids` — repeated ``event_id`` values, exactly;
+* :func:`with_unit_bucket` — a uniform number in [0, 1) per unit from a hash of its id (the
+  A/A replay of ``promptstate plan`` assigns arms by it);
 * :func:`with_minutes_since` — whole minutes elapsed since an instant (Spark has no duration
   arithmetic in narwhals; it counts microseconds since the epoch instead);
 * :func:`with_micros_since` / :func:`with_bins_since` — exact microseconds since an instant,
@@ -149,6 +151,36 @@ def with_keys(
         cid = pl.col("conversation_id")
         keys.append(pl.when(cid.is_not_null()).then(cid.hash(seed=0)).alias("__ck"))
     return nw.from_native(native.with_columns(keys)), "__uk", "__ck" if conversations else None
+
+
+#: Modulus of the unit buckets (a prime: the hash's low bits are used evenly).
+_BUCKETS = 1_000_000_007
+
+
+def with_unit_bucket(frame: nw.LazyFrame[Any], unit: str, column: str, salt: int) -> Any:
+    """``frame`` with ``column``: a number in [0, 1) per unit, a fixed function of the unit id
+    and ``salt`` (each engine's 64-bit hash modulo a prime): the same for every event of a unit,
+    uniform across units, different for another salt. Not the same numbers in every engine (each
+    has its own hash), which an A/A replay does not need.
+    """
+    m = _BUCKETS
+    if frame.implementation.is_polars():
+        import polars as pl
+
+        bucket = (pl.col(unit).cast(pl.String).hash(seed=salt) % m).cast(pl.Float64) / m
+        return nw.from_native(frame.to_native().with_columns(bucket.alias(column)))
+    if is_spark(frame):
+        from pyspark.sql import functions as F
+
+        col = F.col(f"`{unit}`").cast("string")
+        hashed = F.pmod(F.xxhash64(col, F.lit(salt)), F.lit(m)).cast("double") / F.lit(float(m))
+        return nw.from_native(frame.to_native().withColumn(column, hashed))
+    if frame.implementation.is_duckdb():
+        rel = frame.to_native()
+        quoted = '"' + unit.replace('"', '""') + '"'
+        expr = f"(hash(CAST({quoted} AS VARCHAR) || '#{int(salt)}') % {m}) / {float(m)}"
+        return nw.from_native(rel.project(f'*, {expr} AS "{column}"'))
+    raise NotImplementedError(f"unit buckets are not implemented for {frame.implementation}")
 
 
 def duplicate_ids(frame: nw.LazyFrame[Any]) -> dict[Any, int]:

@@ -160,3 +160,14 @@ def test_markdown_escapes_paths_and_reasons() -> None:
     assert "<b>" not in md
     assert "\n````bash\n" in md
     assert md.rstrip().endswith("````")
+
+
+def test_cli_mde_accepts_a_number(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--mde 0.05`` is an absolute effect (it was refused as 'not a percent')."""
+    from analysis.cli import main
+
+    code = main(["analyze", "--mde", "0.05", "--no-explain", "--format", "json"])
+    out, err = capsys.readouterr()
+    assert code == 1, err  # the sample's regressions
+    assert "not a percent" not in err
+    assert json.loads(out)["recommendation"]["action"] == "rollback"

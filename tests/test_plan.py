@@ -239,3 +239,16 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         assert msg in err
         assert err.count("\n") == 1
         assert not target.exists()
+
+
+def test_plan_on_duckdb(events_path: Path, ledger_path: Path) -> None:
+    """The replay runs in DuckDB (its own hash: another A/A draw of the same design, so the SEs
+    are close to polars', not equal), with the same units per day (no hash involved)."""
+    import duckdb
+
+    kw: dict[str, Any] = {"metrics": METRICS, "mde": "5%", "pre_days": 1.0}
+    base = plan_test(events_path, ledger_path, **kw)
+    duck = plan_test(duckdb.read_parquet(str(events_path)), ledger_path, **kw)
+    assert [r.units for r in duck.replay.rows] == [r.units for r in base.replay.rows]
+    for a, b in zip(base.replay.rows, duck.replay.rows, strict=True):
+        assert b.se == pytest.approx(a.se, rel=0.25)

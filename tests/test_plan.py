@@ -156,7 +156,7 @@ def test_days_found_in_the_replay_and_extrapolated_by_brute_force() -> None:
     rows = _curve("a", 4, 1000, 500, 0.5) + _curve("b", 4, 1000, 500, 0.1)
     z = norm.ppf(0.975) + norm.ppf(0.8)
     plan = planning._plan(rows, [ps.Mean("a"), ps.Mean("b")], 0.3, False, "0.3", 0.05, 0.8,
-                          False, {"control": 0.5, "treatment": 0.5}, [], 4, 1.0, None, {})  # fmt: skip
+                          False, {"control": 0.5, "treatment": 0.5}, [], 4, 1.0, {})  # fmt: skip
     by = {r.metric: r for r in plan.metrics.rows}
     # b: the first replay day whose MDE is below 0.3
     assert not by["b"].extrapolated
@@ -177,7 +177,7 @@ def test_step_power_is_the_normal_formula() -> None:
     rows = _curve("a", 3, 1000, 500, 0.1)
     steps = [(0.1, 1.0), (0.5, None)]
     plan = planning._plan(rows, [ps.Mean("a")], 0.25, False, "0.25", 0.05, 0.8, False,
-                          {"control": 0.5, "treatment": 0.5}, steps, 3, 1.0, None, {})  # fmt: skip
+                          {"control": 0.5, "treatment": 0.5}, steps, 3, 1.0, {})  # fmt: skip
     first = next(r for r in plan.steps.rows if r.step == 1)
     assert first.end_day == 1.0
     assert first.power == pytest.approx(norm.cdf(0.25 / rows[0].se - norm.ppf(0.975)), rel=1e-12)

@@ -334,7 +334,6 @@ def plan_test(
     from analysis.ledger.model import Ledger
     from analysis.metrics import analyze
     from analysis.metrics.definitions import Quantile, parse_margin
-    from analysis.stats.sequential import sequential_mde
 
     if not 0 < alpha < 1 or not 0 < power < 1:
         raise PromptstateError(f"alpha={alpha}, power={power}: each must lie in (0, 1)")
@@ -392,7 +391,7 @@ def plan_test(
         rows = _replay(res, metrics, alpha, power, sequential, start, replay_days, block_hours,
                        analyze, materialized, arrived)  # fmt: skip
     plan = _plan(rows, metrics, target_value, relative, str(mde), alpha, power, sequential,
-                 alloc, steps, replay_days, pre, sequential_mde,
+                 alloc, steps, replay_days, pre,
                  {"schedule": schedule, "pre_days": pre, "start": start.isoformat()})  # fmt: skip
     if quantiles:
         left = f"{', '.join(quantiles)}: quantile metric(s) left out (not planned)"
@@ -546,11 +545,12 @@ def _plan(
     steps: Sequence[tuple[float, float | None]],
     days: int,
     pre: float,
-    sequential_mde: Any,
     extra: Mapping[str, Any],
 ) -> TestPlan:
     """Days and units per metric from the replay (extrapolated past its end)."""
     from scipy.special import ndtr
+
+    from analysis.stats.sequential import sequential_mde
 
     z_alpha = _z(1 - alpha / 2)
     plan_rows: list[PlanRow] = []

@@ -235,6 +235,15 @@ def test_sequential_and_guardrails_are_engine_independent(
             np.testing.assert_allclose(getattr(b, f), getattr(a, f), rtol=1e-9, err_msg=f)
     for a, b in zip(base.srm.rows, run.srm.rows, strict=True):
         assert b.pvalue == pytest.approx(a.pvalue, rel=1e-9, abs=1e-300)
+    # the looks (one window pass per unit on every engine) and the first looks
+    assert len(run.looks) == len(base.looks) > 0
+    key = lambda r: (r.look, r.metric, r.scope, r.arm)  # noqa: E731
+    for a, b in zip(sorted(base.looks.rows, key=key), sorted(run.looks.rows, key=key), strict=True):
+        assert key(a) == key(b)
+        assert (a.n_control, a.n_arm, a.ready) == (b.n_control, b.n_arm, b.ready)
+        for f in ("effect", "se", "pvalue_sequential"):
+            assert getattr(b, f) == pytest.approx(getattr(a, f), rel=1e-9, abs=1e-300), f
+    assert sorted(run.first_looks.rows) == sorted(base.first_looks.rows)
     ga = ps.evaluate_guardrails(base, metrics).to_dicts()
     gb = ps.evaluate_guardrails(run, metrics).to_dicts()
     assert [r["verdict"] for r in gb] == [r["verdict"] for r in ga]

@@ -7,7 +7,9 @@ neither ``EVENTS`` nor ``--ledger`` a command runs on the embedded sample (its e
 ``metrics.yaml`` and baseline store); one without the other is bad input (exit 2). On a user's
 export the metrics are the ``--metrics`` file's, checked against the export's schema before
 anything is scanned, or else inferred from the schema (:func:`resolve_metrics`) — never the
-sample's.
+sample's. The options ``analyze`` and ``report`` share (the clock, ``--state``, ``--mde``,
+``--sequential``/``--planned-units``, ``--segment``, ``--moved-units``) are defined here once,
+with :func:`check_decision_options` and :func:`settle_alerts`.
 """
 
 from __future__ import annotations
@@ -30,16 +32,26 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "FORMATS",
     "Inputs",
+    "add_clock_options",
     "add_columns_option",
+    "add_decision_options",
     "add_format_option",
     "add_input_options",
+    "add_moved_units_option",
     "add_progress_option",
+    "add_segment_option",
+    "add_sequential_options",
+    "add_state_options",
+    "check_decision_options",
+    "command_context",
     "json_output",
     "number",
     "parse_columns",
     "progress",
     "resolve_inputs",
     "resolve_metrics",
+    "sequential_options",
+    "settle_alerts",
     "write_output",
 ]
 
@@ -250,6 +262,161 @@ def window_options(args: argparse.Namespace) -> dict[str, Any]:
     if getattr(args, "no_completeness", False):
         out["completeness"] = False
     return out
+
+
+# -- options shared by analyze and report ---------------------------------------------------------
+
+
+def add_clock_options(parser: argparse.ArgumentParser) -> None:
+    """``--fresh-hours`` and ``--now``: when late data is left out (``analyze``, ``report``)."""
+    parser.add_argument(
+        "--fresh-hours",
+        type=number(low=0),
+        default=24.0,
+        metavar="H",
+        help="leave out --late-hours of late data only when the window's end is within H hours "
+        "of the run time (default: 24); an older window is complete: nothing is left out, and "
+        "a note says so",
+    )
+    parser.add_argument(
+        "--now",
+        type=timestamp,
+        metavar="T",
+        help="the run time --fresh-hours is measured from (ISO-8601 with a timezone; default: "
+        "the clock), e.g. to reproduce a past run",
+    )
+
+
+def add_decision_options(parser: argparse.ArgumentParser) -> None:
+    """``--state``, ``--repeat-alerts`` (:func:`add_state_options`) and ``--mde``."""
+    add_state_options(parser)
+    parser.add_argument(
+        "--mde",
+        metavar="EFFECT",
+        type=effect_size,
+        help="planned minimum detectable effect of the primary metrics, absolute or a percent of "
+        "the control value ('5%%'): the recommendation ramps or promotes only once every "
+        "primary metric can detect it (default: planned power unknown, recommend continue)",
+    )
+
+
+def add_state_options(parser: argparse.ArgumentParser) -> None:
+    """``--state`` and ``--repeat-alerts`` (``analyze``, ``report``)."""
+    parser.add_argument(
+        "--state",
+        type=Path,
+        metavar="PATH",
+        help="alert state file (JSON, created when missing): an alert an earlier run already "
+        "raised is reported as known and does not by itself exit 1; a cleared alert is "
+        "reported once (docs/decisions.md)",
+    )
+    parser.add_argument(
+        "--repeat-alerts",
+        action="store_true",
+        help="with --state: exit 1 on known alerts too (they are still reported as known)",
+    )
+
+
+def check_decision_options(args: argparse.Namespace) -> None:
+    """Fail early (exit 2) on a bad ``--mde`` or a corrupt ``--state`` file, before any scan."""
+    from analysis.decisions.alert_state import read_state
+    from analysis.decisions.recommendation import check_mde
+    from analysis.errors import PromptstateError
+
+    check_mde(getattr(args, "mde", None))
+    if getattr(args, "sequential", False) and getattr(args, "planned_units", None) is None:
+        raise PromptstateError(
+            "--sequential needs --planned-units N: the units (all arms) the experiment is "
+            "planned to reach, fixed before the first look (docs/decisions.md)"
+        )
+    if args.state is not None:
+        read_state(args.state)
+
+
+def command_context(inputs: Any) -> Any:
+    """The paths the recommendation's commands name (as given on the command line)."""
+    from analysis.decisions import CommandContext
+
+    if inputs.sample:
+        return CommandContext()
+    return CommandContext(
+        events=str(inputs.events) if inputs.events is not None else None,
+        ledger=str(inputs.ledger) if inputs.ledger is not None else None,
+        metrics=str(inputs.metrics) if inputs.metrics is not None else None,
+    )
+
+
+def settle_alerts(
+    args: argparse.Namespace, items: list[Any], experiments: list[str], base_code: int
+) -> tuple[int, Any]:
+    """The exit code and the ``--state`` update (``None`` without ``--state``).
+
+    Without ``--state``: ``base_code``. With it, the state file is updated (under its lock) and
+    alerts exit 1 only when new (or with ``--repeat-alerts``); codes other than 1 in
+    ``base_code`` (2, 4) stay. Every exit-1 cause of ``analyze`` and ``report`` is an alert.
+    """
+    from analysis.decisions import update_state
+    from analysis.errors import worst_exit
+
+    if args.state is None:
+        return base_code, None
+    update = update_state(args.state, items, experiments=experiments, now=args.now)
+    rest = 0 if base_code == 1 else base_code
+    return worst_exit(rest, update.exit_code(repeat=args.repeat_alerts)), update
+
+
+def add_segment_option(parser: argparse.ArgumentParser) -> None:
+    """``--segment COLUMN`` (repeatable): clean effects per value of a unit attribute
+    (``analyze``, ``report``)."""
+    parser.add_argument(
+        "--segment",
+        action="append",
+        dest="segments",
+        metavar="COLUMN",
+        default=None,
+        help="also report the clean effects per value of this unit attribute, fixed at each "
+        "unit's first exposure (repeatable: each column on its own, not crossed; values with "
+        "< 200 units per arm pooled into 'other'; Benjamini-Hochberg across values; Cochran's "
+        "test that the effect differs between values)",
+    )
+
+
+def add_moved_units_option(parser: argparse.ArgumentParser) -> None:
+    """``--moved-units``: what the clean estimates do with ramp-moved units (``analyze``,
+    ``report``)."""
+    parser.add_argument(
+        "--moved-units",
+        choices=("keep", "exclude"),
+        default="keep",
+        help="units a ramp moved from a shrinking to a growing arm: keep them, each phase in the "
+        "arm it had then (default), or exclude them as crossover (the estimates before 0.3)",
+    )
+
+
+def add_sequential_options(parser: argparse.ArgumentParser) -> None:
+    """``--sequential`` and ``--planned-units`` (``analyze``, ``report``); checked together by
+    :func:`check_decision_options`, passed on by :func:`sequential_options`."""
+    parser.add_argument(
+        "--sequential",
+        action="store_true",
+        help="monitoring that allows peeking: regressions, guardrail verdicts and SRM decided "
+        "with always-valid inference (confidence sequences cs_lower/cs_upper, "
+        "pvalue_sequential), valid however often the job runs; needs --planned-units "
+        "(docs/decisions.md)",
+    )
+    parser.add_argument(
+        "--planned-units",
+        type=number(low=0, low_open=True),
+        default=None,
+        metavar="N",
+        help="with --sequential: the units (all arms) the experiment is planned to reach, "
+        "fixed before the first look; the confidence sequences are tightest there",
+    )
+
+
+def sequential_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The API keyword arguments of :func:`add_sequential_options`' flags."""
+    return {"sequential": args.sequential, "planned_units": args.planned_units}
 
 
 class Inputs(NamedTuple):

@@ -130,6 +130,10 @@ class ReportFileOutput(Output):
     guardrails: list[GuardrailRow] | None = omittable(
         "Guardrail verdicts (only when some metric has a guardrail margin; docs/decisions.md)."
     )
+    first_looks: list[dict[str, Any]] | None = omittable(
+        "--sequential: the first look at which each regression, sample ratio mismatch and "
+        "guardrail breach would have fired (docs/decisions.md)."
+    )
     recommendation: RecommendationRow | None = omittable(
         "What to do next: rollback, ramp, promote or continue (docs/decisions.md)."
     )

@@ -251,6 +251,18 @@ class AnalyzeOutput(Output):
             what="segment column × metric × phase × arm (Cochran's test across the values)"
         )
     )
+    looks: list[dict[str, Any]] = Field(
+        description=_TABLE.format(
+            what="look × metric × scope × arm (--sequential: the clean effect at each time-block "
+            "boundary; empty otherwise)"
+        )
+    )
+    first_looks: list[dict[str, Any]] = Field(
+        description=_TABLE.format(
+            what="decision (--sequential: the first look at which each regression, sample ratio "
+            "mismatch and guardrail breach would have fired; empty otherwise)"
+        )
+    )
     guardrails: list[GuardrailRow] | None = omittable(
         "Guardrail verdicts (only when some metric has a guardrail margin)."
     )

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from analysis.cli._common import (
+    add_clock_options,
+    add_decision_options,
     add_input_options,
+    add_moved_units_option,
+    add_segment_option,
+    add_sequential_options,
     add_window_options,
-    effect_size,
     number,
     progress,
 )
@@ -81,22 +85,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=0.02,
         help="alert when crossover units exceed this share of enrolled units (default: 0.02)",
     )
-    parser.add_argument(
-        "--sequential",
-        action="store_true",
-        help="monitoring that allows peeking: regressions, guardrail verdicts and SRM decided "
-        "with always-valid inference (confidence sequences cs_lower/cs_upper, "
-        "pvalue_sequential), valid however often the job runs; needs --planned-units "
-        "(docs/decisions.md)",
-    )
-    parser.add_argument(
-        "--planned-units",
-        type=number(low=0, low_open=True),
-        default=None,
-        metavar="N",
-        help="with --sequential: the units (all arms) the experiment is planned to reach, "
-        "fixed before the first look; the confidence sequences are tightest there",
-    )
+    add_sequential_options(parser)
     parser.add_argument(
         "--recovery-bin-hours",
         type=number(low=0, low_open=True),
@@ -129,136 +118,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.set_defaults(func=run)
 
 
-def add_clock_options(parser: argparse.ArgumentParser) -> None:
-    """``--fresh-hours`` and ``--now``: when late data is left out (``analyze``, ``report``)."""
-    from analysis.cli._common import timestamp
-
-    parser.add_argument(
-        "--fresh-hours",
-        type=number(low=0),
-        default=24.0,
-        metavar="H",
-        help="leave out --late-hours of late data only when the window's end is within H hours "
-        "of the run time (default: 24); an older window is complete: nothing is left out, and "
-        "a note says so",
-    )
-    parser.add_argument(
-        "--now",
-        type=timestamp,
-        metavar="T",
-        help="the run time --fresh-hours is measured from (ISO-8601 with a timezone; default: "
-        "the clock), e.g. to reproduce a past run",
-    )
-
-
-def add_decision_options(parser: argparse.ArgumentParser) -> None:
-    """``--state``, ``--repeat-alerts`` (:func:`add_state_options`) and ``--mde``."""
-    add_state_options(parser)
-    parser.add_argument(
-        "--mde",
-        metavar="EFFECT",
-        type=effect_size,
-        help="planned minimum detectable effect of the primary metrics, absolute or a percent of "
-        "the control value ('5%%'): the recommendation ramps or promotes only once every "
-        "primary metric can detect it (default: planned power unknown, recommend continue)",
-    )
-
-
-def add_state_options(parser: argparse.ArgumentParser) -> None:
-    """``--state`` and ``--repeat-alerts`` (``analyze``, ``report``)."""
-    from pathlib import Path
-
-    parser.add_argument(
-        "--state",
-        type=Path,
-        metavar="PATH",
-        help="alert state file (JSON, created when missing): an alert an earlier run already "
-        "raised is reported as known and does not by itself exit 1; a cleared alert is "
-        "reported once (docs/decisions.md)",
-    )
-    parser.add_argument(
-        "--repeat-alerts",
-        action="store_true",
-        help="with --state: exit 1 on known alerts too (they are still reported as known)",
-    )
-
-
-def check_decision_options(args: argparse.Namespace) -> None:
-    """Fail early (exit 2) on a bad ``--mde`` or a corrupt ``--state`` file, before any scan."""
-    from analysis.decisions.alert_state import read_state
-    from analysis.decisions.recommendation import check_mde
-    from analysis.errors import PromptstateError
-
-    check_mde(getattr(args, "mde", None))
-    if getattr(args, "sequential", False) and getattr(args, "planned_units", None) is None:
-        raise PromptstateError(
-            "--sequential needs --planned-units N: the units (all arms) the experiment is "
-            "planned to reach, fixed before the first look (docs/decisions.md)"
-        )
-    if args.state is not None:
-        read_state(args.state)
-
-
-def command_context(inputs: Any) -> Any:
-    """The paths the recommendation's commands name (as given on the command line)."""
-    from analysis.decisions import CommandContext
-
-    if inputs.sample:
-        return CommandContext()
-    return CommandContext(
-        events=str(inputs.events) if inputs.events is not None else None,
-        ledger=str(inputs.ledger) if inputs.ledger is not None else None,
-        metrics=str(inputs.metrics) if inputs.metrics is not None else None,
-    )
-
-
-def settle_alerts(
-    args: argparse.Namespace, items: list[Any], experiments: list[str], base_code: int
-) -> tuple[int, Any]:
-    """The exit code and the ``--state`` update (``None`` without ``--state``).
-
-    Without ``--state``: ``base_code``. With it, the state file is updated (under its lock) and
-    alerts exit 1 only when new (or with ``--repeat-alerts``); codes other than 1 in
-    ``base_code`` (2, 4) stay. Every exit-1 cause of ``analyze`` and ``report`` is an alert.
-    """
-    from analysis.decisions import update_state
-    from analysis.errors import worst_exit
-
-    if args.state is None:
-        return base_code, None
-    update = update_state(args.state, items, experiments=experiments, now=args.now)
-    rest = 0 if base_code == 1 else base_code
-    return worst_exit(rest, update.exit_code(repeat=args.repeat_alerts)), update
-
-
-def add_segment_option(parser: argparse.ArgumentParser) -> None:
-    """``--segment COLUMN`` (repeatable): clean effects per value of a unit attribute
-    (``analyze``, ``report``)."""
-    parser.add_argument(
-        "--segment",
-        action="append",
-        dest="segments",
-        metavar="COLUMN",
-        default=None,
-        help="also report the clean effects per value of this unit attribute, fixed at each "
-        "unit's first exposure (repeatable: each column on its own, not crossed; values with "
-        "< 200 units per arm pooled into 'other'; Benjamini-Hochberg across values; Cochran's "
-        "test that the effect differs between values)",
-    )
-
-
-def add_moved_units_option(parser: argparse.ArgumentParser) -> None:
-    """``--moved-units``: what the clean estimates do with ramp-moved units (``analyze``,
-    ``report``)."""
-    parser.add_argument(
-        "--moved-units",
-        choices=("keep", "exclude"),
-        default="keep",
-        help="units a ramp moved from a shrinking to a growing arm: keep them, each phase in the "
-        "arm it had then (default), or exclude them as crossover (the estimates before 0.3)",
-    )
-
-
 def run(args: argparse.Namespace) -> int:
     """Analyse and print the effects (stdout or ``--out``); alerts and notes on stderr.
 
@@ -276,7 +135,15 @@ def _run(args: argparse.Namespace) -> int:
     import sys
 
     from analysis._paths import check_outputs
-    from analysis.cli._common import resolve_inputs, resolve_metrics, window_options
+    from analysis.cli._common import (
+        check_decision_options,
+        command_context,
+        resolve_inputs,
+        resolve_metrics,
+        sequential_options,
+        settle_alerts,
+        window_options,
+    )
 
     inputs = resolve_inputs(args)
     if args.out is not None:
@@ -293,8 +160,7 @@ def _run(args: argparse.Namespace) -> int:
         "multiplicity": args.multiplicity,
         "srm_threshold": args.srm_threshold,
         "crossover_threshold": args.crossover_threshold,
-        "sequential": args.sequential,
-        "planned_units": args.planned_units,
+        **sequential_options(args),
         "explain": not args.no_explain,
         "recovery_bin_hours": args.recovery_bin_hours,
         "block_hours": args.block_hours or None,

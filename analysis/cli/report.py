@@ -6,12 +6,16 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from analysis.cli._common import add_input_options, add_window_options, number, progress
-from analysis.cli.analyze import (
+from analysis.cli._common import (
     add_clock_options,
+    add_decision_options,
+    add_input_options,
     add_moved_units_option,
     add_segment_option,
-    add_state_options,
+    add_sequential_options,
+    add_window_options,
+    number,
+    progress,
 )
 
 #: What ``--format`` prints on stdout (the three report files are written in every case).
@@ -40,13 +44,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "several experiments it covers every experiment whose exposure overlaps [--since, "
             "--until): an overview, then one section each; the exit code is the worst of them "
             "(experiments that ended before --since are left out with a note; "
-            "docs/completeness.md). "
+            "docs/completeness.md). The report ends with a recommendation (rollback, ramp, "
+            "promote or continue); --mde gives the planned power it needs to ramp or promote. "
+            "With --sequential --planned-units N the regressions, guardrail verdicts and SRM "
+            "are the always-valid ones (safe to run every hour) and the effects tables show "
+            "the confidence sequences (docs/decisions.md). "
             "Exit codes: 0 nothing needs "
             "attention, 1 something does (incomplete data, SRM, crossover share, clean "
             "regression, guardrail breach, stale or "
             "invalid baseline, contract risk; with --state only what an earlier run did not "
             "already report, or anything with --repeat-alerts), 2 bad input (nothing written; "
-            "also a corrupt --state file), 4 internal error."
+            "also a corrupt --state file, a bad --mde, --sequential without --planned-units), "
+            "4 internal error."
         ),
     )
     add_input_options(
@@ -83,7 +92,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="attention when crossover units exceed this share of enrolled units, in [0, 1] "
         "(default: 0.02)",
     )
-    add_state_options(parser)
+    add_sequential_options(parser)
+    add_decision_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -111,12 +121,14 @@ def _run(args: argparse.Namespace) -> int:
 
     from analysis._paths import check_outputs
     from analysis.cli._common import (
+        check_decision_options,
         resolve_inputs,
         resolve_metrics,
+        sequential_options,
+        settle_alerts,
         window_options,
         write_output,
     )
-    from analysis.cli.analyze import check_decision_options, settle_alerts
     from analysis.errors import PromptstateError
     from analysis.reporting.batch import (  # light: heavy imports are lazy
         REPORT_FILES,
@@ -140,6 +152,8 @@ def _run(args: argparse.Namespace) -> int:
             crossover_threshold=args.crossover_threshold,
             moved_units=args.moved_units,
             segments=args.segments,
+            mde=args.mde,
+            **sequential_options(args),
             **window_options(args),
         )
     if rep.exit_code == 2:  # an experiment could not be analysed: bad input, nothing written

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from analysis._table import Table
 from analysis.decisions.alert_state import breach_message
-from analysis.decisions.guardrails import evaluate_guardrails
+from analysis.decisions.guardrails import evaluate_guardrails, guardrail_first_looks
 from analysis.decisions.recommendation import CommandContext, Recommendation, recommend
 
 if TYPE_CHECKING:
@@ -30,12 +31,16 @@ class Decisions:
         recommendation: What to do next.
         has_guardrails: Whether some metric carries a guardrail margin (the ``guardrails`` key
             of the JSON output is there only then).
+        first_looks: A sequential analysis: the first look at which each decision would have
+            fired — the analysis' regressions and SRM, and the guardrail breaches
+            (:class:`~analysis.metrics.results.FirstLookRow`); ``None`` otherwise.
     """
 
     experiment: str
     guardrails: Table
     recommendation: Recommendation
     has_guardrails: bool = False
+    first_looks: Table | None = None
 
     @property
     def breaches(self) -> tuple[Any, ...]:
@@ -59,8 +64,23 @@ class Decisions:
         out: dict[str, Any] = {}
         if self.has_guardrails:
             out["guardrails"] = self.guardrails.to_records()
+        if self.first_looks is not None:
+            out["first_looks"] = self.first_looks.to_records()
         out["recommendation"] = self.recommendation.to_dict()
         return out
+
+    @property
+    def breach_first_looks(self) -> tuple[Any, ...]:
+        """The guardrail rows of :attr:`first_looks`."""
+        rows: list[Any] = list(self.first_looks.rows) if self.first_looks is not None else []
+        return tuple(r for r in rows if r.decision == "guardrail_breach")
+
+    def _first_look_lines(self) -> list[str]:
+        return [
+            f"first look: guardrail {r.metric} ({r.arm}, {r.phase}) would have breached at look "
+            f"{r.look} of {r.looks} ({r.at})"
+            for r in self.breach_first_looks
+        ]
 
     def head_text(self) -> str:
         """The guardrail section that leads the text output ('' without guardrails)."""
@@ -68,6 +88,7 @@ class Decisions:
             return ""
         lines = [str(self.guardrails)]
         lines += [f"ALERT: {m}" for m in self.breach_messages]
+        lines += self._first_look_lines()
         return "\n\n".join(lines)
 
     def head_markdown(self) -> str:
@@ -77,6 +98,7 @@ class Decisions:
         from analysis._render import md_text
 
         parts = [f"- **guardrail breach**: {md_text(m)}" for m in self.breach_messages]
+        parts += [f"- {md_text(line)}" for line in self._first_look_lines()]
         return "\n\n".join([*parts, self.guardrails.to_markdown()])
 
     def tail_text(self) -> str:
@@ -135,9 +157,14 @@ def decide(
     rec = recommend(
         result, metrics, ledger, table, mde=mde, power=power, next_step=next_step, context=context
     )
+    first: Table | None = None
+    if len(result.looks):
+        rows = [*result.first_looks.rows, *guardrail_first_looks(result, metrics, where=where)]
+        first = dataclasses.replace(result.first_looks, rows=tuple(rows))
     return Decisions(
         experiment=result.experiment,
         guardrails=table,
         recommendation=rec,
         has_guardrails=any(m.margin is not None for m in metrics),
+        first_looks=first,
     )

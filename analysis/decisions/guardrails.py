@@ -41,7 +41,13 @@ if TYPE_CHECKING:
     from analysis.metrics import AnalysisResult
     from analysis.metrics.definitions import Metric
 
-__all__ = ["GUARDRAIL_COLUMNS", "GuardrailRow", "evaluate_guardrails", "margin_text"]
+__all__ = [
+    "GUARDRAIL_COLUMNS",
+    "GuardrailRow",
+    "evaluate_guardrails",
+    "guardrail_first_looks",
+    "margin_text",
+]
 
 
 class GuardrailRow(NamedTuple):
@@ -243,3 +249,60 @@ def evaluate_guardrails(
                 )
             )
     return Table(tuple(out), GUARDRAIL_COLUMNS, title="guardrails (non-inferiority margins)")
+
+
+def guardrail_first_looks(
+    result: AnalysisResult, metrics: Sequence[Metric], *, where: str = "metrics"
+) -> list[Any]:
+    """The first look at which each guardrail would have breached (a sequential analysis).
+
+    At every look (:attr:`~analysis.metrics.AnalysisResult.looks`) the verdicts are those of
+    :func:`evaluate_guardrails` on the look's combined and latest-phase rows: the always-valid
+    one-sided tests tuned at ``planned_units``, Holm within each family, no decision before the
+    burn-in. A look where a relative margin's control value is unusable is skipped.
+
+    Returns:
+        :class:`~analysis.metrics.results.FirstLookRow` rows (decision ``guardrail_breach``,
+        phase ``combined`` or ``latest``); empty without looks.
+    """
+    from analysis.metrics.results import FirstLookRow
+
+    looks: list[Any] = list(result.looks.rows)
+    if not looks:
+        return []
+    alpha = float(result.options.get("alpha", 0.05))
+    planned = result.options.get("planned_units")
+    guarded = {m.label: m for m in metrics if m.margin is not None and m.direction is not None}
+    total = max(int(r.look) for r in looks)
+    at = {int(r.look): str(r.at) for r in looks}
+    current: list[Any] = list(evaluate_guardrails(result, metrics, where=where).rows)
+    now = {
+        (g.metric, g.arm, "combined" if g.phase == "combined" else "latest")
+        for g in current
+        if g.verdict == "breach"
+    }
+    found: dict[tuple[str, str, str], int] = {}
+    for k in sorted(at):
+        for scope in ("combined", "latest"):
+            family: list[tuple[Metric, Any, GuardrailTest]] = []
+            for r in looks:
+                m = guarded.get(str(r.metric))
+                if m is None or int(r.look) != k or r.scope != scope:
+                    continue
+                if not (math.isfinite(float(r.se)) and float(r.se) > 0):
+                    continue
+                try:
+                    margin = _absolute_margin(m, r, where)
+                except PromptstateError:
+                    continue
+                seq = {"planned_units": planned, "ready": bool(r.ready)}
+                family.append((m, r, _test(m, r, margin, alpha, seq)))
+            verdicts = guardrail_verdicts([t for _, _, t in family], alpha=alpha)
+            for (m, r, _), (verdict, _, _) in zip(family, verdicts, strict=True):
+                if verdict == "breach":
+                    found.setdefault((m.label, str(r.arm), scope), k)
+    return [
+        FirstLookRow("guardrail_breach", metric, arm, scope, k, total, at[k], key in now)
+        for key, k in found.items()
+        for metric, arm, scope in [key]
+    ]

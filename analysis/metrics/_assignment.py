@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import narwhals as nw
@@ -33,14 +34,18 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "ASSIGNMENT",
+    "ASSIGNMENT_LOOKS",
     "AssignmentChecks",
     "assignment_checks",
     "assignment_plan",
     "pattern_column",
+    "srm_first_looks",
 ]
 
 #: Key of the aggregate in the plan returned by :func:`assignment_plan`.
 ASSIGNMENT = "assignment"
+#: Key of the newly enrolled units by the stratum of their first exposure (sequential looks).
+ASSIGNMENT_LOOKS = "assignment_looks"
 
 #: Labels whose events say nothing about the unit's assignment during the experiment.
 _NOT_EXPOSED = ("outside_window", "after_end")
@@ -61,6 +66,7 @@ def assignment_plan(
     experiment_id: str,
     exposure_phases: Iterable[int],
     arms: Iterable[str],
+    starts: Sequence[datetime] | None = None,
 ) -> dict[str, nw.LazyFrame[Any]]:
     """The lazy aggregate the assignment checks read, on ``frame``'s engine.
 
@@ -77,6 +83,9 @@ def assignment_plan(
         experiment_id: The experiment.
         exposure_phases: Its exposure phase ids.
         arms: Its arms (every arm tag of the experiment is one of them).
+        starts: The time strata's starts (a sequential analysis): also ``ASSIGNMENT_LOOKS``,
+            the newly enrolled units per ``phase`` × ``first_arm`` × ``stratum`` of the first
+            exposure.
 
     Returns:
         ``{ASSIGNMENT: lazy frame}`` with columns ``phase`` (enrollment), ``first_arm``,
@@ -121,7 +130,21 @@ def assignment_plan(
     ]
     keys = ["phase", "first_arm", *[pattern_column(p) for p in phases]]
     table = per_unit.select(nw.col("phase"), first_arm.alias("first_arm"), *patterns)
-    return {ASSIGNMENT: table.group_by(*keys).agg(nw.len().alias("n"))}
+    out = {ASSIGNMENT: table.group_by(*keys).agg(nw.len().alias("n"))}
+    if starts is not None:
+        from analysis.metrics.aggregation import stratum_expr
+
+        # the newly enrolled units by the time stratum of their first exposure: the SRM at
+        # each look of a sequential analysis
+        looks = per_unit.with_columns(first_ts.alias("__first")).select(
+            nw.col("phase"),
+            first_arm.alias("first_arm"),
+            stratum_expr(starts, "__first").alias("stratum"),
+        )
+        out[ASSIGNMENT_LOOKS] = looks.group_by("phase", "first_arm", "stratum").agg(
+            nw.len().alias("n")
+        )
+    return out
 
 
 # -- statistics ---------------------------------------------------------------------------------
@@ -251,6 +274,43 @@ def _srm_rows(
             )
             for a in t.observed
         )
+    return out
+
+
+def srm_first_looks(
+    rows: Sequence[Mapping[str, Any]],
+    exposure: Sequence[Phase],
+    threshold: float,
+    looks: int,
+    *,
+    burn_in: int = 100,
+) -> dict[int, int]:
+    """Phase id -> the first look (0-based stratum index) at which its sequential SRM test
+    (:func:`_sequential_srm` on the units newly enrolled up to the look) reports a mismatch.
+
+    Args:
+        rows: The collected ``ASSIGNMENT_LOOKS`` aggregate (``phase``, ``first_arm``,
+            ``stratum``, ``n``).
+        exposure: The exposure phases.
+        threshold: The SRM threshold.
+        looks: Number of looks (strata).
+        burn_in: Expected units per arm before a phase may decide.
+    """
+    out: dict[int, int] = {}
+    for p in exposure:
+        mine = [r for r in rows if int(r["phase"]) == p.id and _arm(r["first_arm"]) is not None]
+        for k in range(looks):
+            observed: dict[str, int] = {}
+            for r in mine:
+                if r["stratum"] is not None and int(r["stratum"]) <= k:
+                    arm = str(_arm(r["first_arm"]))
+                    observed[arm] = observed.get(arm, 0) + int(r["n"])
+            if not observed:
+                continue
+            t = srm_test(observed, p.allocation, threshold=threshold)
+            if _sequential_srm(t, threshold, burn_in).mismatch:
+                out[p.id] = k
+                break
     return out
 
 

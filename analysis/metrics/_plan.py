@@ -43,6 +43,7 @@ __all__ = [
     "explain_plan",
     "exposure_day_plan",
     "influence_plan",
+    "keyed_by_stratum",
     "outer_quantile_plans",
     "read_columns",
     "recovery_plan",
@@ -239,6 +240,7 @@ def build_plan(ctx: _Context, fr: Frames) -> Plan:
             experiment_id=ctx.experiment.id,
             exposure_phases=ctx.exposure,
             arms=ctx.experiment.arms,
+            starts=starts if ctx.options.get("sequential") else None,
         )
     )
     plan["excl"] = fr.tagged.group_by("contamination", "arm").agg(
@@ -315,13 +317,8 @@ def influence_plan(
     for name, (phase, fresh_only) in presence.items():
         cond = nw.lit(value=True) if phase is None else nw.col("phase") == phase
         conds[name] = cond & nw.col("fresh") if fresh_only else cond
-    keyed = units.with_columns(
-        (nw.col("stratum").cast(nw.Int32) * 2 + nw.col("fresh").cast(nw.Int32))
-        .cast(nw.Int32)
-        .alias("skey")
-    )
     return agg.influence_sums(
-        keyed,
+        keyed_by_stratum(units),
         constants,
         ctx.unit,
         terms,
@@ -329,6 +326,16 @@ def influence_plan(
         presence=conds,
         products=products,
         key="skey",
+    )
+
+
+def keyed_by_stratum(units: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
+    """``units`` with ``skey``, the second pass' constants key (stratum × fresh cohort; see
+    :func:`~analysis.metrics._stratified.stratum_key`)."""
+    return units.with_columns(
+        (nw.col("stratum").cast(nw.Int32) * 2 + nw.col("fresh").cast(nw.Int32))
+        .cast(nw.Int32)
+        .alias("skey")
     )
 
 

@@ -72,6 +72,14 @@ def stratum_key(stratum: int, fresh: bool) -> int:
     return 2 * stratum + int(fresh)
 
 
+class StratumPart(NamedTuple):
+    """One stratum's unweighted contributions to a scope's values."""
+
+    values: Mapping[str, npt.NDArray[np.float64]]
+    pooled: npt.NDArray[np.float64]
+    pre: float
+
+
 @dataclass(frozen=True)
 class Scope:
     """One metric × scope (an exposure phase or ``combined``) × variant of the clean analysis.
@@ -87,6 +95,9 @@ class Scope:
         values: Arm -> ``Σ_s w_s (f, covariate means)`` of the arm.
         pooled: ``Σ_s w_s`` covariate means over both arms.
         dropped: Strata of the scope left out (an arm with fewer than two units).
+        parts: Stratum -> its unweighted contributions ``(arm -> (f, covariate means), pooled
+            covariate means, pre-period events)``: what a prefix of the strata (a look of a
+            sequential analysis, :mod:`analysis.metrics._looks`) is rebuilt from.
     """
 
     metric: int
@@ -99,6 +110,7 @@ class Scope:
     values: Mapping[str, npt.NDArray[np.float64]]
     pooled: npt.NDArray[np.float64]
     dropped: int
+    parts: Mapping[int, StratumPart] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -209,13 +221,16 @@ def prepare(ctx: _Context, rows: list[dict[str, Any]]) -> Prepared:
                 values = {a: np.zeros(1 + len(covs)) for a in arms}
                 pooled = np.zeros(len(covs))
                 has_pre = 0.0
+                parts: dict[int, StratumPart] = {}
                 for s, w in weights.items():
                     cell = cells[v][s]
                     allm = empty
+                    part: dict[str, npt.NDArray[np.float64]] = {}
                     for a in arms:
                         ma = cell.get(a, {}).get(i, empty)
                         allm = allm + ma
-                        values[a] = values[a] + w * stratum_values(ma, f, covs)
+                        part[a] = stratum_values(ma, f, covs)
+                        values[a] = values[a] + w * part[a]
                         cmat = influence_coefficients(ma, f, covs, w)
                         for fresh in (False, True) if v == "d" else (True,):
                             row = coef.setdefault((stratum_key(s, fresh), a), {})
@@ -223,13 +238,15 @@ def prepare(ctx: _Context, rows: list[dict[str, Any]]) -> Prepared:
                                 for var in terms[comp]:
                                     row[f"k|{comp}|{var}"] = float(cmat[j, ma.index(var)])
                                 row[f"o|{comp}"] = float(cmat[j, -1])
+                    cov_means = np.array([allm.mean(h) for h in covs], dtype=np.float64)
                     if covs:
-                        pooled = pooled + w * np.array([allm.mean(h) for h in covs])
-                    if m.pre_period:
-                        has_pre += float(allm.sums[allm.index(f"{p_}d")])
+                        pooled = pooled + w * cov_means
+                    pre = float(allm.sums[allm.index(f"{p_}d")]) if m.pre_period else 0.0
+                    has_pre += pre
+                    parts[s] = StratumPart(part, cov_means, pre)
                 adjust = bool(covs) and (not m.pre_period or has_pre > 0)
                 scopes[(i, label, v)] = Scope(
-                    i, label, v, comps, weights, covs, adjust, values, pooled, dropped
+                    i, label, v, comps, weights, covs, adjust, values, pooled, dropped, parts
                 )
         # products: each scope × variant with itself; the phases together (phase-equality
         # test); combined default with combined fresh (their difference)

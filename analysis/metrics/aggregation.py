@@ -360,12 +360,12 @@ def collect_all(frames: Sequence[nw.LazyFrame[Any]]) -> list[list[dict[str, Any]
     return _engines.collect_all(frames)
 
 
-def stratum_expr(starts: Sequence[datetime]) -> nw.Expr:
+def stratum_expr(starts: Sequence[datetime], column: str = "ts") -> nw.Expr:
     """The time stratum of an event: the index of the last of ``starts`` (sorted block starts)
-    at or before ``ts`` (``-1`` before the first)."""
+    at or before ``column`` (``-1`` before the first)."""
     expr = nw.lit(-1, dtype=nw.Int32)
     for b in starts:
-        expr = expr + (nw.col("ts") >= nw.lit(b)).cast(nw.Int32)
+        expr = expr + (nw.col(column) >= nw.lit(b)).cast(nw.Int32)
     return expr
 
 
@@ -401,6 +401,19 @@ def with_constants(
             expr = nw.when(nw.col("arm") == a).then(mapped).otherwise(expr)
         exprs.append(expr.alias(c))
     return units.with_columns(*exprs)
+
+
+def psi_exprs(terms: Mapping[str, Sequence[str]]) -> list[nw.Expr]:
+    """``psi|<c> = Σ_v k|c|v · v − o|c`` for every component ``c`` of ``terms``: a row's
+    influence from the constants looked up by :func:`with_constants` (0 without an entry)."""
+    psi: list[nw.Expr] = []
+    for comp, names in terms.items():
+        expr = -nw.col(f"o|{comp}").fill_null(0.0)
+        for v in names:
+            k = nw.col(f"k|{comp}|{v}").fill_null(0.0)
+            expr = expr + k * nw.col(v).cast(nw.Float64).fill_null(0.0)
+        psi.append(expr.alias(f"psi|{comp}"))
+    return psi
 
 
 def influence_sums(
@@ -440,13 +453,7 @@ def influence_sums(
         One row: ``n|…``, ``b|…``, ``s|<arm>|<c>`` (sums, zero by construction) and ``x|…``.
     """
     rows = with_constants(units, constants, key)
-    psi: list[nw.Expr] = []
-    for comp, names in terms.items():
-        expr = -nw.col(f"o|{comp}").fill_null(0.0)
-        for v in names:
-            k = nw.col(f"k|{comp}|{v}").fill_null(0.0)
-            expr = expr + k * nw.col(v).cast(nw.Float64).fill_null(0.0)
-        psi.append(expr.alias(f"psi|{comp}"))
+    psi = psi_exprs(terms)
     flags = [(nw.col("arm") == a) & cond for a in arms for cond in presence.values()]
     flag_names = [f"p|{a}|{name}" for a in arms for name in presence]
     rows = rows.select(

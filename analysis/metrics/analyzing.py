@@ -49,9 +49,9 @@ import numpy as np
 
 from analysis._table import Table
 from analysis.errors import PromptstateError
-from analysis.metrics import _completeness, _estimates, _plan, _segments, _stratified
+from analysis.metrics import _completeness, _estimates, _looks, _plan, _segments, _stratified
 from analysis.metrics import aggregation as agg
-from analysis.metrics._assignment import assignment_checks
+from analysis.metrics._assignment import ASSIGNMENT_LOOKS, assignment_checks
 from analysis.metrics._completeness import CompletenessRow
 from analysis.metrics._context import _Context, make_context
 from analysis.metrics._inference import infer_metrics
@@ -72,7 +72,9 @@ from analysis.metrics.results import (
     ExclusionRow,
     ExplainRow,
     ExposureDayRow,
+    FirstLookRow,
     HeterogeneityRow,
+    LookRow,
     MissingRow,
     SegmentRow,
     SRMRow,
@@ -406,12 +408,18 @@ def _run(
     # unit (a ramp-moved unit is control in one stratum and treatment in another)
     prep = _stratified.prepare(ctx, collected["strata"])
     row: dict[str, Any] = {}
+    look_sums: list[dict[str, Any]] = []
+    with_looks = bool(ctx.options["sequential"]) and options.get("looks", True)
     if prep.constants["skey"]:
         plan2 = _plan.influence_plan(
             ctx, plan.units, prep.constants, prep.terms, prep.presence, prep.products
         )
-        got = agg.collect_all([plan2])[0]
-        row = got[0] if got else {}
+        passes = [plan2]
+        if with_looks:
+            passes.append(_looks.looks_plan(ctx, plan.units, prep))
+        got_all = agg.collect_all(passes)
+        row = got_all[0][0] if got_all[0] else {}
+        look_sums = got_all[1] if with_looks else []
     strat = _stratified.scope_effects(ctx, prep, row)
     joint = _stratified.joint_tests(ctx, prep, row, strat)
     qest = _quantile_estimates(ctx, fr.frame, plan.quantile_views, collected)
@@ -442,7 +450,7 @@ def _run(
     notes += _sequential_notes(ctx, ready)
     explain_rows = _estimates.explain_rows(ctx, collected.get("explain", []))
     recovery_rows, summary = _estimates.recovery_rows(ctx, plan.after_phase, collected)
-    return AnalysisResult(
+    result = AnalysisResult(
         experiment=ctx.experiment.id,
         control=ctx.control,
         effects=Table(
@@ -505,6 +513,42 @@ def _run(
             title="are the per-phase clean effects equal? (Wald, clustered by unit)",
         ),
     )
+    if not with_looks:
+        return result
+    return _with_looks(ctx, prep, result, look_sums, collected, window)
+
+
+def _with_looks(
+    ctx: _Context,
+    prep: _stratified.Prepared,
+    result: AnalysisResult,
+    sums: list[dict[str, Any]],
+    collected: Mapping[str, list[dict[str, Any]]],
+    window: _completeness.Window,
+) -> AnalysisResult:
+    """``result`` with the clean effect at every look and the first look of each decision
+    (:mod:`analysis.metrics._looks`)."""
+    ends = _looks.look_ends(ctx, window.cutoff or window.until)
+    srm_rows: list[Any] = list(result.srm.rows)
+    looks = _looks.look_rows(ctx, prep, sums, ends, burn_in=BURN_IN_UNITS)
+    first = _looks.first_looks(
+        ctx,
+        looks,
+        collected.get(ASSIGNMENT_LOOKS, []),
+        ends,
+        regressions=[(r.metric, r.arm) for r in result.regressions],
+        srm_now=sorted({int(r.phase) for r in srm_rows if r.mismatch}),
+        burn_in=BURN_IN_UNITS,
+    )
+    return dataclasses.replace(
+        result,
+        looks=Table(tuple(looks), LookRow._fields, title="the clean effect at each look"),
+        first_looks=Table(
+            tuple(first),
+            FirstLookRow._fields,
+            title="first look at which each sequential decision would have fired",
+        ),
+    )
 
 
 def _with_segments(
@@ -525,6 +569,7 @@ def _with_segments(
         "recovery": False,
         "completeness": False,
         "metric_notes": [],
+        "looks": False,
     }
     exp = res.experiment
     exposure = [p.id for p in res.phases if p.kind == "exposure"]
@@ -551,6 +596,7 @@ def _with_segments(
         rows += _segments.segment_rows(column, values, per, alpha=options["alpha"])
         notes += _segments.pooled_notes(values)
     het = _segments.heterogeneity(rows)
+    notes += _segments.untested_notes(rows)
     notes += _segments.heterogeneity_notes(het, alpha=options["alpha"])
     return dataclasses.replace(
         result,

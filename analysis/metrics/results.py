@@ -28,7 +28,9 @@ __all__ = [
     "ExclusionRow",
     "ExplainRow",
     "ExposureDayRow",
+    "FirstLookRow",
     "HeterogeneityRow",
+    "LookRow",
     "MissingRow",
     "SRMRow",
     "SegmentRow",
@@ -376,6 +378,72 @@ class HeterogeneityRow(NamedTuple):
     pvalue: float
 
 
+class LookRow(NamedTuple):
+    """One look of a sequential analysis (a time-block boundary): the clean effect on the
+    events before it, with its always-valid inference.
+
+    Attributes:
+        look: 1, 2, ... (the end of time stratum ``look``; the last is this analysis).
+        at: When the look ends (ISO 8601).
+        metric: Metric name.
+        scope: ``combined`` (every stratum up to the look) or ``latest`` (the strata up to the
+            look of the phase the look falls in).
+        phase: ``combined``, or the phase id of a ``latest`` row.
+        control: Control arm.
+        arm: Treatment arm.
+        n_control: Control units up to the look.
+        n_arm: Treatment units up to the look.
+        control_mean: Control value (unadjusted).
+        effect: Arm − control (regression-adjusted as the analysis).
+        se: Its standard error.
+        cs_lower: Lower bound of the always-valid confidence sequence at the look.
+        cs_upper: Upper bound.
+        pvalue_sequential: Always-valid p-value of ``effect = 0`` at the look.
+        ready: Whether the burn-in was over (one full time block, 100 units per arm).
+    """
+
+    look: int
+    at: str
+    metric: str
+    scope: str
+    phase: str
+    control: str
+    arm: str
+    n_control: int
+    n_arm: int
+    control_mean: float
+    effect: float
+    se: float
+    cs_lower: float
+    cs_upper: float
+    pvalue_sequential: float
+    ready: bool
+
+
+class FirstLookRow(NamedTuple):
+    """The first look at which a sequential decision would have fired.
+
+    Attributes:
+        decision: ``regression``, ``srm`` or ``guardrail_breach``.
+        metric: Metric name (``srm``: empty).
+        arm: Treatment arm (``srm``: empty).
+        phase: ``combined``, ``latest`` or the phase id (``srm``).
+        look: The first look (1-based) at which it fired.
+        looks: Looks in all (the last is this analysis).
+        at: When that look ended (ISO 8601).
+        now: Whether it fires in this analysis too.
+    """
+
+    decision: str
+    metric: str
+    arm: str
+    phase: str
+    look: int
+    looks: int
+    at: str
+    now: bool
+
+
 @dataclass(frozen=True)
 class AnalysisResult:
     """The result of :func:`~analysis.metrics.analyzing.analyze`.
@@ -408,6 +476,11 @@ class AnalysisResult:
             effects (:class:`SegmentRow`; empty unless ``segments=`` was given).
         segment_heterogeneity: Per segment column × metric × phase × arm, Cochran's test that
             the effect is the same for every value (:class:`HeterogeneityRow`).
+        looks: ``sequential=True``: the clean effect at every time-block boundary
+            (:class:`LookRow`; empty otherwise).
+        first_looks: ``sequential=True``: the first look at which each regression and sample
+            ratio mismatch would have fired (:class:`FirstLookRow`); the guardrail breaches are
+            added by :func:`analysis.decisions.decide`.
     """
 
     experiment: str
@@ -450,6 +523,14 @@ class AnalysisResult:
     segment_heterogeneity: Table = field(
         default_factory=lambda: Table(
             (), HeterogeneityRow._fields, title="does the effect differ between segments?"
+        )
+    )
+    looks: Table = field(
+        default_factory=lambda: Table((), LookRow._fields, title="the clean effect at each look")
+    )
+    first_looks: Table = field(
+        default_factory=lambda: Table(
+            (), FirstLookRow._fields, title="first look at which each decision would have fired"
         )
     )
 
@@ -603,6 +684,8 @@ class AnalysisResult:
             "by_exposure_day": self.by_exposure_day.to_records(),
             "segments": self.segments.to_records(),
             "segment_heterogeneity": self.segment_heterogeneity.to_records(),
+            "looks": self.looks.to_records(),
+            "first_looks": self.first_looks.to_records(),
         }
 
     def _tables(self) -> list[Table]:
@@ -616,6 +699,7 @@ class AnalysisResult:
                 self.phase_equality,
                 self.segments,
                 self.segment_heterogeneity,
+                self.first_looks,
                 self.exclusions,
                 self.missing,
                 self.explain,

@@ -19,6 +19,7 @@ __all__ = [
     "cache_cost_note",
     "effects_caption",
     "explain_note",
+    "is_sequential",
     "levels_note",
     "recovery_rows",
     "srm_columns",
@@ -39,14 +40,32 @@ def strata(rep: Report) -> str:
     return f"within {fmt(float(hours))}-hour time strata inside each exposure phase"
 
 
+def is_sequential(rep: Report) -> bool:
+    """Whether the report's analysis is the always-valid one (``sequential=True``)."""
+    return bool(rep.analysis.options.get("sequential")) if rep.analysis.options else False
+
+
 def effects_caption(rep: Report) -> str:
-    """The effects section's caption: what *clean* and *naive* are, as they were computed."""
-    return (
+    """The effects section's caption: what *clean* and *naive* are, as they were computed (and,
+    for a sequential analysis, what its decisions rest on)."""
+    alpha = fmt(_option(rep, "alpha", 0.05))
+    text = (
         "Relative effect of each treatment arm per metric: clean per phase and combined across "
         f"phases (clean events only, compared {strata(rep)}, regression-adjusted on each "
         "unit's pre-period where units have one; quantiles per phase, combined over the phases), "
         "and the naive number a dashboard shows (arm tags at face value, every tagged event, "
-        f"one window). Significant when the adjusted p < {fmt(_option(rep, 'alpha', 0.05))}."
+        f"one window). Significant when the adjusted p < {alpha}."
+    )
+    if not is_sequential(rep):
+        return text
+    planned = _option(rep, "planned_units", None)
+    tuned = f", tuned at {fmt(float(planned))} planned units" if planned is not None else ""
+    return text + (
+        f" Monitoring that allows peeking (sequential{tuned}): a regression is decided on the "
+        "always-valid confidence sequence (cs_lower, cs_upper) and the Holm-adjusted "
+        f"always-valid p-value (pvalue_sequential_adjusted < {alpha}, after the burn-in), the "
+        "guardrails and the sample ratio likewise, valid however often the report runs; "
+        "quantile metrics get no sequential decision."
     )
 
 

@@ -112,17 +112,23 @@ def _attention(
         out.append(Attention("completeness", finding))
     for alert in result.alerts:
         out.append(Attention(_alert_kind(alert), alert))
-    for r in result.effects.rows:
-        e: Any = r
-        if e.analysis == "clean" and e.phase == "combined" and e.significant and e.better is False:
-            out.append(
-                Attention(
-                    "regression",
-                    f"clean regression of {e.arm} on {e.metric}: {_num(e.effect)} "
-                    f"[{_num(e.effect_ci_lower)}, {_num(e.effect_ci_upper)}] "
-                    f"({e.direction} is better; adjusted p={fmt(e.pvalue_adjusted)})",
-                )
+    sequential = bool(result.options.get("sequential"))
+    for e in result.regressions:  # the always-valid decision under ``sequential``
+        if sequential:
+            found = (
+                f"always-valid [{_num(e.cs_lower)}, {_num(e.cs_upper)}] ({e.direction} is "
+                f"better; always-valid adjusted p={fmt(e.pvalue_sequential_adjusted)})"
             )
+        else:
+            found = (
+                f"[{_num(e.effect_ci_lower)}, {_num(e.effect_ci_upper)}] "
+                f"({e.direction} is better; adjusted p={fmt(e.pvalue_adjusted)})"
+            )
+        out.append(
+            Attention(
+                "regression", f"clean regression of {e.arm} on {e.metric}: {_num(e.effect)} {found}"
+            )
+        )
     for b in baselines:
         if b.status == "stale":
             out.append(Attention("stale_baseline", f"suite {b.suite}: {b.detail}"))
@@ -177,6 +183,7 @@ def _headline(
         parts.append(
             f"clean effect of {revision} on {name}: {_num(clean.effect)}{_rel(clean.rel_effect)} "
             f"[{_num(clean.effect_ci_lower)}, {_num(clean.effect_ci_upper)}]"
+            + _always_valid(result, clean)
         )
     else:
         why = missing_reason(counts, arms, phases, since, until)
@@ -203,6 +210,15 @@ def _headline(
         text += f", mostly {max(sorted(by_label), key=lambda k: by_label[k])}"
     parts.append(text)
     return "; ".join(parts)
+
+
+def _always_valid(result: AnalysisResult, row: Any) -> str:
+    """`` (always-valid [lo, hi])``: the confidence sequence of a sequential analysis' row, or
+    nothing (not sequential, or a row without one, e.g. a quantile)."""
+    lo, hi = getattr(row, "cs_lower", math.nan), getattr(row, "cs_upper", math.nan)
+    if not result.options.get("sequential") or not (math.isfinite(lo) and math.isfinite(hi)):
+        return ""
+    return f" (always-valid [{_num(lo)}, {_num(hi)}])"
 
 
 def _effect_or_none(

@@ -213,6 +213,10 @@ EFFECT_HTML = (
     "p adjusted",
 )
 
+#: :data:`EFFECT_HTML` of a sequential report: the confidence sequence in one cell and the
+#: always-valid adjusted p-value its decisions rest on.
+EFFECT_HTML_SEQUENTIAL = (*EFFECT_HTML, "always-valid CS", "always-valid p adjusted")
+
 
 def _effect_html_rows(rep: Report) -> list[dict[str, Any]]:
     """The effects as :data:`EFFECT_HTML` rows (``measured on`` from the metric's kind)."""
@@ -224,6 +228,7 @@ def _effect_html_rows(rep: Report) -> list[dict[str, Any]]:
     out = []
     for r in _effect_rows(rep):
         lo, hi = fmt(r["effect_ci_lower"]), fmt(r["effect_ci_upper"])
+        cs_lo, cs_hi = fmt(r["cs_lower"]), fmt(r["cs_upper"])
         out.append(
             {
                 "analysis": r["analysis"],
@@ -238,6 +243,8 @@ def _effect_html_rows(rep: Report) -> list[dict[str, Any]]:
                 "95% CI": f"[{lo},\u00a0{hi}]" if lo and hi else "",
                 "relative": r["rel_effect"],
                 "p adjusted": r["pvalue_adjusted"],
+                "always-valid CS": f"[{cs_lo},\u00a0{cs_hi}]" if cs_lo and cs_hi else "",
+                "always-valid p adjusted": r["pvalue_sequential_adjusted"],
             }
         )
     return out
@@ -258,7 +265,7 @@ def _section_tables(rep: Report, name: str) -> list[str]:
         return [
             _render.to_html(
                 _effect_html_rows(rep),
-                EFFECT_HTML,
+                EFFECT_HTML_SEQUENTIAL if _captions.is_sequential(rep) else EFFECT_HTML,
                 percent=("relative",),
                 title="Effects (every column: report.json)",
             ),
@@ -271,7 +278,9 @@ def _section_tables(rep: Report, name: str) -> list[str]:
             _render.to_html(
                 _captions.srm_rows(rep),
                 _captions.srm_columns(),
-                title="Sample ratio per phase (newly enrolled units; mismatch when p < threshold)",
+                title="Sample ratio per phase (newly enrolled units; mismatch when p < threshold"
+                + _srm_sequential(rep)
+                + ")",
             ),
         ]
     if name == "contamination":
@@ -381,6 +390,8 @@ def _decisions_html(rep: Report, prefix: str, h2: str) -> str:
     body = ""
     if dec.has_guardrails:
         body += f"<{h2}>Guardrails</{h2}>" + dec.guardrails._repr_html_()
+    if dec.first_looks is not None and len(dec.first_looks):
+        body += f"<{h2}>First looks</{h2}>" + dec.first_looks._repr_html_()
     rec = dec.recommendation
     items = "".join(f"<li>{esc(r)}</li>" for r in rec.reasons)
     items += "".join(f"<li>missing: {esc(m)}</li>" for m in rec.missing)
@@ -545,7 +556,9 @@ def render_summary_html(rep: Report) -> str:
     """A short HTML summary for notebooks (headline, attention, key effects)."""
     return (
         f"<div><p><strong>{html.escape(rep.headline)}</strong></p>{_attention_html(rep)}"
-        + _render.to_html(_key_effects(rep), EFFECT_SHOWN, percent=("rel_effect",))
+        + _render.to_html(
+            _key_effects(rep), _effect_columns(rep, EFFECT_SHOWN), percent=("rel_effect",)
+        )
         + "</div>"
     )
 
@@ -575,6 +588,9 @@ def render_markdown(rep: Report) -> str:
     if rep.decisions is not None:
         if rep.decisions.has_guardrails:
             parts += ["", "### Guardrails", "", rep.decisions.guardrails.to_markdown()]
+        first = rep.decisions.first_looks
+        if first is not None and len(first):
+            parts += ["", "### First looks", "", first.to_markdown()]
         parts += ["", rep.decisions.recommendation.to_markdown()]
     if len(res.completeness):
         parts += [
@@ -591,7 +607,9 @@ def render_markdown(rep: Report) -> str:
         "",
         md_text(_captions.effects_caption(rep)),
         "",
-        _render.to_markdown(_key_effects_md(rep), EFFECT_MD, percent=("rel_effect",)),
+        _render.to_markdown(
+            _key_effects_md(rep), _effect_columns(rep, EFFECT_MD), percent=("rel_effect",)
+        ),
     ]
     for note in (_captions.explain_note(rep), gaps.get("effects", "")):
         if note:
@@ -616,7 +634,7 @@ def render_markdown(rep: Report) -> str:
             _render.to_markdown(
                 _captions.srm_rows(rep),
                 _captions.srm_columns(),
-                title="Sample ratio per phase (mismatch when p < threshold)",
+                title=f"Sample ratio per phase (mismatch when p < threshold{_srm_sequential(rep)})",
             ),
         ]
     parts += [
@@ -684,3 +702,19 @@ def _key_effects_md(rep: Report) -> list[dict[str, Any]]:
     unit = rep.ledger.experiment(rep.experiment).unit
     kinds = {m.label: measured_on(m, unit) for m in rep.metrics}
     return [{**r, "measured_on": kinds.get(r["metric"], "")} for r in _key_effects(rep)]
+
+
+#: The always-valid columns a sequential report adds to its key effects (Markdown, notebook).
+SEQUENTIAL_COLUMNS = ("cs_lower", "cs_upper", "pvalue_sequential_adjusted")
+
+
+def _effect_columns(rep: Report, columns: tuple[str, ...]) -> tuple[str, ...]:
+    """``columns``, with :data:`SEQUENTIAL_COLUMNS` when the report is sequential."""
+    return (*columns, *SEQUENTIAL_COLUMNS) if _captions.is_sequential(rep) else columns
+
+
+def _srm_sequential(rep: Report) -> str:
+    """What the SRM p-value is in a sequential report (appended to the table's title)."""
+    if not _captions.is_sequential(rep):
+        return ""
+    return "; p: the always-valid one of the sequential multinomial test"

@@ -285,6 +285,9 @@ def report(
     now: datetime | str | None = None,
     moved_units: str = "keep",
     segments: Sequence[str] | None = None,
+    sequential: bool = False,
+    planned_units: float | None = None,
+    mde: float | str | None = None,
 ) -> Report: ...
 
 
@@ -314,6 +317,9 @@ def report(
     now: datetime | str | None = None,
     moved_units: str = "keep",
     segments: Sequence[str] | None = None,
+    sequential: bool = False,
+    planned_units: float | None = None,
+    mde: float | str | None = None,
 ) -> Report | MultiReport: ...
 
 
@@ -342,6 +348,9 @@ def report(
     now: datetime | str | None = None,
     moved_units: str = "keep",
     segments: Sequence[str] | None = None,
+    sequential: bool = False,
+    planned_units: float | None = None,
+    mde: float | str | None = None,
 ) -> Report | MultiReport:
     """Build the batch report of one experiment, or of every active one (and write it when
     ``out`` is given).
@@ -386,6 +395,16 @@ def report(
         segments: Unit attributes whose values get their own clean effects (fixed at each
             unit's first exposure; a forest plot in the report; see
             :func:`analysis.metrics.analyze`).
+        sequential: Monitoring that allows peeking: the regressions, guardrail verdicts and SRM
+            the report judges are the always-valid ones, and its effects tables show the
+            confidence sequences (see :func:`analysis.metrics.analyze`); needs
+            ``planned_units``.
+        planned_units: Units (all arms) the experiment is planned to reach, fixed before the
+            first look (required with ``sequential=True``).
+        mde: Planned minimum detectable effect of the primary metrics, absolute or a percent of
+            the control value (``"5%"``): the recommendation ramps or promotes only once every
+            primary metric can detect it (see :func:`analysis.decisions.decide`); default:
+            planned power unknown.
 
     Returns:
         A :class:`Report` (one experiment) or a :class:`~analysis.reporting._multi.MultiReport`;
@@ -396,9 +415,11 @@ def report(
         PromptstateError: bad input (exit code 2 in the CLI).
     """
     from analysis._paths import sample_path
+    from analysis.decisions.recommendation import check_mde
     from analysis.events.labelling import SplitResult, materialized, split
     from analysis.metrics import infer_metrics
     from analysis.metrics._completeness import check_completeness_options, resolve_window
+    from analysis.metrics.analyzing import _check_sequential
     from analysis.metrics.definitions import load_metrics
 
     opts: dict[str, Any] = {
@@ -413,8 +434,12 @@ def report(
         "completeness_alpha": completeness_alpha,
         "moved_units": moved_units,
         "segments": segments,
+        "sequential": sequential,
+        "planned_units": planned_units,
     }
     check_completeness_options(late_hours, gap_hours, drop_threshold, completeness_alpha)
+    _check_sequential(sequential, planned_units)  # bad input fails before anything is read
+    check_mde(mde)
     start = _parse_time(since, "since")
     stop = _parse_time(until, "until")
     if start is not None and stop is not None and stop <= start:
@@ -442,7 +467,7 @@ def report(
                 multi = report_experiments(
                     report, events, led, metrics=metrics, store=store, since=start,
                     until=stop, columns=columns, materialize=materialize, fresh_hours=fresh_hours,
-                    now=now, **opts,
+                    now=now, mde=mde, **opts,
                 )  # fmt: skip
                 if out is not None:
                     multi.write(out)
@@ -466,7 +491,7 @@ def report(
         window = resolve_window(  # on the materialised events
             res, start, stop, late_hours, fresh_hours=fresh_hours, now=now
         )
-        rep = _build(res, ms, store, use_sample, notes, events, ledger, window, opts)
+        rep = _build(res, ms, store, use_sample, notes, events, ledger, window, opts, mde)
     if out is not None:
         rep.write(out)
     return rep
@@ -482,6 +507,7 @@ def _build(
     ledger: Any,
     window: Window,
     opts: Mapping[str, Any],
+    mde: float | str | None = None,
 ) -> Report:
     from analysis._paths import sample_store
     from analysis.metrics import analyze
@@ -525,7 +551,7 @@ def _build(
         notes.append(store_source)
     contracts = _contracts(led, exp.prompt)
 
-    decisions = _decisions(result, ms, led, events, ledger)
+    decisions = _decisions(result, ms, led, events, ledger, mde)
     attention = [
         *(Attention("guardrail_breach", m) for m in decisions.breach_messages),  # leads
         *_attention(result, baselines, contracts),
@@ -549,6 +575,7 @@ def _build(
         "since": window.since.isoformat() if window.since else None,
         "until": window.until.isoformat() if window.until else None,
         **opts,
+        "mde": mde,
     }
     return Report(
         experiment=exp.id,
@@ -575,17 +602,23 @@ def _build(
 
 
 def _decisions(
-    result: AnalysisResult, ms: Sequence[Metric], led: Ledger, events: Any, ledger: Any
+    result: AnalysisResult,
+    ms: Sequence[Metric],
+    led: Ledger,
+    events: Any,
+    ledger: Any,
+    mde: float | str | None = None,
 ) -> Decisions:
-    """Guardrails and the recommendation; the commands name the export and ledger when they
-    were given as paths."""
+    """Guardrails and the recommendation (planned power from ``mde``; the always-valid
+    decisions when ``result`` is sequential); the commands name the export and ledger when
+    they were given as paths."""
     from analysis.decisions import CommandContext, decide
 
     def path(value: Any) -> str | None:
         return str(value) if isinstance(value, str | Path) else None
 
     context = CommandContext(events=path(events), ledger=path(ledger))
-    return decide(result, ms, led, context=context)
+    return decide(result, ms, led, mde=mde, context=context)
 
 
 def _rows(table_rows: Sequence[Any]) -> list[dict[str, Any]]:

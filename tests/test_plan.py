@@ -241,14 +241,29 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         assert not target.exists()
 
 
-def test_plan_on_duckdb(events_path: Path, ledger_path: Path) -> None:
-    """The replay runs in DuckDB (its own hash: another A/A draw of the same design, so the SEs
-    are close to polars', not equal), with the same units per day (no hash involved)."""
+@pytest.mark.parametrize("engine", ["duckdb", "pyspark"])
+def test_plan_on_other_engines(
+    engine: str,
+    events_path: Path,
+    ledger_path: Path,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    """The replay runs in DuckDB and PySpark (each its own hash: another A/A draw of the same
+    design, so the SEs are close to polars', not equal), with the same units per day (no hash
+    involved). The first two days of the sample (one replay day) keep Spark's part short."""
     import duckdb
 
     kw: dict[str, Any] = {"metrics": METRICS, "mde": "5%", "pre_days": 1.0}
-    base = plan_test(events_path, ledger_path, **kw)
-    duck = plan_test(duckdb.read_parquet(str(events_path)), ledger_path, **kw)
+    history = tmp_path / "history.parquet"
+    sample = pl.read_parquet(events_path)
+    sample.filter(pl.col("ts") < pl.col("ts").min() + timedelta(days=2.5)).write_parquet(history)
+    base = plan_test(history, ledger_path, **kw)
+    if engine == "duckdb":
+        source: Any = duckdb.read_parquet(str(history))
+    else:
+        source = request.getfixturevalue("spark").read.parquet(str(history))
+    duck = plan_test(source, ledger_path, **kw)
     assert [r.units for r in duck.replay.rows] == [r.units for r in base.replay.rows]
     for a, b in zip(base.replay.rows, duck.replay.rows, strict=True):
         assert b.se == pytest.approx(a.se, rel=0.25)

@@ -50,7 +50,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
@@ -62,6 +62,10 @@ from typing import Any, cast
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from sim_moved import append_rows, parse_seeds, read_rows  # noqa: E402
+
 DEFAULT_OUT = HERE / "results" / "sim_plan.jsonl"
 ALPHA = 0.05
 POWER = 0.8
@@ -272,46 +276,6 @@ def _task(args: tuple[PopSpec, int, tuple[int, ...]]) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------------------- the file
-
-
-def read_rows(path: Path) -> Iterator[dict[str, Any]]:
-    """Rows of a JSONL output; a torn line (a killed writer) is skipped."""
-    if not path.exists():
-        return
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(row, dict):
-                yield row
-
-
-def append_rows(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Append one history's rows in one write, under a lock shared by all writers."""
-    from filelock import FileLock
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
-    with FileLock(str(path) + ".lock"), path.open("a+b") as fh:
-        fh.seek(0, os.SEEK_END)
-        if fh.tell() > 0:  # a torn last line from a killed writer: start on a new line
-            fh.seek(-1, os.SEEK_END)
-            if fh.read(1) != b"\n":
-                fh.write(b"\n")
-        fh.write(text.encode("utf-8"))
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def parse_seeds(text: str) -> range:
-    """``A:B`` → history seeds A..B−1 (``N`` alone: seed N)."""
-    a, sep, b = text.partition(":")
-    start, stop = (int(a), int(b)) if sep else (int(a), int(a) + 1)
-    if stop <= start or start < 0:
-        raise argparse.ArgumentTypeError(f"--seeds {text!r}: give A:B with 0 <= A < B")
-    return range(start, stop)
 
 
 def run(

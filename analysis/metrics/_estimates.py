@@ -40,7 +40,7 @@ from analysis.stats.moments import Moments
 from analysis.stats.multiplicity import adjust_pvalues
 from analysis.stats.power import mde as _mde
 from analysis.stats.quantile import QuantileEstimate, probability_bounds, quantile_effect
-from analysis.stats.sequential import cs_halfwidth, planned_se_from_units, pvalue_at_look
+from analysis.stats.sequential import look_inference
 from analysis.stats.stratified import StratifiedResult
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -85,12 +85,11 @@ def effect_row(
     alpha, opt = ctx.options["alpha"], ctx.options
     u = r if unadjusted is None else unadjusted
     cs_lo = cs_hi = p_seq = float("nan")
-    units = r.n_control + r.n_arm
-    if opt["sequential"] and not isinstance(m, Quantile) and math.isfinite(r.se) and r.se > 0:
-        planned = planned_se_from_units(r.se, units, opt["planned_units"])
-        hw = cs_halfwidth(r.se, planned_se=planned, alpha=alpha)
-        cs_lo, cs_hi = r.effect - hw, r.effect + hw
-        p_seq = pvalue_at_look(r.effect, r.se, planned_se=planned, alpha=alpha)
+    if opt["sequential"] and not isinstance(m, Quantile):
+        units = r.n_control + r.n_arm
+        cs_lo, cs_hi, p_seq = look_inference(
+            r.effect, r.se, units, opt["planned_units"], alpha=alpha
+        )
     return EffectRow(
         analysis=analysis,
         metric=m.label,

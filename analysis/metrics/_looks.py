@@ -26,7 +26,6 @@ table, whatever the number of looks.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -267,7 +266,7 @@ def look_rows(
         ends: :func:`look_ends`.
         burn_in: Units per arm before a look may decide.
     """
-    from analysis.stats.sequential import cs_halfwidth, planned_se_from_units, pvalue_at_look
+    from analysis.stats.sequential import look_inference
 
     alpha, planned_units = ctx.options["alpha"], ctx.options["planned_units"]
     block = timedelta(hours=ctx.options.get("block_hours") or 6.0)
@@ -284,13 +283,8 @@ def look_rows(
                 r = _look_effect(ctx, scope, k, totals[k][kind], kind, arm)
                 if r is None:
                     continue
-                lo = hi = p_seq = math.nan
                 units = r.n_control + r.n_arm
-                if math.isfinite(r.se) and r.se > 0 and units > 0:
-                    planned = planned_se_from_units(r.se, units, planned_units)
-                    hw = cs_halfwidth(r.se, planned_se=planned, alpha=alpha)
-                    lo, hi = r.effect - hw, r.effect + hw
-                    p_seq = pvalue_at_look(r.effect, r.se, planned_se=planned, alpha=alpha)
+                lo, hi, p_seq = look_inference(r.effect, r.se, units, planned_units, alpha=alpha)
                 out.append(
                     LookRow(
                         look=k + 1,

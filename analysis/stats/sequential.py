@@ -107,6 +107,7 @@ __all__ = [
     "guardrail_tests",
     "holm_over_looks",
     "log_mixture_lr",
+    "look_inference",
     "mixture_precision",
     "mixture_rho2",
     "one_sided_radius",
@@ -369,6 +370,21 @@ def one_sided_radius(
         hi = np.where(below, hi, mid)
     d = np.where(ok, 0.5 * (lo + hi) * s, np.inf)
     return float(d) if d.ndim == 0 else d
+
+
+def look_inference(
+    effect: float, se: float, units: float, planned_units: float, *, alpha: float = 0.05
+) -> tuple[float, float, float]:
+    """``(cs_lower, cs_upper, pvalue)`` of one look's estimate: the two-sided confidence
+    sequence and the always-valid p-value of ``effect = 0``, tuned at ``planned_units`` through
+    :func:`planned_se_from_units`; NaNs where ``se`` or ``units`` is not positive and finite."""
+    nan = float("nan")
+    if not (math.isfinite(se) and se > 0 and math.isfinite(units) and units > 0):
+        return nan, nan, nan
+    planned = planned_se_from_units(se, units, planned_units)
+    hw = float(cs_halfwidth(se, planned_se=planned, alpha=alpha))
+    p = float(pvalue_at_look(effect, se, planned_se=planned, alpha=alpha))
+    return effect - hw, effect + hw, p
 
 
 def sequential_mde(planned_se: float, *, alpha: float = 0.05, power: float = 0.8) -> float:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -174,3 +174,43 @@ def test_cli_json_and_text_name_the_first_looks(
     assert code == 1
     assert "first look at which each sequential decision would have fired" in text
     assert "would have breached at look" in text
+
+
+def test_looks_stop_at_the_window_and_the_first_block_is_burn_in(
+    story: tuple[pl.DataFrame, Path, Any],
+) -> None:
+    """An analysis whose window ends 20 h in has looks only for the strata that start before
+    it; the last ends at the window's end and is this analysis; look 1 (the cut re-run's window
+    ends just before the first block boundary) is never past the burn-in."""
+    from _generators import START
+
+    events, ledger, full = story
+    assert not any(r.ready for r in full.looks.rows if r.look == 1)
+    until = START + timedelta(hours=20)
+    res = ps.analyze(events, ledger, metrics=_metrics(), until=until, late_hours=0.0, **KW)
+    looks = sorted({(r.look, r.at) for r in res.looks.rows})
+    assert [k for k, _ in looks] == [1, 2, 3, 4]  # strata starting at 0, 6, 12 and 18 h
+    assert looks[-1][1] == until.isoformat()
+    last = [r for r in res.looks.rows if r.look == 4 and r.scope == "combined"]
+    for r in last:
+        _same(r, _row(res, r.metric, "combined"))
+        assert r.ready == bool(res.options["sequential_ready"] and min(r.n_control, r.n_arm) >= 100)
+    assert all(r.looks == 4 for r in res.first_looks.rows)
+
+
+def test_quantile_guardrails_get_no_sequential_verdict(
+    story: tuple[pl.DataFrame, Path, Any],
+) -> None:
+    events, ledger, _ = story
+    metrics = [*_metrics(), ps.Quantile("helpfulness", 0.5, direction="higher", guardrail=0.1)]
+    res = ps.analyze(events, ledger, metrics=metrics, **KW)
+    rows = ps.evaluate_guardrails(res, metrics).rows
+    q = [g for g in rows if g.metric.endswith("p50")]
+    assert q
+    assert all(g.verdict == "inconclusive" and math.isnan(g.p_breach) for g in q)
+    # the other guardrails' Holm family is the same as without the quantile
+    base = ps.evaluate_guardrails(res, _metrics()).rows
+    want = {(g.metric, g.phase): g.p_breach for g in base}
+    for g in rows:
+        if (g.metric, g.phase) in want:
+            assert g.p_breach == pytest.approx(want[(g.metric, g.phase)], rel=1e-12)

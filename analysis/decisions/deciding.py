@@ -117,6 +117,8 @@ class Decisions:
         if self.has_guardrails:
             parts.append(self.guardrails._repr_html_())
             parts += [f"<p><b>breach:</b> {html.escape(m)}</p>" for m in self.breach_messages]
+        if self.first_looks is not None and len(self.first_looks):
+            parts.append(self.first_looks._repr_html_())
         parts.append(f"<pre>{html.escape(str(self.recommendation))}</pre>")
         return f"<div>{''.join(parts)}</div>"
 

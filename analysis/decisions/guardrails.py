@@ -148,6 +148,33 @@ def _sequential_test(
     return GuardrailTest(harm, se, margin, bound, float(p_ok), float(p_breach))
 
 
+def _quantile(m: Metric) -> bool:
+    from analysis.metrics.definitions import Quantile
+
+    return isinstance(m, Quantile)
+
+
+def _undecided(m: Metric, row: Any, margin: float, alpha: float) -> GuardrailRow:
+    """A quantile guardrail's row under ``sequential``: its fixed-horizon bound shown, verdict
+    ``inconclusive`` (no always-valid test for quantiles)."""
+    t = guardrail_test(harm_of(float(row.effect), str(m.direction)), _se(row, alpha), margin,
+                       alpha=alpha)  # fmt: skip
+    return GuardrailRow(
+        metric=m.label,
+        arm=str(row.arm),
+        phase=str(row.phase),
+        verdict="inconclusive",
+        margin=margin,
+        margin_text=margin_text(m),
+        harm=t.harm,
+        se=t.se,
+        bound=t.bound,
+        p_ok=math.nan,
+        p_breach=math.nan,
+        direction=str(m.direction),
+    )
+
+
 def _latest_phase(rows: Sequence[Any], metric: str, arm: str) -> Any | None:
     """The clean row of the last exposure phase with a finite effect (None: no such phase)."""
     best: tuple[int, Any] | None = None
@@ -224,7 +251,13 @@ def evaluate_guardrails(
             if latest is not None:
                 families["latest"].append((m, latest, _absolute_margin(m, latest, where)))
     out: list[GuardrailRow] = []
-    for family in families.values():
+    for name, family in families.items():
+        if sequential is not None:
+            # quantile metrics get no sequential decision (docs/decisions.md): shown, never in a
+            # Holm family, never a verdict
+            out += [_undecided(m, row, margin, alpha) for m, row, margin in family if _quantile(m)]
+            family = [x for x in family if not _quantile(x[0])]  # noqa: PLW2901
+            families[name] = family
         tests: list[GuardrailTest] = []
         for m, row, margin in family:
             tests.append(_test(m, row, margin, alpha, sequential))

@@ -162,18 +162,23 @@ def looks_plan(ctx: _Context, units: nw.LazyFrame[Any], prep: Prepared) -> nw.La
 
 
 def look_ends(ctx: _Context, until: datetime | None) -> list[datetime]:
-    """When each look ends: the next stratum's start (or its phase's end, if earlier); the
-    last look ends at its phase's end or ``until`` (the analysis' window)."""
+    """When each look ends, for the strata that start before ``until`` (the analysis' window
+    end; strata after it hold no data and are no look): the next stratum's start (or its
+    phase's end, if earlier), never after ``until``; the last look ends at ``until`` — it is this
+    analysis."""
     ends: list[datetime] = []
     phase_end = {p.id: p.end for p in ctx.phases}
     hours = ctx.options.get("block_hours") or 6.0
-    for k, (phase, start) in enumerate(ctx.strata):
+    strata = [(p, s) for p, s in ctx.strata if until is None or s < until]
+    for k, (phase, start) in enumerate(strata):
         end = phase_end.get(phase)
-        if k + 1 < len(ctx.strata):
-            nxt = ctx.strata[k + 1][1]
+        if k + 1 < len(strata):
+            nxt = strata[k + 1][1]
             end = nxt if end is None else min(end, nxt)
-        elif end is None:
-            end = until
+        else:
+            end = until if until is not None else end
+        if end is not None and until is not None:
+            end = min(end, until)
         ends.append(end if end is not None else start + timedelta(hours=hours))
     return ends
 
@@ -255,6 +260,7 @@ def look_rows(
     ends: Sequence[datetime],
     *,
     burn_in: int,
+    ready_now: bool,
 ) -> list[LookRow]:
     """The clean effect (combined and latest phase) of every moment metric × treatment arm at
     every look, with its always-valid inference tuned at ``planned_units``.
@@ -265,6 +271,7 @@ def look_rows(
         rows: The collected :func:`looks_plan` (one row per stratum).
         ends: :func:`look_ends`.
         burn_in: Units per arm before a look may decide.
+        ready_now: Whether this analysis is past the burn-in's time half (the last look).
     """
     from analysis.stats.sequential import look_inference
 
@@ -273,8 +280,12 @@ def look_rows(
     first = ctx.strata[0][1] if ctx.strata else None
     totals = _running(rows, ctx)
     out: list[LookRow] = []
-    for k, (phase, _) in enumerate(ctx.strata):
-        timely = first is not None and ends[k] - first >= block
+    last = len(ends) - 1
+    for k, (phase, _) in enumerate(ctx.strata[: len(ends)]):
+        # the burn-in's time half as ``analyze`` on the export cut at the look: its window ends
+        # just after the newest event before the boundary, so strictly before it; the last look
+        # is this analysis (``ready_now``)
+        timely = ready_now if k == last else first is not None and ends[k] - first > block
         for (i, label, v), scope in prep.scopes.items():
             if v != "d" or label not in (COMBINED, str(phase)):
                 continue
@@ -339,7 +350,7 @@ def first_looks(
 
     alpha = ctx.options["alpha"]
     direction = {m.label: m.direction for m in ctx.metrics}
-    total = len(ctx.strata)
+    total = len(ends)
     found: dict[tuple[str, str], int] = {}
     by_look: dict[int, list[LookRow]] = {}
     for r in looks:

@@ -310,7 +310,8 @@ def untested_notes(rows: Sequence[SegmentRow]) -> list[str]:
     fewer than :data:`TEST_MIN_UNITS` units in an arm."""
     out: dict[str, set[str]] = {}
     for r in rows:
-        if r.phase == "combined" and math.isfinite(r.effect) and not testable(r):
+        small = min(r.n_control, r.n_arm) < TEST_MIN_UNITS
+        if r.phase == "combined" and math.isfinite(r.effect) and small:
             out.setdefault(r.segment, set()).add(r.segment_value)
     return [
         f"segments: {column!r}: {', '.join(sorted(values))} left out of the heterogeneity test "

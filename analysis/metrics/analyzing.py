@@ -530,7 +530,14 @@ def _with_looks(
     (:mod:`analysis.metrics._looks`)."""
     ends = _looks.look_ends(ctx, window.cutoff or window.until)
     srm_rows: list[Any] = list(result.srm.rows)
-    looks = _looks.look_rows(ctx, prep, sums, ends, burn_in=BURN_IN_UNITS)
+    looks = _looks.look_rows(
+        ctx,
+        prep,
+        sums,
+        ends,
+        burn_in=BURN_IN_UNITS,
+        ready_now=bool(result.options.get("sequential_ready")),
+    )
     first = _looks.first_looks(
         ctx,
         looks,

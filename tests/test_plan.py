@@ -189,6 +189,18 @@ def test_step_power_is_the_normal_formula() -> None:
     assert last.power >= 0.8
 
 
+def test_without_a_schedule_the_power_at_the_planned_days_is_reported() -> None:
+    rows = _curve("a", 3, 1000, 500, 0.1)
+    alloc = {"control": 0.7, "treatment": 0.3}
+    plan = planning._plan(rows, [ps.Mean("a")], 0.25, False, "0.25", 0.05, 0.8, False,
+                          alloc, [], 3, 1.0, {})  # fmt: skip
+    (step,) = plan.steps.rows
+    assert (step.step, step.share, step.end_day) == (1, 0.3, plan.days)
+    at = next(r for r in rows if r.day == plan.days)
+    assert step.power == pytest.approx(norm.cdf(0.25 / at.se - norm.ppf(0.975)), rel=1e-12)
+    assert step.power >= 0.8
+
+
 def test_sequential_needs_more_units(events_path: Path, ledger_path: Path) -> None:
     kw: dict[str, Any] = {"metrics": METRICS[:1], "mde": "1%", "pre_days": 1.0}
     fixed = plan_test(events_path, ledger_path, **kw)

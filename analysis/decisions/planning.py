@@ -121,7 +121,8 @@ class TestPlan:
         units_per_arm: Units per arm then.
         metrics: One :class:`PlanRow` per metric.
         replay: The A/A replay, one :class:`ReplayRow` per metric × day.
-        steps: Power at the end of each ramp step (with a schedule).
+        steps: Power at the end of each ramp step (without a schedule: one step, the whole
+            test at the planned allocation).
         options: What the plan was made with (alpha, power, allocation, schedule, pre_days).
         notes: What the reader should know (extrapolation, the replay's window).
     """
@@ -604,9 +605,13 @@ def _plan(
         units = last.units + rate * (day - last.day)
         return last.se * math.sqrt(last.units / units)
 
-    if steps:
+    # without a schedule the test is one step at the planned allocation: its power at the
+    # planned days (with whole days, at least the power asked for)
+    treatment = [a for a in alloc if a != next(iter(alloc))]
+    one = [(float(alloc[treatment[-1]]), None)] if treatment else []
+    if steps or one:
         day = 0.0
-        for k, (share, length) in enumerate(steps, 1):
+        for k, (share, length) in enumerate(steps or one, 1):
             day = day + length if length is not None else max(worst.days, day)
             for label, (curve, target) in curves.items():
                 se = se_at(curve, day)

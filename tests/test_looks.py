@@ -214,3 +214,28 @@ def test_quantile_guardrails_get_no_sequential_verdict(
     for g in rows:
         if (g.metric, g.phase) in want:
             assert g.p_breach == pytest.approx(want[(g.metric, g.phase)], rel=1e-12)
+
+
+def test_the_first_hour_of_a_canary_with_a_relative_guardrail_is_not_bad_input(
+    story: tuple[pl.DataFrame, Path, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One hour in, no block has two units per arm: no control estimate, so a relative margin
+    has no value yet. The verdict is inconclusive and the hourly job exits 0 (it exited 2)."""
+    from _generators import START
+
+    events, ledger, _ = story
+    path = tmp_path / "events.parquet"
+    _cut(events, (START + timedelta(minutes=20)).isoformat()).write_parquet(path)
+    metrics = tmp_path / "metrics.yaml"
+    metrics.write_text(
+        "metrics:\n  - {type: mean, column: helpfulness, direction: higher, "
+        'guardrail: {margin: "10%"}}\n'
+    )
+    at = (START + timedelta(minutes=20)).isoformat()
+    args = ["analyze", str(path), "--ledger", str(ledger), "--metrics", str(metrics)]
+    args += ["--sequential", "--planned-units", "6000", "--no-explain", "--until", at]
+    code = main([*args, "--now", at, "--late-hours", "0", "--format", "json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    (g, *_) = json.loads(out)["guardrails"]
+    assert g["verdict"] == "inconclusive"

@@ -120,7 +120,7 @@ def _test(
         n_c, n_t = float(row.n_control), float(row.n_arm)
         v_c = se * se * n_t / (n_t + n_c) if n_t + n_c > 0 else se * se / 2
         se = math.sqrt(se * se + (2 * share + share * share) * v_c)
-    if sequential is not None:
+    if sequential is not None and math.isfinite(margin):
         return _sequential_test(harm, se, margin, alpha, row, sequential)
     return guardrail_test(harm, se, margin, alpha=alpha)
 
@@ -201,7 +201,11 @@ def _absolute_margin(metric: Metric, row: Any, where: str) -> float:
     if not relative:
         return value
     control = float(row.control_mean)
-    if not (math.isfinite(control) and control != 0):
+    if not math.isfinite(control):
+        # no estimate yet (e.g. the first look of a canary: too few units in every block): the
+        # margin is unknown and the verdict inconclusive, not a bad input
+        return math.nan
+    if control == 0:
         raise PromptstateError(
             f"{where}: metric {metric.label!r} has a relative guardrail margin "
             f"({margin_text(metric)} of the control arm's value), but the control arm's value "

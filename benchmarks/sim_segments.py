@@ -113,29 +113,26 @@ def retest(row: dict[str, Any]) -> dict[str, float]:
     from analysis.metrics.results import SegmentRow
 
     nan = math.nan
-    head = ("seg", "helpfulness")
     segs = [
-        SegmentRow._make(
-            [
-                head[0],
-                v,
-                v,
-                head[1],
-                phase,
-                "control",
-                "treatment",
-                int(nc),
-                int(nt),
-                nan,
-                nan,
-                float(e),
-                nan,
-                nan,
-                float(se),
-                nan,
-                nan,
-                False,
-            ]
+        SegmentRow(
+            segment="seg",
+            segment_value=v,
+            values=v,
+            metric="helpfulness",
+            phase=phase,
+            control="control",
+            arm="treatment",
+            n_control=int(nc),
+            n_arm=int(nt),
+            control_mean=nan,
+            arm_mean=nan,
+            effect=float(e),
+            effect_ci_lower=nan,
+            effect_ci_upper=nan,
+            se=float(se),
+            pvalue=nan,
+            pvalue_bh=nan,
+            significant=False,
         )
         for phase, values in row["rows"].items()
         for v, e, se, nc, nt in values

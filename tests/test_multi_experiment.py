@@ -90,8 +90,8 @@ def ledger_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def events() -> Any:
+def two_experiments() -> Any:
+    """The export of the ledger's two active experiments (exp-logs and exp-route)."""
     logs = generate(n_units=4000, seed=11)
     route = generate(
         n_units=3000,
@@ -103,6 +103,11 @@ def events() -> Any:
         arms=("control", "treatment"),
     )
     return pl.concat([logs, route]).sort("ts")
+
+
+@pytest.fixture(scope="module")
+def events() -> Any:
+    return two_experiments()
 
 
 @pytest.fixture(scope="module")

@@ -329,24 +329,11 @@ def test_every_experiment_of_a_multi_report_gets_the_options(
 ) -> None:
     """Without --experiment on a ledger of several: --mde and --sequential reach every
     experiment's section (its analysis and its recommendation)."""
-    import polars as pl
-    from test_completeness import T0, generate
-    from test_multi_experiment import ROUTE_END, ROUTE_START, _ledger_text
+    from test_completeness import T0
+    from test_multi_experiment import _ledger_text, two_experiments
 
     export, ledger = tmp_path / "events.parquet", tmp_path / "ledger.yaml"
-    events = [  # the two active experiments of tests/test_multi_experiment.py
-        generate(n_units=4000, seed=11),
-        generate(
-            n_units=3000,
-            seed=12,
-            experiment="exp-route",
-            start=ROUTE_START,
-            ramp=ROUTE_START,
-            horizon=ROUTE_END,
-            arms=("control", "treatment"),
-        ),
-    ]
-    pl.concat(events).sort("ts").write_parquet(export)
+    two_experiments().write_parquet(export)  # the ledger's two active experiments
     ledger.write_text(_ledger_text())
     metrics = tmp_path / "metrics.yaml"
     metrics.write_text("metrics:\n  - {type: ratio, numerator: score, direction: higher}\n")

@@ -154,25 +154,44 @@ def _quantile(m: Metric) -> bool:
     return isinstance(m, Quantile)
 
 
-def _undecided(m: Metric, row: Any, margin: float, alpha: float) -> GuardrailRow:
-    """A quantile guardrail's row under ``sequential``: its fixed-horizon bound shown, verdict
-    ``inconclusive`` (no always-valid test for quantiles)."""
-    t = guardrail_test(harm_of(float(row.effect), str(m.direction)), _se(row, alpha), margin,
-                       alpha=alpha)  # fmt: skip
+def _guardrail_row(
+    m: Metric, row: Any, margin: float, t: GuardrailTest, verdict: str, p_ok: float, p_breach: float
+) -> GuardrailRow:
     return GuardrailRow(
         metric=m.label,
         arm=str(row.arm),
         phase=str(row.phase),
-        verdict="inconclusive",
+        verdict=verdict,
         margin=margin,
         margin_text=margin_text(m),
         harm=t.harm,
         se=t.se,
         bound=t.bound,
-        p_ok=math.nan,
-        p_breach=math.nan,
+        p_ok=p_ok,
+        p_breach=p_breach,
         direction=str(m.direction),
     )
+
+
+def _undecided(m: Metric, row: Any, margin: float, alpha: float) -> GuardrailRow:
+    """A quantile guardrail's row under ``sequential``: its fixed-horizon bound shown, verdict
+    ``inconclusive`` (no always-valid test for quantiles)."""
+    t = guardrail_test(harm_of(float(row.effect), str(m.direction)), _se(row, alpha), margin,
+                       alpha=alpha)  # fmt: skip
+    return _guardrail_row(m, row, margin, t, "inconclusive", math.nan, math.nan)
+
+
+#: One Holm family of guardrail tests: (metric, its effect row, the absolute margin).
+_Family = list[tuple["Metric", Any, float]]
+
+
+def _judge(
+    family: _Family, alpha: float, sequential: Mapping[str, Any] | None
+) -> list[tuple[Metric, Any, float, GuardrailTest, str, float, float]]:
+    """Each member's test and its verdict with the family's Holm-adjusted p-values."""
+    tests = [_test(m, row, margin, alpha, sequential) for m, row, margin in family]
+    verdicts = guardrail_verdicts(tests, alpha=alpha)
+    return [(*x, t, *v) for x, t, v in zip(family, tests, verdicts, strict=True)]
 
 
 def _latest_phase(rows: Sequence[Any], metric: str, arm: str) -> Any | None:
@@ -241,7 +260,7 @@ def evaluate_guardrails(
         else None
     )
     rows: list[Any] = list(result.effects.rows)
-    families: dict[str, list[tuple[Metric, Any, float]]] = {"combined": [], "latest": []}
+    families: dict[str, _Family] = {"combined": [], "latest": []}
     for m in metrics:
         if m.margin is None or m.direction is None:
             continue
@@ -255,36 +274,14 @@ def evaluate_guardrails(
             if latest is not None:
                 families["latest"].append((m, latest, _absolute_margin(m, latest, where)))
     out: list[GuardrailRow] = []
-    for name, family in families.items():
+    for family in families.values():
+        decided = family
         if sequential is not None:
             # quantile metrics get no sequential decision (docs/decisions.md): shown, never in a
             # Holm family, never a verdict
             out += [_undecided(m, row, margin, alpha) for m, row, margin in family if _quantile(m)]
-            family = [x for x in family if not _quantile(x[0])]  # noqa: PLW2901
-            families[name] = family
-        tests: list[GuardrailTest] = []
-        for m, row, margin in family:
-            tests.append(_test(m, row, margin, alpha, sequential))
-        verdicts = guardrail_verdicts(tests, alpha=alpha)
-        for (m, row, margin), t, (verdict, p_ok, p_breach) in zip(
-            family, tests, verdicts, strict=True
-        ):
-            out.append(
-                GuardrailRow(
-                    metric=m.label,
-                    arm=str(row.arm),
-                    phase=str(row.phase),
-                    verdict=verdict,
-                    margin=margin,
-                    margin_text=margin_text(m),
-                    harm=t.harm,
-                    se=t.se,
-                    bound=t.bound,
-                    p_ok=p_ok,
-                    p_breach=p_breach,
-                    direction=str(m.direction),
-                )
-            )
+            decided = [x for x in family if not _quantile(x[0])]
+        out += [_guardrail_row(*judged) for judged in _judge(decided, alpha, sequential)]
     return Table(tuple(out), GUARDRAIL_COLUMNS, title="guardrails (non-inferiority margins)")
 
 
@@ -318,26 +315,23 @@ def guardrail_first_looks(
         for g in current
         if g.verdict == "breach"
     }
+    families: dict[tuple[int, str], _Family] = {}
+    for r in looks:
+        m = guarded.get(str(r.metric))
+        if m is None or not (math.isfinite(float(r.se)) and float(r.se) > 0):
+            continue
+        try:
+            margin = _absolute_margin(m, r, where)
+        except PromptstateError:  # a zero control value at this look
+            continue
+        families.setdefault((int(r.look), str(r.scope)), []).append((m, r, margin))
     found: dict[tuple[str, str, str], int] = {}
-    for k in sorted(at):
-        for scope in ("combined", "latest"):
-            family: list[tuple[Metric, Any, GuardrailTest]] = []
-            for r in looks:
-                m = guarded.get(str(r.metric))
-                if m is None or int(r.look) != k or r.scope != scope:
-                    continue
-                if not (math.isfinite(float(r.se)) and float(r.se) > 0):
-                    continue
-                try:
-                    margin = _absolute_margin(m, r, where)
-                except PromptstateError:
-                    continue
-                seq = {"planned_units": planned, "ready": bool(r.ready)}
-                family.append((m, r, _test(m, r, margin, alpha, seq)))
-            verdicts = guardrail_verdicts([t for _, _, t in family], alpha=alpha)
-            for (m, r, _), (verdict, _, _) in zip(family, verdicts, strict=True):
-                if verdict == "breach":
-                    found.setdefault((m.label, str(r.arm), scope), k)
+    for (k, scope), family in sorted(families.items()):
+        # every row of a look shares its time half of the burn-in; the units half is per row
+        seq = {"planned_units": planned, "ready": any(r.ready for _, r, _ in family)}
+        for m, r, *_, verdict, _, _ in _judge(family, alpha, seq):
+            if verdict == "breach":
+                found.setdefault((m.label, str(r.arm), scope), k)
     return [
         FirstLookRow("guardrail_breach", metric, arm, scope, k, total, at[k], key in now)
         for key, k in found.items()

@@ -62,7 +62,7 @@ def _x(kind: str, i: int, a: tuple[str, int], b: tuple[str, int]) -> str:
     return f"x|{kind}|{i}|{a[0]}:{a[1]}|{b[0]}:{b[1]}"
 
 
-def _components(ctx: _Context, prep: Prepared) -> dict[int, dict[str, Any]]:
+def _components(prep: Prepared) -> dict[int, dict[str, Any]]:
     """Per moment metric: the components of its combined scope and of each phase scope."""
     out: dict[int, dict[str, Any]] = {}
     for (i, label, v), scope in prep.scopes.items():
@@ -88,7 +88,7 @@ def looks_plan(ctx: _Context, units: nw.LazyFrame[Any], prep: Prepared) -> nw.La
     """
     ctrl = ctx.control
     arms = (ctrl, *ctx.arms)
-    comps = _components(ctx, prep)
+    comps = _components(prep)
     terms = {
         comp: prep.terms[comp]
         for slot in comps.values()

@@ -88,7 +88,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from analysis.events.labelling import SplitResult
     from analysis.stats.quantile import QuantileEstimate
 
-__all__ = ["MOVED_UNITS", "analyze", "default_metrics"]
+__all__ = ["MOVED_UNITS", "analyze", "check_sequential", "default_metrics"]
 
 #: What ``analyze(moved_units=...)`` accepts.
 MOVED_UNITS = ("keep", "exclude")
@@ -268,7 +268,7 @@ def analyze(
     _check_options(
         alpha, multiplicity, power, recovery_bin_hours, block_hours, missing_threshold, moved_units
     )
-    _check_sequential(sequential, planned_units)
+    check_sequential(sequential, planned_units)
     if block_hours == 0:
         block_hours = None  # one stratum per exposure phase, as the CLI's --block-hours 0
     _completeness.check_completeness_options(
@@ -306,7 +306,7 @@ def analyze(
         return result
 
 
-def _check_sequential(sequential: bool, planned_units: float | None) -> None:
+def check_sequential(sequential: bool, planned_units: float | None) -> None:
     """``sequential=True`` needs the planned size, fixed before the first look."""
     if planned_units is not None and not (
         isinstance(planned_units, (int, float))

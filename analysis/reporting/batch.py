@@ -419,7 +419,7 @@ def report(
     from analysis.events.labelling import SplitResult, materialized, split
     from analysis.metrics import infer_metrics
     from analysis.metrics._completeness import check_completeness_options, resolve_window
-    from analysis.metrics.analyzing import _check_sequential
+    from analysis.metrics.analyzing import check_sequential
     from analysis.metrics.definitions import load_metrics
 
     opts: dict[str, Any] = {
@@ -438,7 +438,7 @@ def report(
         "planned_units": planned_units,
     }
     check_completeness_options(late_hours, gap_hours, drop_threshold, completeness_alpha)
-    _check_sequential(sequential, planned_units)  # bad input fails before anything is read
+    check_sequential(sequential, planned_units)  # bad input fails before anything is read
     check_mde(mde)
     start = _parse_time(since, "since")
     stop = _parse_time(until, "until")

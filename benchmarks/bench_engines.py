@@ -11,15 +11,18 @@ Usage::
 of an existing export. Each engine runs in a fresh process (:mod:`_engine_child`): the export
 handed to ``split`` as the engine's own object (a path read by polars; a DuckDB relation over
 the Parquet files; a PySpark ``local[2]`` DataFrame), then ``contamination_summary`` and
-``analyze`` with the default metrics (explain and recovery on). Reported per engine: the steps'
-times measured inside the process, the process wall time (interpreter and engine start-up
+``analyze`` (``--metrics``, default ``engines_metrics.yaml``: helpfulness per turn with its
+pre-period adjustment, a proportion, p95 latency and a guardrail; ``--segment consumer``;
+explain and recovery on). Reported per engine: the steps' times measured inside the process, the process wall time (interpreter and engine start-up
 included), its CPU time (user + system of the processes it waited for: the JVM's CPU is not
 included for Spark) and the peak RSS of the process tree (Python + the JVM for Spark;
 :mod:`_measure`).
-The engines must agree on the tagged events per label × arm; a row that does not is marked.
+Spark's jobs are counted per step (a job group; ``--spark-aqe false`` turns adaptive execution
+off). The engines must agree on the tagged events per label × arm (a row that does not is
+marked), and every effect, SE, interval and p-value is compared with the first engine's (the
+largest absolute difference is shown).
 
-Prints a Markdown table (and the commit it measured). The package decides how each engine is
-run: today a PySpark DataFrame is collected to polars on load; re-run after the engines land.
+Prints a Markdown table (and the commit it measured).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from _measure import Measured, measure
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 LEDGER = ROOT / "data_samples" / "ledger.yaml"
+METRICS = HERE / "engines_metrics.yaml"
 ENGINES = ("polars", "duckdb", "spark")
 
 
@@ -80,6 +84,18 @@ def _row(engine: str, runs: list[Measured], parsed: list[dict[str, Any]]) -> dic
     }
 
 
+def _difference(reference: dict[str, float], other: dict[str, float]) -> str:
+    """The largest absolute difference over the numbers both runs report (effects, SEs,
+    p-values, intervals of the effects and segment rows), and the keys only one has."""
+    shared = reference.keys() & other.keys()
+    only = len(reference.keys() ^ other.keys())
+    if not shared:
+        return "nothing to compare"
+    worst = max(abs(reference[k] - other[k]) for k in shared)
+    text = f"{worst:.1e} over {len(shared)} numbers"
+    return text + (f"; **{only} only in one**" if only else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -111,6 +127,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--timeout", type=float, default=900.0, help="seconds before a run is killed (default 900)"
     )
+    parser.add_argument(
+        "--metrics",
+        type=Path,
+        default=METRICS,
+        help="metrics file (default: benchmarks/engines_metrics.yaml, the issue's configuration)",
+    )
+    parser.add_argument(
+        "--segment", default="consumer", help="segment column ('' for none; default: consumer)"
+    )
+    parser.add_argument(
+        "--spark-aqe", default="true", help="spark.sql.adaptive.enabled (default: true)"
+    )
     args = parser.parse_args(argv)
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     unknown = [e for e in engines if e not in ENGINES]
@@ -131,7 +159,10 @@ def main(argv: list[str] | None = None) -> int:
         parsed: list[dict[str, Any]] = []
         for _ in range(args.repeat):
             cmd = [sys.executable, str(HERE / "_engine_child.py"), engine, str(events),
-                   str(args.ledger), "--spark-driver-memory", args.spark_driver_memory]  # fmt: skip
+                   str(args.ledger), "--spark-driver-memory", args.spark_driver_memory,
+                   "--metrics", str(args.metrics), "--spark-aqe", args.spark_aqe]  # fmt: skip
+            if args.segment:
+                cmd += ["--segment", args.segment]
             m = measure(cmd, cwd=ROOT, env=env, timeout=args.timeout)
             runs.append(m)
             rec = json.loads(m.out.strip().splitlines()[-1]) if m.code == 0 and m.out else {}
@@ -144,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         rows.append(_row(engine, runs, parsed))
     reference = next((r["parsed"]["tagged"] for r in rows if r["parsed"]), None)
+    numbers = next((r["parsed"]["numbers"] for r in rows if r["parsed"]), {})
     n = next((r["parsed"]["n_events"] for r in rows if r["parsed"]), None)
     where = f" (package from {args.pythonpath})" if args.pythonpath else ""
     load = os.getloadavg()[0]
@@ -153,21 +185,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         "| engine | backend used | start-up | split + summary | analyze | process wall "
-        "| process CPU | peak RSS (tree) | agrees |"
+        "| process CPU | peak RSS (tree) | Spark jobs (split / analyze) | agrees "
+        "| largest difference from the first engine |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         p = r["parsed"]
         if p is None:
             last = r["err"].strip().splitlines()[-1:] or ["?"]
             print(f"| {r['engine']} | failed (exit {r['code']}): {last[0][:120]} "
-                  f"| | | | {r['wall']:.1f} s | {r['cpu']:.1f} s | {r['peak']:.2f} GB | |")  # fmt: skip
+                  f"| | | | {r['wall']:.1f} s | {r['cpu']:.1f} s | {r['peak']:.2f} GB | | | |")  # fmt: skip
             continue
         agrees = "yes" if p["tagged"] == reference else "**no**"
+        jobs = p.get("spark_jobs")
+        njobs = f"{jobs['split']} / {jobs['analyze']}" if jobs else "—"
         print(
             f"| {r['engine']} | {p['backend']} | {r['start']:.1f} s | {r['split']:.1f} s "
             f"| {r['analyze']:.1f} s | {r['wall']:.1f} s | {r['cpu']:.1f} s | {r['peak']:.2f} GB "
-            f"| {agrees} |"
+            f"| {njobs} | {agrees} | {_difference(numbers, p.get('numbers', {}))} |"
         )
     return 0 if all(r["parsed"] for r in rows) else 1
 

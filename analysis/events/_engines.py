@@ -48,6 +48,7 @@ __all__ = [
     "is_spark",
     "kind_of",
     "materialize",
+    "shared",
     "small",
     "spark_time_zone",
     "table",
@@ -112,7 +113,48 @@ def collect_all(frames: Sequence[nw.LazyFrame[Any]]) -> list[list[dict[str, Any]
         # events: 3.1 GB against 2.5 GB, benchmarks/README.md)
         outs = pl.collect_all([f.to_native() for f in frames], engine="streaming")
         return [o.to_dicts() for o in outs]
+    if len(frames) > 1 and all(is_spark(f) for f in frames):
+        return _spark_collect_all(frames)
     return [f.collect().rows(named=True) for f in frames]
+
+
+def _spark_collect_all(frames: Sequence[nw.LazyFrame[Any]]) -> list[list[dict[str, Any]]]:
+    """Several aggregates of one Spark session in one action.
+
+    Every action is a Spark job with its own scheduling overhead (seconds on a small cluster);
+    the aggregates are stacked into one wide frame instead — frame ``i``'s column ``c`` becomes
+    column ``_{i}_{j}`` (null in the other frames' rows), a ``__q`` column says which frame a
+    row came from — collected once through narwhals (the same value conversions as collecting
+    each frame), and cut apart again. Each aggregate keeps its own column types.
+    """
+    from pyspark.sql import functions as F
+
+    natives = [f.to_native() for f in frames]
+    fields = [(i, field) for i, df in enumerate(natives) for field in df.schema.fields]
+    alias = {(i, field.name): f"_{i}_{j}" for j, (i, field) in enumerate(fields)}
+    parts = []
+    for i, df in enumerate(natives):
+        cols = [F.lit(i).cast("int").alias("__q")]
+        for k, field in fields:
+            if k == i:
+                quoted = field.name.replace("`", "``")
+                cols.append(F.col(f"`{quoted}`").alias(alias[(k, field.name)]))
+            else:
+                cols.append(F.lit(None).cast(field.dataType).alias(alias[(k, field.name)]))
+        parts.append(df.select(*cols))
+    packed = parts[0]
+    for part in parts[1:]:
+        packed = packed.unionAll(part)
+    rows = nw.from_native(packed).collect().rows(named=True)
+    out: list[list[dict[str, Any]]] = [[] for _ in frames]
+    names = [
+        [(field.name, alias[(i, field.name)]) for field in df.schema.fields]
+        for i, df in enumerate(natives)
+    ]
+    for row in rows:
+        i = int(row["__q"])
+        out[i].append({name: row[col] for name, col in names[i]})
+    return out
 
 
 def small(frame: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
@@ -128,7 +170,18 @@ def small(frame: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
         return nw.from_native(frame.to_native().collect(engine="streaming").lazy())
     if is_spark(frame):
         return nw.from_native(frame.to_native().localCheckpoint(eager=True))
+    if frame.implementation.is_duckdb():
+        return nw.from_native(frame.to_native().materialize())
     return frame
+
+
+def shared(frame: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
+    """A small sub-plan several aggregates of one run read (the enrolment table, the per-unit
+    table): polars leaves it lazy (its ``collect_all`` computes a sub-plan common to several
+    queries once); engines that run each query on its own compute it once (:func:`small`)."""
+    if frame.implementation.is_polars():
+        return frame
+    return small(frame)
 
 
 def with_keys(
@@ -311,7 +364,8 @@ def table(data: Mapping[str, Sequence[Any]], like: nw.LazyFrame[Any], schema: An
             for c, t in df.schema.items()
         }
         sql = values_sql(df.to_dict(as_series=False), types)
-        return nw.from_native(like.to_native().query("__like", sql))
+        # held computed: the typed casts of the literals run once, not on every row of a join
+        return nw.from_native(like.to_native().query("__like", sql).materialize())
     if is_spark(like):
         session = like.to_native().sparkSession
         ddl = ", ".join(f"`{c}` {_spark_type(t)}" for c, t in df.schema.items())

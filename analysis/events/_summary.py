@@ -238,13 +238,19 @@ def contamination_summary(result: SplitResult) -> ContaminationSummary:
         .otherwise(nw.lit(-1, dtype=nw.Int16))
         .alias("__arm"),
         nw.col("__code").alias("__label"),
+        nw.col("ramp_moved"),
         nw.col(unit),
         *([nw.col(conv)] if conv is not None else []),
     )
     # Two passes aggregate to one row per cell x unit and per cell x conversation (far fewer
     # rows than events); every count and distinct count below is derived from those.
     cell = ["phase", "__arm", "__label"]
-    per_unit = _small(frame.group_by(*cell, unit).agg(nw.len().alias("n")))
+    # ramp_moved is a property of the unit: the same on all its rows
+    per_unit = _small(
+        frame.group_by(*cell, unit).agg(
+            nw.len().alias("n"), nw.col("ramp_moved").max().alias("__moved")
+        )
+    )
     queries = [
         per_unit.group_by(*cell).agg(
             nw.col("n").sum().alias("n_events"), nw.len().alias("n_units")
@@ -255,8 +261,8 @@ def contamination_summary(result: SplitResult) -> ContaminationSummary:
         per_unit.group_by("__label").agg(
             nw.col("n").sum().alias("n_events"), nw.col(unit).n_unique().alias("n_units")
         ),
-        result.keyed.filter(nw.col("ramp_moved")).select(
-            nw.col(unit).n_unique().alias("units"), nw.len().alias("events")
+        per_unit.filter(nw.col("__moved")).select(
+            nw.col(unit).n_unique().alias("units"), nw.col("n").sum().alias("events")
         ),
     ]
     if conv is not None:
@@ -273,8 +279,8 @@ def contamination_summary(result: SplitResult) -> ContaminationSummary:
                 for part in (0, 1)
             ]
             per_conv = nw.concat(halves, how="vertical")
-        else:
-            per_conv = convs.group_by(*cell, conv).agg(nw.len().alias("n"))
+        else:  # read three times below: computed once
+            per_conv = _small(convs.group_by(*cell, conv).agg(nw.len().alias("n")))
         queries += [
             per_conv.group_by(*cell).agg(nw.len().alias("n_conversations")),
             per_conv.filter(nw.col("__label").is_in(bad_codes)).select(

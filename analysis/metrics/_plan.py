@@ -143,11 +143,13 @@ def build_frames(
     enrolled = tagged.filter(
         in_exposure & ~nw.col("contamination").is_in(["outside_window", "after_end"])
     )
-    enroll = enrolled.group_by(unit).agg(
-        nw.col("ts").min().alias("first_ts"),
-        nw.col("phase").min().alias("cohort"),
-        nw.col("arm").min().alias("first_arm"),
-        nw.col("arm").max().alias("last_arm"),
+    enroll = _engines.shared(
+        enrolled.group_by(unit).agg(
+            nw.col("ts").min().alias("first_ts"),
+            nw.col("phase").min().alias("cohort"),
+            nw.col("arm").min().alias("first_arm"),
+            nw.col("arm").max().alias("last_arm"),
+        )
     )
     return Frames(frame=f, tagged=tagged, clean=clean, enroll=enroll, conversation=conv)
 
@@ -213,11 +215,9 @@ def build_plan(ctx: _Context, fr: Frames) -> Plan:
         (nw.col("cohort") == nw.col("phase")).fill_null(value=False).alias("fresh"),
     ).drop("cohort")
     keys = ["phase", "stratum", "arm", "fresh"]
-    # computed once (read again by the influence pass): on polars collected in a streaming pass
-    # (a few rows per enrolled unit); elsewhere lazy, on the engine's persisted events
-    units = agg.unit_level(strata, keys, unit, M, covariates=cov)
-    if units.implementation.is_polars():
-        units = _engines.small(units)
+    # computed once (read again by the influence pass and the looks): a few rows per enrolled
+    # unit, held by the engine (_engines.small)
+    units = _engines.small(agg.unit_level(strata, keys, unit, M, covariates=cov))
     plan["strata"] = agg.group_moments(units, keys, M)
     plan["missing"] = agg.missing_counts(fr.clean, unit, M)
     exposure_day = exposure_day_plan(ctx, fr)
@@ -350,8 +350,7 @@ def explain_plan(ctx: _Context, tagged: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
     """
     unit, M = ctx.unit, ctx.metrics
     per_label = agg.unit_level(tagged, ["contamination", "arm"], unit, M, use_covariates=False)
-    if per_label.implementation.is_polars():  # read eight times below: computed once
-        per_label = _engines.small(per_label)
+    per_label = _engines.small(per_label)  # read eight times below: computed once
     reduce: list[nw.Expr] = []
     for i, m in agg.moment_metrics(M):
         for v in agg.variables(m, i, use_covariates=False):

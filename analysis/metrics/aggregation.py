@@ -375,18 +375,21 @@ def with_constants(
     """``units`` with the columns of the small table ``constants`` (keys ``key``, ``arm``)
     looked up by ``key`` × ``arm``; null where the table has no row.
 
-    On polars a left join with the table; on other engines (a DuckDB relation cannot be joined
-    with a table of another connection) one ``replace_strict`` per arm and column.
+    On polars and DuckDB a left join with the table (on DuckDB built on the relation's own
+    connection, :func:`analysis.events._engines.table`: the per-row lookups below cost DuckDB
+    seconds per 100,000 rows); on other engines one ``replace_strict`` per arm and column (on
+    Spark a join with a table built on the driver would add a broadcast job).
     """
     strata, arms = list(constants[key]), list(constants["arm"])
     cols = [c for c in constants if c not in (key, "arm")]
-    if units.implementation.is_polars():
+    if units.implementation.is_polars() or units.implementation.is_duckdb():
         import polars as pl
 
-        table = pl.DataFrame({k: list(v) for k, v in constants.items()}).with_columns(
-            pl.col(key).cast(pl.Int32), pl.col("arm").cast(pl.String)
-        )
-        return units.join(nw.from_native(table.lazy()), on=[key, "arm"], how="left")
+        schema = {key: pl.Int32, "arm": pl.String} | dict.fromkeys(cols, pl.Float64)
+        data: dict[str, list[Any]] = {key: [int(x) for x in strata], "arm": [str(a) for a in arms]}
+        data |= {c: [None if x is None else float(x) for x in constants[c]] for c in cols}
+        table = _engines.table(data, units, schema)
+        return units.join(table, on=[key, "arm"], how="left")
     exprs = []
     for c in cols:
         expr: nw.Expr = nw.lit(None, dtype=nw.Float64)

@@ -8,8 +8,9 @@ steps here have one implementation per engine, the way narwhals keeps its own ba
   ``duckdb``, ``pyspark``, other lazy narwhals backends by name, or ``file``);
 * :func:`collect` / :func:`collect_all` — bring small aggregates to the driver (polars: its
   streaming engine, several plans in one go; elsewhere the engine's own collect);
-* :func:`small` — compute a small lookup table once (polars keeps it in memory, Spark
-  checkpoints it locally; DuckDB keeps the lazy plan and chooses its joins itself);
+* :func:`small` — compute a small lookup table once (polars and DuckDB keep it in memory, Spark
+  checkpoints it locally); :func:`shared` — the same for a sub-plan several aggregates of one
+  run read, except on polars, whose ``collect_all`` already computes common sub-plans once;
 * :func:`with_keys` — compact grouping keys (64-bit hashes on polars; elsewhere the ids);
 * :func:`duplicate_ids` — repeated ``event_id`` values, exactly;
 * :func:`with_unit_bucket` — a uniform number in [0, 1) per unit from a hash of its id (the
@@ -102,9 +103,9 @@ def collect(frame: nw.LazyFrame[Any]) -> nw.DataFrame[Any]:
 def collect_all(frames: Sequence[nw.LazyFrame[Any]]) -> list[list[dict[str, Any]]]:
     """Collect several small aggregates, as rows.
 
-    polars runs them in one go (``collect_all`` shares the sub-plans); other engines one by
-    one (on Spark each is a job reading the persisted labelled events, see
-    :func:`materialize`).
+    polars runs them in one go (``collect_all`` shares the sub-plans); Spark in one action
+    (:func:`_spark_collect_all`; on the persisted labelled events, see :func:`materialize`);
+    other engines one by one.
     """
     if frames and all(f.implementation.is_polars() for f in frames):
         import polars as pl
@@ -163,8 +164,9 @@ def small(frame: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
     polars collects it in its own streaming pass and keeps it in memory; Spark computes it
     once with ``localCheckpoint`` (kept on the executors, memory and disk, lineage cut: every
     later query that joins it reads the stored rows instead of re-running the labelling, and
-    Spark's planner sees a leaf instead of the whole plan); DuckDB keeps it lazy and plans the
-    join itself.
+    Spark's planner sees a leaf instead of the whole plan); DuckDB holds the computed rows
+    (``relation.materialize()``; left lazy, every query that joined it re-ran the labelling —
+    one count over the labelled events scanned the export 40 times).
     """
     if frame.implementation.is_polars():
         return nw.from_native(frame.to_native().collect(engine="streaming").lazy())

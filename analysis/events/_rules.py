@@ -54,8 +54,8 @@ CONTAMINATED: tuple[str, ...] = LABELS[1:-1]
 
 
 def small(table: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
-    """A small lookup table computed once where that keeps plans lean (polars; on DuckDB and
-    Spark the table stays lazy: see :func:`analysis.events._engines.small`)."""
+    """A small lookup table computed once, so that the plans joining it stay lean (see
+    :func:`analysis.events._engines.small`)."""
     return _engines.small(table)
 
 

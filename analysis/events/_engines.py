@@ -173,8 +173,15 @@ def small(frame: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
     if is_spark(frame):
         return nw.from_native(frame.to_native().localCheckpoint(eager=True))
     if frame.implementation.is_duckdb():
-        return nw.from_native(frame.to_native().materialize())
+        return nw.from_native(_duckdb_held(frame.to_native()))
     return frame
+
+
+def _duckdb_held(relation: Any) -> Any:
+    """``relation`` computed once and held (``DuckDBPyRelation.materialize``); a DuckDB without
+    that method gets the lazy relation back (the same results, computed at every read)."""
+    held = getattr(relation, "materialize", None)
+    return held() if callable(held) else relation
 
 
 def shared(frame: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
@@ -367,7 +374,7 @@ def table(data: Mapping[str, Sequence[Any]], like: nw.LazyFrame[Any], schema: An
         }
         sql = values_sql(df.to_dict(as_series=False), types)
         # held computed: the typed casts of the literals run once, not on every row of a join
-        return nw.from_native(like.to_native().query("__like", sql).materialize())
+        return nw.from_native(_duckdb_held(like.to_native().query("__like", sql)))
     if is_spark(like):
         session = like.to_native().sparkSession
         ddl = ", ".join(f"`{c}` {_spark_type(t)}" for c, t in df.schema.items())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -424,8 +425,9 @@ def test_plan_after_the_rollback_is_recorded_plans_that_rollback(
                  *common])  # fmt: skip
     before = json.loads(capsys.readouterr().out)
     assert code == 1  # before it was applied, ticket-router needs confirmation
-    assert plan["legs"]["cohort"] == before["legs"]["cohort"]
-    assert plan["legs"]["caches"] == before["legs"]["caches"]
+    # the same plan up to the last bits of parallel float sums (two runs of the aggregation)
+    assert _same(plan["legs"]["cohort"], before["legs"]["cohort"])
+    assert _same(plan["legs"]["caches"], before["legs"]["caches"])
     # the table names it as recorded
     assert main(["rollback", "plan", "--ledger", str(RECORDED), "--no-recovery"]) == 0
     title = capsys.readouterr().out.splitlines()[0]
@@ -435,6 +437,17 @@ def test_plan_after_the_rollback_is_recorded_plans_that_rollback(
     title = capsys.readouterr().out.splitlines()[0]
     assert "r41 -> r42" in title
     assert "recorded" not in title
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, floats within a relative 1e-12 (nested dicts and lists)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-15)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
 
 
 def _iso(at: datetime) -> str:
